@@ -1,0 +1,39 @@
+# The two set-up commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export FLASK_APP := wsgi.py
+
+.PHONY: run test lint format translations install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m crm.devserver
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Extract new strings and merge them into the nb and en catalogs.
+translations: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _l -o crm/translations/messages.pot --no-location --sort-output .
+	$(BIN)/pybabel update -i crm/translations/messages.pot -d crm/translations --no-location --omit-header --ignore-obsolete
+	$(BIN)/pybabel compile -d crm/translations
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache

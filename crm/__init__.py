@@ -1,0 +1,99 @@
+"""The Etisk handel Norge CRM: ``create_app`` wires configuration, extensions and features."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+
+from flask import Flask
+
+from crm.config import Config, config_from_environment
+
+# Features in dependency order; each may offer views.bp, views.init_app(app) and jobs.py.
+FEATURES = ("home", "audit", "auth", "mail")
+
+
+def create_app(config: type[Config] | None = None) -> Flask:
+    config = config or config_from_environment()
+    config.validate()
+    app = Flask(
+        __name__,
+        instance_path=config.INSTANCE_PATH,
+        template_folder="../templates",
+        static_folder="../static",
+    )
+    app.config.from_object(config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    register_extensions(app)
+    register_features(app)
+    from crm.errors import register_error_handlers
+    from crm.security import register_security
+
+    register_error_handlers(app)
+    register_security(app)
+    from crm.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from crm.extensions import babel, csrf, db, limiter, login_manager, mail, migrate, redis
+    from crm.i18n import compile_catalogs, select_locale, select_timezone
+    from crm.redis_setup import connect_redis, limiter_storage_uri
+
+    try:
+        compile_catalogs(Path(app.root_path) / "translations")
+    except OSError:
+        app.logger.warning("Could not compile translation catalogs; run `make translations`")
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"), render_as_batch=True)
+    login_manager.init_app(app)
+    mail.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    with app.app_context():
+        _configure_engine(db.engine)
+    redis.connection, redis.url = connect_redis(app.config["REDIS_URL"], app.config["EMBEDDED_REDIS_PATH"])
+    app.config["RATELIMIT_STORAGE_URI"] = limiter_storage_uri(redis.url)
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", "crm-limiter")
+    limiter.init_app(app)
+
+
+def register_features(app: Flask) -> None:
+    for name in FEATURES:
+        importlib.import_module(f"crm.{name}.models") if _has(name, "models") else None
+        if _has(name, "views"):
+            views = importlib.import_module(f"crm.{name}.views")
+            if hasattr(views, "bp"):
+                app.register_blueprint(views.bp)
+            if hasattr(views, "init_app"):
+                views.init_app(app)
+        if _has(name, "jobs"):
+            importlib.import_module(f"crm.{name}.jobs")
+
+
+def _has(feature: str, module: str) -> bool:
+    return importlib.util.find_spec(f"crm.{feature}.{module}") is not None
+
+
+def _configure_engine(engine) -> None:
+    """SQLite: enforce foreign keys, and let SQLAlchemy (not pysqlite) issue BEGIN so that
+    savepoints and transactional DDL behave as on PostgreSQL."""
+    from sqlalchemy import event
+
+    if engine.dialect.name != "sqlite" or getattr(engine, "_crm_configured", False):
+        return
+    engine._crm_configured = True
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, connection_record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        connection.exec_driver_sql("BEGIN")

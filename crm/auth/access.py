@@ -1,0 +1,75 @@
+"""Every view declares who may use it. A test walks ``app.url_map`` and fails on undeclared views."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import abort, request
+from flask_login import current_user
+
+from crm.auth.models import STAFF_ROLES, Role
+
+ACCESS_ATTRIBUTE = "crm_access"
+
+
+def _declare(view: Callable[..., Any], declaration: str) -> None:
+    setattr(view, ACCESS_ATTRIBUTE, declaration)
+
+
+def public(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Anyone, logged in or not."""
+    _declare(view, "public")
+    return view
+
+
+def _require(check: Callable[[Any], bool], declaration: str):
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any):
+            if not current_user.is_authenticated:
+                from crm.extensions import login_manager
+
+                return login_manager.unauthorized()
+            if not check(current_user):
+                abort(403)
+            return view(*args, **kwargs)
+
+        _declare(wrapped, declaration)
+        return wrapped
+
+    return decorator
+
+
+def authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Any logged-in user."""
+    return _require(lambda user: True, "authenticated")(view)
+
+
+def member_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A person at a member organisation (the portal)."""
+    return _require(lambda user: user.is_member, "member")(view)
+
+
+def staff_required(*roles: Role) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Staff; with roles, only staff holding one of them (admins always pass)."""
+    wanted = frozenset(roles) or STAFF_ROLES
+
+    def check(user: Any) -> bool:
+        return user.is_staff and (Role.ADMIN in user.roles or bool(user.roles & wanted))
+
+    label = "staff:" + ",".join(sorted(role.value for role in wanted))
+    return _require(check, label)
+
+
+def declared_access(view: Callable[..., Any]) -> str | None:
+    return getattr(view, ACCESS_ATTRIBUTE, None)
+
+
+def safe_next_url(default: str) -> str:
+    """Only same-site relative paths are followed after login."""
+    target = request.args.get("next") or request.form.get("next") or ""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default

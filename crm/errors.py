@@ -1,0 +1,79 @@
+"""Domain errors and their HTTP mapping. Users never see a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_babel import lazy_gettext as _l
+from werkzeug.exceptions import HTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """A rule of the domain refused the operation; the message is safe to show to the user."""
+
+    status_code = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(DomainError):
+    status_code = 404
+
+
+class PermissionDenied(DomainError):
+    status_code = 403
+
+
+class Conflict(DomainError):
+    status_code = 409
+
+
+ERROR_TITLES = {
+    400: _l("Bad request"),
+    403: _l("Access denied"),
+    404: _l("Page not found"),
+    405: _l("Method not allowed"),
+    409: _l("Conflict"),
+    413: _l("The file is too large"),
+    429: _l("Too many attempts"),
+    500: _l("Something went wrong"),
+    503: _l("Service unavailable"),
+}
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def _render(status: int, description: str | None = None):
+    from crm.extensions import db
+
+    db.session.rollback()
+    title = ERROR_TITLES.get(status, ERROR_TITLES[500])
+    if _wants_json():
+        return jsonify(error=str(title), description=description), status
+    return render_template("errors/error.html", status=status, title=title, description=description), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def handle_http(exc: HTTPException):
+        description = exc.description if exc.code in (400, 413, 429) else None
+        return _render(exc.code or 500, description)
+
+    @app.errorhandler(DomainError)
+    def handle_domain(exc: DomainError):
+        return _render(exc.status_code, exc.message)
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception):
+        if app.testing and app.config.get("PROPAGATE_EXCEPTIONS"):
+            raise exc
+        logger.exception("Unhandled error on %s %s", request.method, request.path)
+        return _render(500)

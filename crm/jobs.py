@@ -1,0 +1,140 @@
+"""Background jobs: named queues, enqueue-after-commit, the worker and the periodic schedule.
+
+No feature logic lives here. Features declare periodic jobs with ``periodic(...)`` in their
+``jobs.py``; the worker runs them without any cron setup.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, current_app
+from rq import Queue, Retry, SimpleWorker
+from rq.job import Job
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from crm.extensions import redis
+
+logger = logging.getLogger(__name__)
+
+QUEUE_NAMES = ("emails", "billing", "default")
+DEFAULT_RETRY = Retry(max=5, interval=[10, 30, 120, 600, 1800])
+_PENDING_KEY = "crm_pending_jobs"
+
+
+def get_queue(name: str = "default") -> Queue:
+    if name not in QUEUE_NAMES:
+        raise ValueError(f"Unknown queue {name!r}")
+    return Queue(name, connection=redis(), default_timeout=600)
+
+
+@dataclass
+class PendingJob:
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    queue: str
+    retry: Retry | None
+    job_id: str | None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def enqueue_after_commit(
+    func: Callable[..., Any],
+    *args: Any,
+    queue: str = "default",
+    retry: Retry | None = DEFAULT_RETRY,
+    job_id: str | None = None,
+    session: Session | None = None,
+) -> None:
+    """Enqueue ``func(*args)`` once the current transaction commits; a rollback enqueues nothing.
+
+    Pass ids, not objects: the job loads fresh state when it runs.
+    """
+    from crm.extensions import db
+
+    if queue not in QUEUE_NAMES:
+        raise ValueError(f"Unknown queue {queue!r}")
+    target = session if session is not None else db.session()
+    target.connection()  # begin the transaction now, so that its rollback also drops these jobs
+    target.info.setdefault(_PENDING_KEY, []).append(PendingJob(func, args, queue, retry, job_id))
+
+
+@event.listens_for(Session, "after_commit")
+def _enqueue_pending(session: Session) -> None:
+    pending: list[PendingJob] = session.info.pop(_PENDING_KEY, [])
+    for job in pending:
+        try:
+            get_queue(job.queue).enqueue(job.func, *job.args, retry=job.retry, job_id=job.job_id)
+        except Exception:
+            # The row is committed; the feature's sweeper re-enqueues what was lost here.
+            logger.exception("Could not enqueue %s%r on %s", job.func.__name__, job.args, job.queue)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, previous_transaction) -> None:
+    # Only the session's outermost transaction decides; a rolled-back savepoint inside it does not.
+    if previous_transaction.parent is None:
+        session.info.pop(_PENDING_KEY, None)
+
+
+# --- periodic jobs ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    name: str
+    func: Callable[[], Any]
+    every: timedelta
+    queue: str = "default"
+
+
+PERIODIC_JOBS: dict[str, PeriodicJob] = {}
+
+
+def periodic(every: timedelta, *, queue: str = "default", name: str | None = None):
+    """Declare a function as a periodic job run by the worker's scheduler."""
+
+    def decorator(func: Callable[[], Any]) -> Callable[[], Any]:
+        key = name or f"{func.__module__}.{func.__qualname__}"
+        PERIODIC_JOBS[key] = PeriodicJob(key, func, every, queue)
+        return func
+
+    return decorator
+
+
+def enqueue_due_periodic_jobs(connection=None) -> list[str]:
+    """Enqueue each periodic job whose interval has passed. Safe with several workers:
+    a Redis ``SET NX`` with the interval as expiry lets exactly one process claim each slot."""
+    conn = connection or redis()
+    enqueued = []
+    for job in PERIODIC_JOBS.values():
+        claimed = conn.set(f"crm:periodic:{job.name}", "1", nx=True, ex=max(1, int(job.every.total_seconds())))
+        if claimed:
+            get_queue(job.queue).enqueue(job.func, job_id=None, retry=None)
+            enqueued.append(job.name)
+    return enqueued
+
+
+# --- worker ------------------------------------------------------------------------------------
+
+
+class AppWorker(SimpleWorker):
+    """Runs each job inside a fresh application context (and so a fresh database session)."""
+
+    def __init__(self, *args: Any, app: Flask, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.app = app
+
+    def perform_job(self, job: Job, queue: Queue) -> bool:
+        with self.app.app_context():
+            return super().perform_job(job, queue)
+
+
+def make_worker(app: Flask | None = None, queues: tuple[str, ...] = QUEUE_NAMES) -> AppWorker:
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    return AppWorker([get_queue(name) for name in queues], connection=redis(), app=app)

@@ -1,0 +1,38 @@
+"""Factory functions: ``make_x(**overrides)`` builds and flushes one valid object."""
+
+from __future__ import annotations
+
+import itertools
+from functools import cache
+
+from crm.auth.models import Role, User, UserRole
+from crm.auth.passwords import hash_password
+from crm.extensions import db
+
+DEFAULT_PASSWORD = "grønn-lastebil-fjord-2026"
+_sequence = itertools.count(1)
+
+
+@cache
+def _default_password_hash() -> str:
+    # argon2 is slow on purpose; hash the shared test password once per run.
+    return hash_password(DEFAULT_PASSWORD)
+
+
+def make_user(*, roles: set[Role] | None = None, password: str | None = DEFAULT_PASSWORD, **overrides) -> User:
+    n = next(_sequence)
+    values = {"email": f"user{n}@example.no", "full_name": f"Test Person {n}"}
+    values.update(overrides)
+    user = User(**values)
+    if password == DEFAULT_PASSWORD:
+        user.password_hash = _default_password_hash()
+    elif password is not None:
+        user.password_hash = hash_password(password)
+    user.role_links = [UserRole(role=role) for role in (roles or {Role.MEMBER})]
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def make_staff(*roles: Role, **overrides) -> User:
+    return make_user(roles=set(roles) or {Role.ADVISER}, **overrides)
