@@ -74,6 +74,11 @@ class Config:
     LOGIN_LIMIT_PER_IP = os.environ.get("CRM_LOGIN_LIMIT_PER_IP", "20 per 10 minutes")
     LOGIN_LIMIT_PER_ACCOUNT = os.environ.get("CRM_LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes")
     PASSWORD_RESET_MAX_AGE_SECONDS = 3600
+    INVITATION_MAX_AGE_SECONDS = 7 * 24 * 3600
+    PASSWORD_RESET_LIMIT_PER_IP = os.environ.get("CRM_PASSWORD_RESET_LIMIT_PER_IP", "5 per 15 minutes")
+    # Wrong second-factor codes per account before the code page refuses to check more for a while.
+    MFA_LIMIT_PER_ACCOUNT = os.environ.get("CRM_MFA_LIMIT_PER_ACCOUNT", "5 per 5 minutes")
+    MFA_PENDING_SECONDS = 300
     HSTS = False
 
     # i18n
