@@ -10,6 +10,7 @@ import os
 import tempfile
 
 import pytest
+from flask import g, request_started
 from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import event
 
@@ -32,9 +33,17 @@ class SuiteConfig(TestingConfig):
     EMBEDDED_REDIS_PATH = os.path.join(_tmp, "redis.db")
 
 
+def _fresh_request_globals(sender, **extra):
+    """Requests in a test share the test's app context (and so its database session), and with it
+    ``g``; production gives every request a fresh ``g``. Without this, the logged-in user, the
+    CSRF token and the locale cached in ``g`` by one request would leak into the next."""
+    g.__dict__.clear()
+
+
 @pytest.fixture(scope="session")
 def app():
     app = create_app(SuiteConfig)
+    request_started.connect(_fresh_request_globals, app)
     with app.app_context():
         db.drop_all()
         db.create_all()

@@ -82,7 +82,10 @@ def too_many_attempts(exc):
         if user is None or not user.totp_secret:
             return redirect(url_for("auth.login"))
         context.update(qr_svg=mfa.qr_code_svg(user), secret=user.totp_secret)
-    flash(_("Too many attempts. Wait a little and try again."), "danger")
+    if request.endpoint == "auth.login":
+        flash(_("Too many login attempts. Wait a little and try again."), "danger")
+    else:
+        flash(_("Too many attempts. Wait a little and try again."), "danger")
     return render_template(template, **context), 429
 
 
