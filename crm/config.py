@@ -116,6 +116,8 @@ class TestingConfig(Config):
     MAIL_SUPPRESS_SEND = False
     MAIL_SERVER = "127.0.0.1"
     CRM_REQUIRE_STAFF_MFA = True
+    # Still argon2id, at the lowest cost: production's ~0.1 s per hash would slow every login test.
+    PASSWORD_HASH_PARAMS = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
     SERVER_NAME = "crm.test"
     BASE_URL = "http://crm.test"
 

@@ -278,7 +278,7 @@ def change_password():
         else:
             db.session.commit()
             # Every other session has ended; this browser continues with a fresh session cookie.
-            start_session(current_user, login_at=session.get("login_at"))
+            start_session(current_user._get_current_object(), login_at=session.get("login_at"))
             flash(_("Your password is changed. You have been logged out everywhere else."), "success")
             return redirect(url_for("auth.account"))
     return _account_page(password_form=form, status=400)
