@@ -230,7 +230,7 @@ def _password_link_view(token: str, purpose: str, template: str):
             db.session.commit()
             flash(_("Your password is saved. You can log in now."), "success")
             return redirect(url_for("auth.login"))
-    return render_template(template, form=form)
+    return render_template(template, form=form), 400 if form.errors else 200
 
 
 @bp.route("/auth/reset/<token>", methods=["GET", "POST"])
