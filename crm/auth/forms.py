@@ -1,6 +1,15 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, PasswordField, RadioField, SelectMultipleField, StringField, SubmitField
+from wtforms import (
+    EmailField,
+    HiddenField,
+    PasswordField,
+    RadioField,
+    SelectChoice,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+)
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -55,7 +64,11 @@ class ChangePasswordForm(NewPasswordForm):
 class PreferencesForm(FlaskForm):
     locale = RadioField(
         _l("Language"),
-        choices=[("", _l("Follow my browser")), ("nb", "Norsk bokmål"), ("en", "English")],
+        choices=[
+            SelectChoice("", _l("Follow my browser")),
+            SelectChoice("nb", "Norsk bokmål"),
+            SelectChoice("en", "English"),
+        ],
         default="",
         validate_choice=True,
     )
@@ -76,8 +89,8 @@ ROLE_LABELS = {
 }
 
 
-def staff_role_choices() -> list[tuple[str, object]]:
-    return [(role.value, ROLE_LABELS[role.value]) for role in sorted(STAFF_ROLES, key=lambda r: r.value)]
+def staff_role_choices() -> list[SelectChoice]:
+    return [SelectChoice(role.value, ROLE_LABELS[role.value]) for role in sorted(STAFF_ROLES, key=lambda r: r.value)]
 
 
 class StaffRolesForm(FlaskForm):

@@ -274,7 +274,8 @@ def change_password():
             )
         except DomainError as exc:
             db.session.rollback()
-            getattr(form, exc.field or "new_password").errors.append(exc.message)
+            field = form.current_password if exc.field == "current_password" else form.new_password
+            field.errors.append(exc.message)
         else:
             db.session.commit()
             # Every other session has ended; this browser continues with a fresh session cookie.
