@@ -30,7 +30,8 @@ def _user_or_404(user_id: int) -> User:
 
 
 def _roles_from(form: StaffRolesForm) -> set[Role]:
-    return {Role(value) for value in form.roles.data or []}
+    known = {role.value: role for role in Role}
+    return {known[value] for value in form.roles.data or [] if value in known}
 
 
 @bp.route("/")

@@ -94,7 +94,8 @@ def staff_role_choices() -> list[SelectChoice]:
 
 
 class StaffRolesForm(FlaskForm):
-    roles = MultiCheckboxField(_l("Roles"), choices=staff_role_choices, validators=[DataRequired()])
+    # The service checks the roles (at least one, staff only) with messages of its own.
+    roles = MultiCheckboxField(_l("Roles"), choices=staff_role_choices, validate_choice=False)
     submit = SubmitField(_l("Save roles"))
 
 
