@@ -121,7 +121,7 @@ __all__ = ["redis", "run_jobs"]
 
 # --- Logging in through the real login page (and the real second factor for staff) ---------------
 
-DEFAULT_PASSWORD = "grønn-lastebil-fjord-2026"  # the password tests.factories gives every user
+from tests.factories import DEFAULT_PASSWORD  # noqa: E402 - the password every factory-made user has
 
 
 def csrf_token(client) -> str:

@@ -254,3 +254,18 @@ def test_enrolled_users_cannot_enrol_again():
         mfa.begin_enrolment(user)
     with pytest.raises(DomainError):
         mfa.confirm_enrolment(user, "123456")
+
+
+def test_enrolment_page_is_throttled_too_and_keeps_the_qr_code(client, app, monkeypatch):
+    monkeypatch.setitem(app.config, "MFA_LIMIT_PER_ACCOUNT", "1 per minute")
+    user = make_staff()
+    _post_password(client, user)
+    client.get("/auth/mfa/enrol")
+    db.session.refresh(user)
+    wrong = "000000" if totp_code(user) != "000000" else "111111"
+    assert client.post("/auth/mfa/enrol", data={"code": wrong, "csrf_token": csrf_token(client)}).status_code == 200
+    response = client.post("/auth/mfa/enrol", data={"code": totp_code(user), "csrf_token": csrf_token(client)})
+    assert response.status_code == 429
+    assert "<svg" in response.text
+    assert not mfa.is_enrolled(user)
+    assert 'style="' not in response.text
