@@ -104,7 +104,10 @@ def run_jobs(app, queues=("emails", "billing", "default")) -> None:
     """Run queued jobs in this process until the queues are empty (RQ burst mode)."""
     from crm.jobs import make_worker
 
-    make_worker(app, queues).work(burst=True, with_scheduler=False)
+    worker = make_worker(app, queues)
+    # RQ's pubsub thread only carries remote commands (stop a job); joining it can stall a burst by 1 s.
+    worker.subscribe = lambda: None
+    worker.work(burst=True, with_scheduler=False)
 
 
 __all__ = ["redis", "run_jobs"]

@@ -7,6 +7,8 @@ import enum
 import smtplib
 import unicodedata
 from dataclasses import dataclass
+from email.headerregistry import Address
+from email.utils import parseaddr
 
 from flask import current_app
 from flask_mail import BadHeaderError, Connection, Message
@@ -71,12 +73,34 @@ class _Connection(Connection):
             self.host.close()
 
 
+class OutboxMail(Message):
+    """Flask-Mail's message, with From, To and Subject written by the standard library's email
+    policy. Flask-Mail 0.10 pre-encodes them with ``email.header.Header`` and then generates with
+    ``policy.SMTP``, which re-folds that text and breaks long non-ASCII names and subjects on the
+    wire ("Bjør nstjerne"). The policy also refuses any header value containing a line break."""
+
+    def _message(self):
+        msg = super()._message()  # its policy is email.policy.SMTP by now
+        sender_name, sender_address = parseaddr(self.sender if isinstance(self.sender, str) else "")
+        if sender_address:
+            del msg["From"]
+            msg["From"] = Address(display_name=sender_name, addr_spec=sender_address)
+        if len(self.recipients) == 1 and isinstance(self.recipients[0], tuple):
+            name, address = self.recipients[0]
+            del msg["To"]
+            msg["To"] = Address(display_name=name, addr_spec=address)
+        if self.subject:
+            del msg["Subject"]
+            msg["Subject"] = self.subject
+        return msg
+
+
 def build_message(row: OutboxMessage) -> Message:
     """A multipart (text and HTML) message with the row's deterministic Message-ID."""
     config = current_app.config
     name = one_line(row.to_name, max_length=200)
     address = row.to_address.strip()
-    message = Message(
+    message = OutboxMail(
         subject=one_line(row.subject, max_length=255),
         recipients=[(name, address)] if name else [address],
         body=row.body_text,
