@@ -4,6 +4,7 @@ the server's answer into delivered, try again later, or refused for good."""
 from __future__ import annotations
 
 import enum
+import logging
 import smtplib
 import unicodedata
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from flask import current_app
 from flask_mail import BadHeaderError, Connection, Message
 
 from crm.mail.models import OutboxMessage
+
+logger = logging.getLogger(__name__)
 
 
 def one_line(value: str | None, *, max_length: int | None = None) -> str:
@@ -120,9 +123,12 @@ def send_row(row: OutboxMessage) -> SendResult:
     if "\r" in row.to_address or "\n" in row.to_address:
         return SendResult(Outcome.PERMANENT, "The recipient address contains a line break")
     message = build_message(row)
+    state = current_app.extensions["mail"]
+    if state.suppress:
+        logger.info("MAIL_SUPPRESS_SEND is on: %s to %s is not sent", row.message_id, row.to_address)
     try:
         # With MAIL_SUPPRESS_SEND the connection only records the message (Flask-Mail's signal).
-        with _Connection(current_app.extensions["mail"]) as connection:
+        with _Connection(state) as connection:
             connection.send(message)
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
