@@ -101,6 +101,10 @@ def send_outbox_message(message_id: int) -> None:
             # broken message ends FAILED after the retries instead of looping forever.
             logger.exception("mail %s: unexpected error while sending", message_id)
             result_error = f"{type(exc).__name__}: {exc}"
+            db.session.rollback()
+            message = db.session.get(OutboxMessage, message_id)
+            if message is None or message.status not in (OutboxStatus.QUEUED, OutboxStatus.RETRYING):
+                return
             retry = services.mark_temporary_failure(message, result_error)
             db.session.commit()
             if retry:

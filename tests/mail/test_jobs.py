@@ -261,3 +261,20 @@ def test_the_sweeper_replaces_a_job_that_failed_in_rq(app, smtp_server):
     run_jobs(app)
     assert len(smtp_server.messages) == 1
     assert promote_scheduled_jobs() == 0
+
+
+def test_an_unexpected_error_counts_as_a_failed_attempt(app, smtp_server, monkeypatch):
+    # A configuration mistake (no sender) is not an SMTP answer; the message waits for a fix
+    # instead of being lost, and would end FAILED after the last attempt.
+    monkeypatch.setitem(app.config, "MAIL_DEFAULT_SENDER", None)
+    monkeypatch.setattr(app.extensions["mail"], "default_sender", None)
+    message = _queue()
+    db.session.commit()
+    run_jobs(app)
+
+    row = _fresh(message.id)
+    assert row.status is OutboxStatus.RETRYING
+    assert row.attempts == 1
+    assert row.last_error.startswith("AssertionError")
+    assert smtp_server.messages == []
+    assert _job_status(message.id) == JobStatus.SCHEDULED
