@@ -92,3 +92,21 @@ def set_password_command(email: str, password: str) -> None:
 
 def register_cli(app: Flask) -> None:
     app.cli.add_command(crm_cli)
+
+
+@crm_cli.command("send-test-email")
+@click.option("--to", "address", required=True, help="The address to send a test email to.")
+def send_test_email_command(address: str) -> None:
+    """Queue a test email; a worker (`flask crm worker`) sends it."""
+    from crm.errors import DomainError
+    from crm.mail.services import queue_email
+
+    try:
+        message = queue_email(
+            to=address, template="test_message", context={"requested_by": "flask crm send-test-email"}
+        )
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Test email {message.message_id} queued for {message.to_address}.")

@@ -14,9 +14,9 @@ OSLO = ZoneInfo("Europe/Oslo")
 
 
 def select_locale() -> str:
-    languages = current_app.config["LANGUAGES"]
-    if not has_request_context():  # CLI commands and jobs: messages in the default language
+    if not has_request_context():  # CLI commands and jobs: callers force a locale when they need one
         return current_app.config["BABEL_DEFAULT_LOCALE"]
+    languages = current_app.config["LANGUAGES"]
     chosen = session.get("locale")
     if not chosen and current_user and getattr(current_user, "is_authenticated", False):
         chosen = current_user.locale
