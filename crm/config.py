@@ -76,6 +76,8 @@ class Config:
     PASSWORD_RESET_MAX_AGE_SECONDS = 3600
     INVITATION_MAX_AGE_SECONDS = 7 * 24 * 3600
     PASSWORD_RESET_LIMIT_PER_IP = os.environ.get("CRM_PASSWORD_RESET_LIMIT_PER_IP", "5 per 15 minutes")
+    # Per address too, so nobody can flood one inbox with reset emails from many IPs.
+    PASSWORD_RESET_LIMIT_PER_ADDRESS = os.environ.get("CRM_PASSWORD_RESET_LIMIT_PER_ADDRESS", "3 per hour")
     # Wrong second-factor codes per account before the code page refuses to check more for a while.
     MFA_LIMIT_PER_ACCOUNT = os.environ.get("CRM_MFA_LIMIT_PER_ACCOUNT", "5 per 5 minutes")
     MFA_PENDING_SECONDS = 300

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from crm.auth import mfa, services
+from crm.auth import mfa, reset, services
 from crm.auth.access import staff_required
 from crm.auth.forms import ROLE_LABELS, ActionForm, NewStaffUserForm, StaffRolesForm
 from crm.auth.models import STAFF_ROLES, Role, User
@@ -139,4 +139,14 @@ def reset_mfa(user_id: int):
         user_id,
         lambda user: mfa.reset_mfa(user, actor=current_user),
         _("Two-factor login is reset. The user sets it up again at the next login."),
+    )
+
+
+@bp.route("/<int:user_id>/invite", methods=["POST"])
+@admin_only
+def resend_invitation(user_id: int):
+    return _action(
+        user_id,
+        lambda user: reset.send_invitation(user, actor=current_user),
+        _("A new invitation is on its way."),
     )

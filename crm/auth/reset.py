@@ -99,7 +99,10 @@ def request_password_reset(email: str, *, ip_address: str | None = None) -> None
 
 
 def send_invitation(user: User, *, actor: User) -> None:
-    """Queue an invitation with a link to choose a password (valid for 7 days, single use)."""
+    """Queue an invitation with a link to choose a password (valid for 7 days, single use).
+    ``DomainError`` when the user already has a password (they use "forgot password") or is disabled."""
+    if user.password_hash or not user.is_enabled:
+        raise DomainError(_("Only enabled users who have not chosen a password yet can be invited."))
     days = current_app.config["INVITATION_MAX_AGE_SECONDS"] // 86400
     queue_email(
         to=user.email,

@@ -143,7 +143,7 @@ def set_user_locale(user: User, locale: str | None, *, allowed: set[str]) -> Non
 
 
 def users_query(search: str = "") -> Select[tuple[User]]:
-    """All users, staff first by name, filtered by a case-insensitive search in name and email."""
+    """All users by name, filtered by a case-insensitive search in name and email."""
     stmt = select(User).order_by(func.lower(User.full_name), User.id)
     search = search.strip().lower()
     if search:

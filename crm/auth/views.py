@@ -52,7 +52,12 @@ def _account_key() -> str:
 
 
 def _pending_key() -> str:
-    return "mfa-account:" + str(session.get(PENDING_KEY, {}).get("user", "none"))
+    user_id = str(session.get(PENDING_KEY, {}).get("user", "none")).split(":", 1)[0]
+    return "mfa-account:" + user_id
+
+
+def _reset_address_key() -> str:
+    return "reset-address:" + services.normalise_email(request.form.get("email", ""))[:254]
 
 
 # Wrong codes on the enrolment and the code page count together, per pending account.
@@ -102,6 +107,8 @@ def login():
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
     form = LoginForm()
+    if not form.is_submitted():
+        form.next.data = request.args.get("next", "")
     if form.validate_on_submit():
         user = services.authenticate(form.email.data, form.password.data, ip_address=request.remote_addr)
         if user is None:
@@ -201,6 +208,9 @@ def logout():
 @bp.route("/auth/forgot-password", methods=["GET", "POST"])
 @public
 @limiter.limit(lambda: current_app.config["PASSWORD_RESET_LIMIT_PER_IP"], methods=["POST"])
+@limiter.limit(
+    lambda: current_app.config["PASSWORD_RESET_LIMIT_PER_ADDRESS"], methods=["POST"], key_func=_reset_address_key
+)
 def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():

@@ -11,7 +11,7 @@ from crm.audit.models import AuditEntry
 from crm.auth import services
 from crm.auth.models import Role
 from crm.extensions import db
-from tests.conftest import DEFAULT_PASSWORD, csrf_token, login
+from tests.conftest import DEFAULT_PASSWORD, csrf_token, login, totp_code
 from tests.factories import make_staff, make_user
 
 WRONG = "feil-passord-helt-sikkert"
@@ -246,3 +246,37 @@ def test_cookies_are_secure_outside_development():
     assert ProductionConfig.SESSION_COOKIE_SECURE is True
     assert Config.SESSION_COOKIE_HTTPONLY is True
     assert Config.SESSION_COOKIE_SAMESITE == "Lax"
+
+
+@pytest.mark.parametrize("staff", [False, True])
+def test_login_returns_to_the_page_asked_for(client, staff):
+    user = make_staff(Role.ADMIN) if staff else make_user()
+    target = "/staff/users/" if staff else "/account"
+    response = client.get(target)
+    login_url = response.headers["Location"]
+    assert login_url.startswith("/auth/login?next=")
+    page = client.get(login_url)
+    assert 'name="next" type="hidden" value="' + target + '"' in page.text
+    data = {"email": user.email, "password": DEFAULT_PASSWORD, "next": target, "csrf_token": csrf_token(client)}
+    response = client.post("/auth/login", data=data)
+    if staff:
+        mfa_page = response.headers["Location"]
+        client.get(mfa_page)
+        db.session.refresh(user)
+        response = client.post(mfa_page, data={"code": totp_code(user), "csrf_token": csrf_token(client)})
+    assert response.headers["Location"] == target
+
+
+def test_login_ignores_offsite_next(client):
+    member = make_user()
+    client.get("/auth/login?next=//evil.example/")
+    response = client.post(
+        "/auth/login",
+        data={
+            "email": member.email,
+            "password": DEFAULT_PASSWORD,
+            "next": "//evil.example/",
+            "csrf_token": csrf_token(client),
+        },
+    )
+    assert response.headers["Location"] == "/portal/"

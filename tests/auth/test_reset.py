@@ -211,3 +211,16 @@ def test_invitation_link_lets_a_new_staff_user_choose_a_password(client):
     assert client.post(link, data=data).status_code == 302
     assert verify_password(user.password_hash, NEW_PASSWORD)
     assert client.get(link).status_code == 400
+
+
+def test_forgot_password_is_rate_limited_per_address(app, monkeypatch):
+    monkeypatch.setitem(app.config, "PASSWORD_RESET_LIMIT_PER_ADDRESS", "2 per minute")
+    make_user(email="offer@example.no")
+    for n in range(2):
+        with app.test_client() as client:
+            client.environ_base["REMOTE_ADDR"] = f"10.2.0.{n}"
+            assert _forgot(client, "Offer@example.no").status_code == 302
+    with app.test_client() as client:
+        client.environ_base["REMOTE_ADDR"] = "10.2.0.9"
+        assert _forgot(client, "offer@example.no").status_code == 429
+    assert len(_outbox()) == 2

@@ -223,3 +223,21 @@ def test_actions_need_csrf(admin_client):
     user = make_user()
     assert admin_client.post(f"/staff/users/{user.id}/disable").status_code == 400
     assert user.is_enabled
+
+
+def test_resend_invitation(admin_client):
+    invited = make_staff(Role.ADVISER, password=None)
+    page = admin_client.get(f"/staff/users/{invited.id}")
+    assert "Send invitasjonen på nytt" in page.text
+    response = admin_client.post(f"/staff/users/{invited.id}/invite", data={"csrf_token": csrf_token(admin_client)})
+    assert response.status_code == 302
+    assert db.session.scalars(select(OutboxMessage.template)).all() == ["invitation"]
+    assert _last_action().action == "auth.user.invited"
+
+
+def test_no_invitation_for_users_with_a_password(admin_client):
+    user = make_staff(Role.ADVISER)
+    assert "Send invitasjonen på nytt" not in admin_client.get(f"/staff/users/{user.id}").text
+    response = admin_client.post(f"/staff/users/{user.id}/invite", data={"csrf_token": csrf_token(admin_client)})
+    assert "Bare aktive brukere" in admin_client.get(response.headers["Location"]).text
+    assert db.session.scalars(select(OutboxMessage)).all() == []
