@@ -7,6 +7,7 @@ import time
 from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
+from limits import parse as parse_limit
 
 from crm.auth import mfa, reset, services
 from crm.auth.access import authenticated, public, safe_next_url
@@ -38,11 +39,23 @@ def start_session(user: User, *, login_at: int | None = None) -> None:
 
 
 # Throttling. Both login limits count failed attempts only (``deduct_when``) and are tested before
-# the view runs, so once one is exceeded the password is not even checked. The per-account limit
-# is keyed by the submitted address whatever the IP, which stops slow guessing spread over many
-# addresses; the price is that an attacker can hold one account's login closed for the window.
-# We accept that: the window is short, the lock is per account (never per person or site-wide),
-# and every failure is in the audit log.
+# the view runs, so once one is exceeded the password is not even checked.
+# - Per IP (LOGIN_LIMIT_PER_IP): one machine cannot guess at many accounts.
+# - Per account (LOGIN_LIMIT_PER_ACCOUNT), keyed by the normalised address whatever the IP: guesses
+#   at one account spread over many machines are counted together.
+# The price of the second is that anyone, even from one IP, can hold one account's login closed
+# for the window by failing on purpose. We accept that rather than key the account limit by IP as
+# well (which would give a botnet a fresh allowance per machine): the window is short, only that
+# account is affected, every failure is in the audit log, and the real user has a way out that the
+# attacker lacks: setting a new password through the emailed link clears the account's counter.
+def _clear_login_throttle(email: str) -> None:
+    """Forget the account's failed logins (after the owner proved control of the mailbox)."""
+    item = parse_limit(current_app.config["LOGIN_LIMIT_PER_ACCOUNT"])
+    prefix = current_app.config.get("RATELIMIT_KEY_PREFIX", "")
+    key = "login-account:" + services.normalise_email(email)[:254]
+    limiter.limiter.clear(item, *([prefix] if prefix else []), key, "auth.login")
+
+
 def _failed_attempt(response) -> bool:
     return bool(g.get("auth_attempt_failed"))
 
@@ -81,7 +94,7 @@ THROTTLED = {
 def too_many_attempts(exc):
     db.session.rollback()
     template, form_class = THROTTLED.get(request.endpoint or "", ("auth/login.html", LoginForm))
-    context = {"form": form_class(formdata=None), "throttled": True}
+    context = {"form": form_class(formdata=None)}
     if request.endpoint == "auth.mfa_enrol":
         user = _pending_user()
         if user is None or not user.totp_secret:
@@ -230,7 +243,7 @@ def _password_link_view(token: str, purpose: str, template: str):
     form = NewPasswordForm()
     if form.validate_on_submit():
         try:
-            reset.set_password_with_token(
+            user = reset.set_password_with_token(
                 token, form.new_password.data, purpose=purpose, ip_address=request.remote_addr
             )
         except DomainError as exc:
@@ -238,6 +251,7 @@ def _password_link_view(token: str, purpose: str, template: str):
             form.new_password.errors.append(exc.message)
         else:
             db.session.commit()
+            _clear_login_throttle(user.email)
             flash(_("Your password is saved. You can log in now."), "success")
             return redirect(url_for("auth.login"))
     return render_template(template, form=form), 400 if form.errors else 200

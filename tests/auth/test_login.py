@@ -280,3 +280,19 @@ def test_login_ignores_offsite_next(client):
         },
     )
     assert response.headers["Location"] == "/portal/"
+
+
+def test_a_password_reset_reopens_a_throttled_account(client, app, monkeypatch):
+    from crm.auth import reset
+
+    monkeypatch.setitem(app.config, "LOGIN_LIMIT_PER_ACCOUNT", "2 per hour")
+    member = make_user()
+    for _ in range(2):
+        _post_login(client, member.email, WRONG, ip="10.9.9.9")
+    assert _post_login(client, member.email, DEFAULT_PASSWORD).status_code == 429
+    new_password = "mandag-morgen-med-kaffe-og-snø"
+    link = "/auth/reset/" + reset.make_password_token(member, reset.RESET)
+    data = {"new_password": new_password, "confirm": new_password, "csrf_token": csrf_token(client)}
+    assert client.post(link, data=data).status_code == 302
+    assert _post_login(client, member.email, new_password).status_code == 302
+    assert _logged_in(client)
