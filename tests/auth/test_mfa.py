@@ -117,12 +117,18 @@ def test_members_do_not_need_mfa_and_staff_do(app, monkeypatch):
     assert not mfa.mfa_required(make_staff(Role.ADMIN))
 
 
-def test_only_development_may_turn_mfa_off(monkeypatch):
-    from crm.config import DevelopmentConfig, ProductionConfig, TestingConfig
+def test_only_development_may_turn_mfa_off():
+    import os
+    import subprocess
+    import sys
 
-    assert ProductionConfig.CRM_REQUIRE_STAFF_MFA is True
-    assert TestingConfig.CRM_REQUIRE_STAFF_MFA is True
-    assert DevelopmentConfig.CRM_REQUIRE_STAFF_MFA in (True, False)
+    code = (
+        "from crm.config import DevelopmentConfig as D, ProductionConfig as P, TestingConfig as T;"
+        "print(D.CRM_REQUIRE_STAFF_MFA, P.CRM_REQUIRE_STAFF_MFA, T.CRM_REQUIRE_STAFF_MFA)"
+    )
+    env = os.environ | {"CRM_REQUIRE_STAFF_MFA": "false"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "True", "True"]
 
 
 # --- views ------------------------------------------------------------------------------------
