@@ -47,6 +47,13 @@ def format_datetime_no(value: datetime | None) -> str:
     return to_oslo(value).strftime("%d.%m.%Y %H:%M")
 
 
+def format_time_no(value: datetime | None) -> str:
+    """``14:30`` in Europe/Oslo."""
+    if value is None:
+        return ""
+    return to_oslo(value).strftime("%H:%M")
+
+
 def format_money(amount_ore: int | None, currency: str = "NOK") -> str:
     """``137 800 kr`` from integer øre; øre are shown only when there are any."""
     if amount_ore is None:
@@ -61,6 +68,7 @@ def format_money(amount_ore: int | None, currency: str = "NOK") -> str:
 def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["date_no"] = format_date_no
     app.jinja_env.filters["datetime_no"] = format_datetime_no
+    app.jinja_env.filters["time_no"] = format_time_no
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["number"] = format_decimal
 
