@@ -29,24 +29,26 @@ class DemoLogin:
 
 # Member organisations come with the members feature; until then the organisation is part of the name.
 DEMO_LOGINS: tuple[DemoLogin, ...] = (
-    DemoLogin("ingrid.solberg@etiskhandel.example", "Ingrid Solberg", "Nordlys-over-Tromsø-2026", (Role.ADMIN,)),
+    DemoLogin("ingrid.solberg@etiskhandel.example", "Ingrid Solberg", "Nordlys-over-Tromso-2026", (Role.ADMIN,)),
     DemoLogin("kristian.bakke@etiskhandel.example", "Kristian Bakke", "Bomull-og-rettferd-2026", (Role.ADVISER,)),
-    DemoLogin("amira.hassan@etiskhandel.example", "Amira Hassan", "Leverandørkjede-sjekk-77", (Role.ADVISER,)),
+    DemoLogin("amira.hassan@etiskhandel.example", "Amira Hassan", "Leverandorkjede-sjekk-77", (Role.ADVISER,)),
     DemoLogin("sigrid.haugen@etiskhandel.example", "Sigrid Haugen", "Aktsomhet-steg-for-steg-6", (Role.ADVISER,)),
-    DemoLogin("thomas.lie@etiskhandel.example", "Thomas Lie", "Nettverksmøte-i-Bergen-24", (Role.COORDINATOR,)),
+    DemoLogin("thomas.lie@etiskhandel.example", "Thomas Lie", "Nettverksmote-i-Bergen-24", (Role.COORDINATOR,)),
     DemoLogin("marte.eriksen@etiskhandel.example", "Marte Eriksen", "Kontingent-faktura-KID-31", (Role.FINANCE,)),
     DemoLogin(
         "jonas.berg@etiskhandel.example",
         "Jonas Berg",
-        "Tre-hatter-på-kontoret-9",
+        "Tre-hatter-paa-kontoret-9",
         (Role.ADVISER, Role.COORDINATOR, Role.FINANCE),
     ),
-    DemoLogin("hanne.lunde@example.no", "Hanne Lunde (Nordlys Tekstil AS)", "Arbeidsklær-fra-Porto-12", (Role.MEMBER,)),
+    DemoLogin(
+        "hanne.lunde@example.no", "Hanne Lunde (Nordlys Tekstil AS)", "Arbeidsklaer-fra-Porto-12", (Role.MEMBER,)
+    ),
     DemoLogin(
         "per.johansen@example.no", "Per Johansen (Fjellmat Grossist AS)", "Kakao-uten-barnearbeid-5", (Role.MEMBER,)
     ),
     DemoLogin(
-        "lise.andersen@example.no", "Lise Andersen (Nordvik kommune)", "Innkjøp-med-omtanke-2026", (Role.MEMBER,)
+        "lise.andersen@example.no", "Lise Andersen (Nordvik kommune)", "Innkjop-med-omtanke-2026", (Role.MEMBER,)
     ),
     DemoLogin(
         "erik.moen@example.no", "Erik Moen (Havbris Sportsutstyr AS)", "Fotballer-og-fagforening-8", (Role.MEMBER,)

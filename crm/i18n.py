@@ -6,7 +6,7 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, session
 from flask_babel import format_decimal
 from flask_login import current_user
 
@@ -14,13 +14,18 @@ OSLO = ZoneInfo("Europe/Oslo")
 
 
 def select_locale() -> str:
+    """The user's choice (this session's, else the one saved on the account), else bokmål.
+
+    The browser's Accept-Language is deliberately not consulted: many Norwegian staff run English
+    browsers, and the organisation works in bokmål unless someone picks English themselves.
+    """
     languages = current_app.config["LANGUAGES"]
     chosen = session.get("locale")
     if not chosen and current_user and getattr(current_user, "is_authenticated", False):
         chosen = current_user.locale
     if chosen in languages:
         return chosen
-    return request.accept_languages.best_match(list(languages)) or current_app.config["BABEL_DEFAULT_LOCALE"]
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
 def select_timezone() -> str:

@@ -15,6 +15,7 @@ def _counts() -> tuple[int, int]:
 def test_every_demo_password_passes_the_policy():
     for login in DEMO_LOGINS:
         assert password_problem(login.password, email=login.email) is None, login.email
+        assert login.password.isascii()  # typeable on any keyboard
 
 
 def test_the_demo_covers_every_role_a_multi_role_user_and_members():

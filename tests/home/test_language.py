@@ -62,3 +62,9 @@ def test_the_choice_is_remembered_on_the_user_for_the_next_session(app, client):
     with app.test_client() as fresh:
         sign_in(fresh, user)
         assert '<html lang="en">' in fresh.get("/portal/").text
+
+
+def test_bokmal_is_the_default_even_for_an_english_browser(client):
+    html = client.get("/", headers={"Accept-Language": "en-US,en;q=0.9"}).text
+    assert '<html lang="nb">' in html
+    assert "Hopp til innhold" in html

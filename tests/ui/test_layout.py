@@ -81,3 +81,9 @@ def test_the_forms_macro_puts_errors_next_to_their_fields(client):
         r'id="email"[^>]*aria-describedby="email-errors"|aria-describedby="email-errors"[^>]*id="email"', html
     )
     assert 'id="email-errors"' in html
+
+
+def test_the_field_macro_passes_extra_attributes_to_the_control(client):
+    html = client.get("/auth/login").text
+    assert re.search(r'<input[^>]*autocomplete="username"[^>]*id="email"', html)
+    assert re.search(r'<input[^>]*autocomplete="current-password"[^>]*id="password"', html)
