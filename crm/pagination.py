@@ -49,7 +49,7 @@ class Page:
         return (self.page - 1) * self.per_page + len(self.items)
 
     def url_for_page(self, number: int) -> str:
-        args = {key: values for key, values in self.query_args.items() if key != "page"}
+        args = {key: values for key, values in self.query_args.items() if key != "page" and key not in self.view_args}
         if number > 1:
             args["page"] = [str(number)]
         return url_for(self.endpoint or request.endpoint, **self.view_args, **args)

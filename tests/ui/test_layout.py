@@ -87,3 +87,12 @@ def test_the_field_macro_passes_extra_attributes_to_the_control(client):
     html = client.get("/auth/login").text
     assert re.search(r'<input[^>]*autocomplete="username"[^>]*id="email"', html)
     assert re.search(r'<input[^>]*autocomplete="current-password"[^>]*id="password"', html)
+
+
+def test_a_user_who_is_staff_and_member_can_move_between_the_two_areas(client):
+    sign_in(client, make_staff(Role.COORDINATOR, Role.MEMBER))
+    staff_page = client.get("/staff/").text
+    assert '<a class="btn btn-sm btn-outline-light" href="/portal/">Medlemsportal</a>' in staff_page
+    portal_page = client.get("/portal/").text
+    assert 'class="area-portal"' in portal_page
+    assert '<a class="btn btn-sm btn-outline-light" href="/staff/">Ansattsider</a>' in portal_page
