@@ -10,6 +10,7 @@ import os
 import tempfile
 
 import pytest
+from flask import g
 from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import event
 
@@ -35,6 +36,14 @@ class SuiteConfig(TestingConfig):
 @pytest.fixture(scope="session")
 def app():
     app = create_app(SuiteConfig)
+
+    @app.teardown_request
+    def _forget_request_globals(exc):
+        # A test's requests share its app context, and so one ``g``; in production every request has its own.
+        # Drop what extensions cache per request, so one request's user and locale never leak into the next.
+        for name in ("_login_user", "_flask_babel"):
+            g.pop(name, None)
+
     with app.app_context():
         db.drop_all()
         db.create_all()
