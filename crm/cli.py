@@ -110,3 +110,18 @@ def send_test_email_command(address: str) -> None:
         db.session.rollback()
         raise click.ClickException(exc.message) from None
     click.echo(f"Test email {message.message_id} queued for {message.to_address}.")
+
+
+@crm_cli.command("demo")
+@click.option("--print-logins", is_flag=True, help="Only print the demo logins; load nothing.")
+def demo_command(print_logins: bool) -> None:
+    """Load the Norwegian demo data (idempotent) and print the demo logins."""
+    from crm.demo import format_logins, load_demo
+
+    if not print_logins:
+        if current_app.config.get("ENV_NAME") == "production":
+            raise click.ClickException("Refusing to load demo accounts with public passwords in production.")
+        result = load_demo()
+        db.session.commit()
+        click.echo(f"Demo data loaded: {len(result.created)} accounts created, {len(result.existing)} already there.")
+    click.echo(format_logins())

@@ -35,8 +35,8 @@ class SuiteConfig(TestingConfig):
 
 def _fresh_request_globals(sender, **extra):
     """Requests in a test share the test's app context (and so its database session), and with it
-    ``g``; production gives every request a fresh ``g``. Without this, the logged-in user, the
-    CSRF token and the locale cached in ``g`` by one request would leak into the next."""
+    ``g``; production gives every request a fresh ``g``. Without this, whatever one request cached
+    in ``g`` (the CSRF token after the session was cleared, a failed-login mark) would leak into the next."""
     g.__dict__.clear()
 
 
@@ -44,6 +44,14 @@ def _fresh_request_globals(sender, **extra):
 def app():
     app = create_app(SuiteConfig)
     request_started.connect(_fresh_request_globals, app)
+
+    @app.teardown_request
+    def _forget_request_globals(exc):
+        # A test's requests share its app context, and so one ``g``; in production every request has its own.
+        # Drop what extensions cache per request, so one request's user and locale never leak into the next.
+        for name in ("_login_user", "_flask_babel"):
+            g.pop(name, None)
+
     with app.app_context():
         db.drop_all()
         db.create_all()

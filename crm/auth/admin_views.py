@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -13,6 +13,7 @@ from crm.auth.forms import ROLE_LABELS, ActionForm, NewStaffUserForm, StaffRoles
 from crm.auth.models import STAFF_ROLES, Role, User
 from crm.errors import DomainError, NotFound
 from crm.extensions import db
+from crm.pagination import paginate
 from crm.ui import register_nav
 
 bp = Blueprint("users", __name__, url_prefix="/staff/users")
@@ -38,9 +39,7 @@ def _roles_from(form: StaffRolesForm) -> set[Role]:
 @admin_only
 def index():
     search = request.args.get("q", "")[:100]
-    page = db.paginate(
-        services.users_query(search), per_page=current_app.config["PER_PAGE"], error_out=False, count=True
-    )
+    page = paginate(services.users_query(search))
     return render_template("auth/users/index.html", page=page, search=search, role_labels=ROLE_LABELS)
 
 

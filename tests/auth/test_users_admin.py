@@ -125,7 +125,7 @@ def test_list_search_and_pagination(admin_client, app, monkeypatch):
         make_user(full_name=f"Søkbar {n}")
     page = admin_client.get("/staff/users/?q=søkbar")
     assert "Søkbar 0" in page.text and "Søkbar 1" in page.text and "Søkbar 2" not in page.text
-    assert "Side 1 av 2" in page.text
+    assert "Viser 1–2 av 3" in page.text
     page2 = admin_client.get("/staff/users/?q=søkbar&page=2")
     assert "Søkbar 2" in page2.text
     assert "Ingen brukere passer til søket." in admin_client.get("/staff/users/?q=finnesikke").text
