@@ -70,6 +70,26 @@ def create_admin_command(email: str, full_name: str, password: str) -> None:
     click.echo(f"Administrator {email} created.")
 
 
+@crm_cli.command("set-password")
+@click.option("--email", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def set_password_command(email: str, password: str) -> None:
+    """Set a user's password (ends their sessions)."""
+    from crm.auth.services import find_user_by_email, set_password
+    from crm.errors import DomainError
+
+    user = find_user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"No user has the email address {email.strip()!r}.")
+    try:
+        set_password(user, password, actor=None, reason="cli")
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Password set for {user.email}.")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(crm_cli)
 

@@ -74,6 +74,13 @@ class Config:
     LOGIN_LIMIT_PER_IP = os.environ.get("CRM_LOGIN_LIMIT_PER_IP", "20 per 10 minutes")
     LOGIN_LIMIT_PER_ACCOUNT = os.environ.get("CRM_LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes")
     PASSWORD_RESET_MAX_AGE_SECONDS = 3600
+    INVITATION_MAX_AGE_SECONDS = 7 * 24 * 3600
+    PASSWORD_RESET_LIMIT_PER_IP = os.environ.get("CRM_PASSWORD_RESET_LIMIT_PER_IP", "5 per 15 minutes")
+    # Per address too, so nobody can flood one inbox with reset emails from many IPs.
+    PASSWORD_RESET_LIMIT_PER_ADDRESS = os.environ.get("CRM_PASSWORD_RESET_LIMIT_PER_ADDRESS", "3 per hour")
+    # Wrong second-factor codes per account before the code page refuses to check more for a while.
+    MFA_LIMIT_PER_ACCOUNT = os.environ.get("CRM_MFA_LIMIT_PER_ACCOUNT", "5 per 5 minutes")
+    MFA_PENDING_SECONDS = 300
     HSTS = False
 
     # i18n
@@ -111,6 +118,8 @@ class TestingConfig(Config):
     MAIL_SUPPRESS_SEND = False
     MAIL_SERVER = "127.0.0.1"
     CRM_REQUIRE_STAFF_MFA = True
+    # Still argon2id, at the lowest cost: production's ~0.1 s per hash would slow every login test.
+    PASSWORD_HASH_PARAMS = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
     SERVER_NAME = "crm.test"
     BASE_URL = "http://crm.test"
 

@@ -10,7 +10,7 @@ import os
 import tempfile
 
 import pytest
-from flask import g
+from flask import g, request_started
 from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import event
 
@@ -33,9 +33,17 @@ class SuiteConfig(TestingConfig):
     EMBEDDED_REDIS_PATH = os.path.join(_tmp, "redis.db")
 
 
+def _fresh_request_globals(sender, **extra):
+    """Requests in a test share the test's app context (and so its database session), and with it
+    ``g``; production gives every request a fresh ``g``. Without this, whatever one request cached
+    in ``g`` (the CSRF token after the session was cleared, a failed-login mark) would leak into the next."""
+    g.__dict__.clear()
+
+
 @pytest.fixture(scope="session")
 def app():
     app = create_app(SuiteConfig)
+    request_started.connect(_fresh_request_globals, app)
 
     @app.teardown_request
     def _forget_request_globals(exc):
@@ -181,3 +189,56 @@ def run_jobs_until_idle(app, queues=("emails", "billing", "default"), max_rounds
         if not promote_scheduled_jobs(queues):
             return rounds
     raise AssertionError(f"jobs still scheduled after {max_rounds} rounds")
+
+
+# --- Logging in through the real login page (and the real second factor for staff) ---------------
+
+from tests.factories import DEFAULT_PASSWORD  # noqa: E402 - the password every factory-made user has
+
+
+def csrf_token(client) -> str:
+    """A valid CSRF token for this client's session (every page carries one in the language form)."""
+    import re
+
+    page = client.get("/auth/forgot-password").text
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def totp_code(user) -> str:
+    """A code from the user's authenticator that the server has not accepted yet."""
+    import time
+
+    import pyotp
+
+    from crm.auth.mfa import INTERVAL, VALID_WINDOW
+
+    current = int(time.time()) // INTERVAL
+    counter, last = current, user.totp_last_counter
+    if last is not None and current <= last:
+        if last + 1 <= current + VALID_WINDOW:
+            counter = last + 1
+        else:
+            # A third login within one time step: forget the spent step rather than wait 30 s.
+            user.totp_last_counter = None
+            db.session.flush()
+    return pyotp.TOTP(user.totp_secret, interval=INTERVAL).generate_otp(counter)
+
+
+def login(client, user, password: str = DEFAULT_PASSWORD):
+    """Log ``user`` in through the real login form; staff also enrol (the first time) and enter a
+    TOTP code. Asserts that it worked and returns the last response (a redirect)."""
+    data = {"email": user.email, "password": password, "csrf_token": csrf_token(client)}
+    response = client.post("/auth/login", data=data)
+    assert response.status_code == 302, f"login failed with status {response.status_code}"
+    location = response.headers["Location"]
+    if location.startswith("/auth/mfa"):
+        if location.startswith("/auth/mfa/enrol"):
+            client.get(location)  # shows (and stores) the secret to scan
+        db.session.refresh(user)
+        response = client.post(location, data={"code": totp_code(user), "csrf_token": csrf_token(client)})
+        assert response.status_code == 302, f"second factor failed with status {response.status_code}"
+    with client.session_transaction() as sess:
+        assert sess.get("_user_id"), "not logged in"
+    return response

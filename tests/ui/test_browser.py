@@ -96,12 +96,21 @@ def _violations(page) -> list[str]:
 @pytest.mark.parametrize(
     ("email", "paths"),
     [
-        (None, ["/", "/auth/login", "/no-such-page"]),
+        (None, ["/", "/auth/login", "/no-such-page", "/auth/forgot-password", "/auth/reset/not-a-token"]),
         (
             "ingrid.solberg@etiskhandel.example",
-            ["/staff/", "/staff/audit/", "/staff/audit/?date_from=2026-06-02&date_to=2026-06-01", "/no-such-page"],
+            [
+                "/staff/",
+                "/staff/audit/",
+                "/staff/audit/?date_from=2026-06-02&date_to=2026-06-01",
+                "/no-such-page",
+                "/account",
+                "/staff/users/",
+                "/staff/users/new",
+                "/staff/users/1",
+            ],
         ),
-        ("hanne.lunde@example.no", ["/portal/", "/staff/"]),
+        ("hanne.lunde@example.no", ["/portal/", "/staff/", "/account"]),
     ],
 )
 def test_pages_pass_wcag_checks_without_csp_violations(live_server, browser, email, paths):
