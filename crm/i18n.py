@@ -6,7 +6,7 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import format_decimal
 from flask_login import current_user
 
@@ -15,6 +15,8 @@ OSLO = ZoneInfo("Europe/Oslo")
 
 def select_locale() -> str:
     languages = current_app.config["LANGUAGES"]
+    if not has_request_context():  # CLI commands, jobs and service tests speak the default language
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     chosen = session.get("locale")
     if not chosen and current_user and getattr(current_user, "is_authenticated", False):
         chosen = current_user.locale
