@@ -84,6 +84,10 @@ class Config:
     # Pagination
     PER_PAGE = 25
 
+    # The Brønnøysund register (Enhetsregisteret) JSON API, keyed by organisation number.
+    BRREG_API_URL = os.environ.get("BRREG_API_URL", "https://data.brreg.no/enhetsregisteret/api/enheter")
+    BRREG_TIMEOUT_SECONDS = float(os.environ.get("BRREG_TIMEOUT_SECONDS", "3"))
+
     # RQ
     RQ_QUEUES = ("emails", "billing", "default")
 
@@ -112,6 +116,7 @@ class TestingConfig(Config):
     MAIL_SERVER = "127.0.0.1"
     CRM_REQUIRE_STAFF_MFA = True
     SERVER_NAME = "crm.test"
+    BRREG_API_URL = "http://127.0.0.1:9/enhetsregisteret/api/enheter"  # never the internet; tests start a fake
     BASE_URL = "http://crm.test"
 
 
