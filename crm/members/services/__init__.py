@@ -34,6 +34,7 @@ from crm.members.services.organisations import (
     ensure_categories,
     find_organisation_by_orgnr,
     get_or_create_sectors,
+    organisation_audit_trail,
     update_organisation,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "normalise_email",
     "normalise_orgnr",
     "normalise_phone",
+    "organisation_audit_trail",
     "reactivate_contact",
     "set_fee_override",
     "status_counts",

@@ -155,9 +155,17 @@ def update_membership_details(
     category: MembershipCategory | None = None,
     principles_version: str | None = None,
     principles_accepted_on: date | None = None,
+    change_adviser: bool = False,
+    adviser: User | None = None,
 ) -> list[str]:
-    """Change the category or the accepted principles (version and date); return what changed."""
+    """Change the category, the accepted principles (version and date) and, with ``change_adviser``,
+    the dedicated adviser (``None`` clears it); return what changed."""
     changed = []
+    if change_adviser:
+        previous = membership.adviser_id
+        assign_adviser(membership, adviser, actor=actor)
+        if membership.adviser_id != previous:
+            changed.append("adviser")
     if category is not None and category.id != membership.category_id:
         membership.category = category
         changed.append("category")

@@ -7,13 +7,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import String, and_, func, or_, select
 
+from crm.audit.models import AuditEntry
 from crm.audit.services import record_audit
 from crm.auth.models import User
 from crm.errors import DomainError
 from crm.extensions import db
 from crm.members.models import (
+    Contact,
     Membership,
     MembershipCategory,
     MembershipEvent,
@@ -111,6 +113,8 @@ def find_organisation_by_orgnr(orgnr: str) -> Organisation | None:
 
 def _clean_organisation_values(values: Mapping[str, Any], organisation: Organisation | None) -> dict[str, Any]:
     clean = {key: value for key, value in values.items() if key in ORGANISATION_FIELDS}
+    if "parent_orgnr" in values:  # forms name the parent by its organisation number
+        clean["parent_id"] = _parent_id_from_orgnr(values["parent_orgnr"])
     for key, value in list(clean.items()):
         if isinstance(value, str):
             clean[key] = value.strip() or None
@@ -140,6 +144,19 @@ def _clean_organisation_values(values: Mapping[str, Any], organisation: Organisa
         if clean.get(key) is not None and int(clean[key]) < 0:
             raise DomainError(_("The number cannot be negative."), field=key)
     return clean
+
+
+def _parent_id_from_orgnr(value: str | None) -> int | None:
+    if not value or not str(value).strip():
+        return None
+    try:
+        orgnr = normalise_orgnr(str(value))
+    except DomainError:
+        raise DomainError(_("Not a valid Norwegian organisation number."), field="parent_orgnr") from None
+    parent = find_organisation_by_orgnr(orgnr)
+    if parent is None:
+        raise DomainError(_("No organisation in the register has this number."), field="parent_orgnr")
+    return parent.id
 
 
 def _check_unique_organisation(clean: dict[str, Any], organisation: Organisation | None) -> None:
@@ -243,3 +260,20 @@ def update_organisation(
     if changed:
         record_audit("members.organisation.updated", actor=actor, target=organisation, details={"fields": changed})
     return changed
+
+
+def organisation_audit_trail(organisation: Organisation, *, limit: int = 100) -> list[AuditEntry]:
+    """The newest audit entries about the organisation, its membership and its contacts."""
+    contact_ids = select(func.cast(Contact.id, String)).where(Contact.organisation_id == organisation.id)
+    stmt = (
+        select(AuditEntry)
+        .where(
+            or_(
+                and_(AuditEntry.target_type == "organisations", AuditEntry.target_id == str(organisation.id)),
+                and_(AuditEntry.target_type == "contacts", AuditEntry.target_id.in_(contact_ids)),
+            )
+        )
+        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+        .limit(limit)
+    )
+    return list(db.session.scalars(stmt))
