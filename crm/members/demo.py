@@ -212,7 +212,8 @@ def load_members_demo() -> dict[str, int]:
         if name == "Viken Dagligvare Logistikk AS":
             values["parent_id"] = created["Viken Dagligvare ASA"].id
         sectors = rng.sample(SECTORS, k=rng.randint(1, 3))
-        organisation = create_organisation(values, actor=None, sectors=sectors)
+        first_seen = date(2019, 1, 1) + timedelta(days=index * 37)
+        organisation = create_organisation(values, actor=None, sectors=sectors, on_date=first_seen)
         created[name] = organisation
         contacts += _add_contacts(organisation, slug, rng)
         _run_lifecycle(organisation, STATUS_CYCLE[index % len(STATUS_CYCLE)], index, advisers)

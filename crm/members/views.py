@@ -415,6 +415,20 @@ def _membership_form(membership: Membership) -> MembershipForm:
 
 # --- the organisation page's own tabs ---------------------------------------------------------------------
 
+AUDIT_ACTION_LABELS = {
+    "members.organisation.created": _l("Organisation registered"),
+    "members.organisation.updated": _l("Organisation changed"),
+    "members.contact.created": _l("Contact added"),
+    "members.contact.updated": _l("Contact changed"),
+    "members.contact.deactivated": _l("Contact marked as left"),
+    "members.contact.reactivated": _l("Contact reactivated"),
+    "members.membership.status_changed": _l("Membership status changed"),
+    "members.membership.updated": _l("Membership changed"),
+    "members.membership.adviser_assigned": _l("Adviser assigned"),
+    "members.membership.fee_overridden": _l("Fee overridden"),
+    "members.membership.fee_override_removed": _l("Fee override removed"),
+}
+
 
 def _can_edit() -> bool:
     return current_user.has_role(Role.ADMIN, *EDITORS)
@@ -475,7 +489,9 @@ def _fee_panel(organisation: Organisation) -> str:
 
 def _audit_panel(organisation: Organisation) -> str:
     entries = services.organisation_audit_trail(organisation)
-    return render_template("members/_audit.html", organisation=organisation, entries=entries)
+    return render_template(
+        "members/_audit.html", organisation=organisation, entries=entries, action_labels=AUDIT_ACTION_LABELS
+    )
 
 
 register_panel("profile", _l("Profile"), _profile_panel, order=10)

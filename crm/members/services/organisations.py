@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from datetime import date
 from typing import Any
 
 from flask_babel import gettext as _
@@ -201,8 +202,10 @@ def create_organisation(
     actor: User | None,
     sectors: Iterable[str] = (),
     category: MembershipCategory | None = None,
+    on_date: date | None = None,
 ) -> Organisation:
-    """Register an organisation with a ``prospect`` membership in ``category`` (default: by kind).
+    """Register an organisation with a ``prospect`` membership in ``category`` (default: by kind), first
+    recorded on ``on_date`` (default today).
 
     Unknown keys in ``values`` are ignored. Raises ``DomainError`` for invalid input and
     ``DuplicateOrganisation`` (with ``existing_id``) when the organisation number is taken.
@@ -222,7 +225,7 @@ def create_organisation(
         category=category or category_for_kind(organisation.kind),
     )
     membership.events.append(
-        MembershipEvent(from_status=None, to_status=MembershipStatus.PROSPECT, actor=actor, on_date=today())
+        MembershipEvent(from_status=None, to_status=MembershipStatus.PROSPECT, actor=actor, on_date=on_date or today())
     )
     db.session.add(membership)
     db.session.flush()
