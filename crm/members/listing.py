@@ -84,7 +84,7 @@ SORTS = {
 }
 
 
-def _filtered(filters: MemberFilters, *, with_status: bool = True) -> Select:
+def filtered_organisations(filters: MemberFilters, *, with_status: bool = True) -> Select:
     stmt = (
         select(Organisation)
         .join(Organisation.membership)
@@ -132,7 +132,7 @@ def search_members(filters: MemberFilters, *, page: int = 1, per_page: int = 25)
     """One page of organisations (with membership, category, adviser and sectors loaded) and the counts
     per status under the other filters. Three queries plus one for the page's sectors and one for the
     advisers' roles, whatever the page size."""
-    base = _filtered(filters)
+    base = filtered_organisations(filters)
     total = db.session.scalar(select(func.count()).select_from(base.with_only_columns(Organisation.id).subquery()))
     page = max(1, min(page, max(1, math.ceil((total or 0) / per_page))))
     order = SORTS.get(filters.sort, SORTS["name"])
@@ -148,7 +148,7 @@ def search_members(filters: MemberFilters, *, page: int = 1, per_page: int = 25)
     )
     items = list(db.session.scalars(stmt).unique())
     counts_stmt = (
-        _filtered(filters, with_status=False)
+        filtered_organisations(filters, with_status=False)
         .with_only_columns(Membership.status, func.count(Organisation.id))
         .group_by(Membership.status)
     )

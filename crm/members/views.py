@@ -5,7 +5,18 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
-from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -112,6 +123,27 @@ def index():
         kinds=list(OrganisationKind),
         scopes=list(TransparencyScope),
     )
+
+
+@bp.route("/export.<fmt>")
+@staff_required()
+def export(fmt: str):
+    from crm.members.export import export_rows, record_export, to_csv, to_xlsx
+
+    if fmt not in ("csv", "xlsx"):
+        abort(404)
+    filters = _filters_from_args()
+    headers, rows = export_rows(filters)
+    record_export(filters, fmt=fmt, count=len(rows), actor=current_user)
+    db.session.commit()
+    body = to_csv(headers, rows) if fmt == "csv" else to_xlsx(headers, rows)
+    mimetype = (
+        "text/csv; charset=utf-8"
+        if fmt == "csv"
+        else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    filename = f"medlemmer-{services.today().isoformat()}.{fmt}"
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @bp.route("/new", methods=["GET", "POST"])
