@@ -88,6 +88,11 @@ class Config:
     BRREG_API_URL = os.environ.get("BRREG_API_URL", "https://data.brreg.no/enhetsregisteret/api/enheter")
     BRREG_TIMEOUT_SECONDS = float(os.environ.get("BRREG_TIMEOUT_SECONDS", "3"))
 
+    # Membership applications: who gets the notice, the current declaration of principles, spam limit.
+    MEMBERSHIP_STAFF_EMAIL = os.environ.get("MEMBERSHIP_STAFF_EMAIL", "medlem@etiskhandel.example")
+    PRINCIPLES_VERSION = os.environ.get("PRINCIPLES_VERSION", "2022")
+    APPLICATION_LIMIT_PER_IP = os.environ.get("CRM_APPLICATION_LIMIT_PER_IP", "5 per hour")
+
     # RQ
     RQ_QUEUES = ("emails", "billing", "default")
 

@@ -21,7 +21,14 @@ from crm.audit.services import record_audit
 from crm.errors import DomainError
 from crm.extensions import db
 from crm.i18n import format_date_no, format_money
-from crm.members.models import FeeRuleType, FeeSchedule, Membership, MembershipCategory, Organisation
+from crm.members.models import (
+    FeeRuleType,
+    FeeSchedule,
+    Membership,
+    MembershipCategory,
+    Organisation,
+    OrganisationKind,
+)
 from crm.members.services import ensure_categories
 
 logger = logging.getLogger(__name__)
@@ -206,6 +213,24 @@ def calculate_fee(membership: Membership, year: int) -> FeeCalculation:
         discount_percent=discount,
         overridden=overridden,
     )
+
+
+def preview_fee(
+    category: MembershipCategory,
+    *,
+    kind: OrganisationKind,
+    annual_turnover_nok: int | None,
+    employees: int | None,
+    inhabitants: int | None,
+    start_on: date,
+) -> FeeCalculation:
+    """The fee an applicant would pay for ``start_on``'s year if admitted on that date (nothing is stored)."""
+    organisation = Organisation(
+        name="", kind=kind, annual_turnover_nok=annual_turnover_nok, employees=employees, inhabitants=inhabitants
+    )
+    membership = Membership(organisation=organisation, category_id=category.id, start_on=start_on)
+    membership.category = category
+    return calculate_fee(membership, start_on.year)
 
 
 # --- copying a year with an index ------------------------------------------------------------------------

@@ -174,3 +174,49 @@ class LookupForm(FlaskForm):
 
     lookup = StringField(_l("Organisation number"), validators=[DataRequired(), Length(max=20), valid_orgnr])
     submit = SubmitField(_l("Look up in the Brønnøysund register"))
+
+
+class ApplicationForm(FlaskForm):
+    """The public membership application."""
+
+    orgnr = StringField(_l("Organisation number"), validators=[DataRequired(), Length(max=20), valid_orgnr])
+    name = StringField(_l("Name of the organisation"), validators=[DataRequired(), Length(max=200)])
+    category_id = SelectField(_l("Membership category"), coerce=int, validators=[DataRequired()])
+    annual_turnover_nok = IntegerField(
+        _l("Annual turnover (NOK)"),
+        validators=[Optional(), NumberRange(min=0)],
+        description=_l("Companies, organisations and state bodies: the fee follows the turnover."),
+    )
+    employees = IntegerField(_l("Employees"), validators=[Optional(), NumberRange(min=0)])
+    inhabitants = IntegerField(
+        _l("Inhabitants"),
+        validators=[Optional(), NumberRange(min=0)],
+        description=_l("Municipalities and counties: the fee follows the number of inhabitants."),
+    )
+    postal_street = StringField(_l("Postal address"), validators=[Optional(), Length(max=200)])
+    postal_postcode = StringField(
+        _l("Postcode"), validators=[Optional(), Regexp(r"^\d{4}$", message=_l("A Norwegian postcode has 4 digits."))]
+    )
+    postal_city = StringField(_l("City"), validators=[Optional(), Length(max=100)])
+    invoice_email = EmailField(_l("Invoice email"), validators=[Optional(), Email(), Length(max=254)])
+    main_name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=200)])
+    main_title = StringField(_l("Your title"), validators=[Optional(), Length(max=200)])
+    main_email = EmailField(_l("Your work email"), validators=[DataRequired(), Email(), Length(max=254)])
+    main_phone = StringField(_l("Your phone"), validators=[Optional(), Length(max=30)])
+    invoice_name = StringField(_l("Invoice contact's name"), validators=[Optional(), Length(max=200)])
+    invoice_email_contact = EmailField(
+        _l("Invoice contact's email"),
+        validators=[Optional(), Email(), Length(max=254)],
+        description=_l("Leave empty if you handle the invoices yourself."),
+    )
+    accepts_principles = BooleanField(
+        _l("We accept the declaration of principles and commit to due diligence and yearly reporting.")
+    )
+    # A honeypot: people never see or fill it; bots fill every field.
+    homepage = StringField(_l("Leave this field empty"), validators=[Optional()])
+    preview = SubmitField(_l("Show the fee"))
+    submit = SubmitField(_l("Send application"))
+
+    def validate_accepts_principles(self, field) -> None:
+        if self.submit.data and not field.data:
+            raise ValidationError(_l("You must accept the declaration of principles."))

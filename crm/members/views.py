@@ -23,14 +23,15 @@ from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy.orm import selectinload
 
-from crm.auth.access import staff_required
+from crm.auth.access import public, staff_required
 from crm.auth.models import Role, User
 from crm.errors import DomainError
-from crm.extensions import db
+from crm.extensions import db, limiter
 from crm.members import services
 from crm.members.brreg import BrregError, BrregUnavailable, lookup
 from crm.members.fees import calculate_fee
 from crm.members.forms import (
+    ApplicationForm,
     ContactForm,
     DeactivateContactForm,
     FeeOverrideForm,
@@ -55,6 +56,8 @@ from crm.ui import register_nav
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("members", __name__, url_prefix="/staff/members")
+# The public application form.
+public_bp = Blueprint("membership", __name__, url_prefix="/apply")
 
 EDITORS = (Role.ADVISER, Role.COORDINATOR)  # admins always pass
 MEMBERSHIP_MANAGERS = (Role.COORDINATOR,)
@@ -534,7 +537,92 @@ register_panel("audit", _l("Audit trail"), _audit_panel, order=900)
 register_nav(_l("Members"), "members.index", audience="staff", order=10)
 
 
+# --- the public application form -------------------------------------------------------------------------
+
+
+@public_bp.route("/", methods=["GET", "POST"])
+@public
+@limiter.limit(lambda: current_app.config["APPLICATION_LIMIT_PER_IP"], methods=["POST"])
+def apply():
+    form = ApplicationForm()
+    categories = {c.id: c for c in filter_options()["categories"]}
+    form.category_id.choices = [(c.id, c.name) for c in categories.values()]
+    note = _prefill_application(form, categories) if request.method == "GET" and request.args.get("lookup") else None
+    fee = problem = None
+    if form.validate_on_submit():
+        data = _application_data(form, categories[form.category_id.data])
+        if form.submit.data:
+            if form.homepage.data:  # the honeypot: answer as if all went well, store nothing
+                logger.info("Application honeypot filled from %s", request.remote_addr)
+                return redirect(url_for("membership.thanks"))
+            try:
+                services.submit_application(data, ip_address=request.remote_addr)
+            except DomainError as exc:
+                _field_error(form, exc)
+            else:
+                db.session.commit()
+                return redirect(url_for("membership.thanks"))
+        fee, problem = _preview(data)
+    return render_template("members/apply.html", form=form, note=note, fee=fee, problem=problem)
+
+
+@public_bp.route("/thanks")
+@public
+def thanks():
+    return render_template("members/apply_thanks.html")
+
+
+def _kind_for(category: MembershipCategory) -> OrganisationKind:
+    try:
+        return OrganisationKind(category.code)
+    except ValueError:
+        return OrganisationKind.COMPANY
+
+
+def _application_data(form: ApplicationForm, category: MembershipCategory) -> services.ApplicationData:
+    fields = services.ApplicationData.__dataclass_fields__
+    values = {name: getattr(form, name).data for name in fields if hasattr(form, name) and name != "category"}
+    return services.ApplicationData(**values, category=category, kind=_kind_for(category))
+
+
+def _preview(data: services.ApplicationData):
+    from crm.members.fees import preview_fee
+
+    try:
+        calculation = preview_fee(
+            data.category,
+            kind=data.kind,
+            annual_turnover_nok=data.annual_turnover_nok,
+            employees=data.employees,
+            inhabitants=data.inhabitants,
+            start_on=services.today(),
+        )
+    except DomainError as exc:
+        return None, exc.message
+    return calculation, None
+
+
+def _prefill_application(form: ApplicationForm, categories: dict[int, MembershipCategory]) -> dict | None:
+    try:
+        unit = lookup(request.args["lookup"])
+    except DomainError as exc:
+        form.orgnr.data = request.args["lookup"][:20]
+        return {"level": "warning", "message": exc.message}
+    form.orgnr.data, form.name.data, form.employees.data = unit.orgnr, unit.name, unit.employees
+    address = unit.postal_address or unit.business_address
+    if address is not None:
+        form.postal_street.data, form.postal_postcode.data, form.postal_city.data = (
+            address.street,
+            address.postcode,
+            address.city,
+        )
+    by_code = {c.code: c.id for c in categories.values()}
+    form.category_id.data = by_code.get(unit.suggested_kind.value, form.category_id.data)
+    return {"level": "success", "message": _("Filled in from the Brønnøysund register: %(name)s.", name=unit.name)}
+
+
 def init_app(app: Flask) -> None:
     from crm.members.cli import register_commands
 
     register_commands()
+    app.register_blueprint(public_bp)

@@ -1,5 +1,6 @@
 """Use cases of the member register. Services flush, never commit; the acting user is a parameter."""
 
+from crm.members.services.applications import ApplicationData, submit_application
 from crm.members.services.common import (
     DuplicateContact,
     DuplicateOrganisation,
@@ -43,6 +44,7 @@ __all__ = [
     "CONTACT_FIELDS",
     "DEFAULT_CATEGORIES",
     "ORGANISATION_FIELDS",
+    "ApplicationData",
     "DuplicateContact",
     "DuplicateOrganisation",
     "add_contact",
@@ -64,6 +66,7 @@ __all__ = [
     "reactivate_contact",
     "set_fee_override",
     "status_counts",
+    "submit_application",
     "today",
     "update_contact",
     "update_membership_details",
