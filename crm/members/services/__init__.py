@@ -38,6 +38,12 @@ from crm.members.services.organisations import (
     organisation_audit_trail,
     update_organisation,
 )
+from crm.members.services.portal import (
+    deactivate_contact_by_member,
+    portal_contact_for,
+    update_contact_by_member,
+    update_profile_by_member,
+)
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -55,6 +61,7 @@ __all__ = [
     "change_membership_status",
     "create_organisation",
     "deactivate_contact",
+    "deactivate_contact_by_member",
     "ensure_categories",
     "find_active_contact_by_email",
     "find_organisation_by_orgnr",
@@ -63,12 +70,15 @@ __all__ = [
     "normalise_orgnr",
     "normalise_phone",
     "organisation_audit_trail",
+    "portal_contact_for",
     "reactivate_contact",
     "set_fee_override",
     "status_counts",
     "submit_application",
     "today",
     "update_contact",
+    "update_contact_by_member",
     "update_membership_details",
     "update_organisation",
+    "update_profile_by_member",
 ]

@@ -6,8 +6,6 @@ import logging
 from decimal import Decimal
 
 from flask import (
-    Blueprint,
-    Flask,
     Response,
     abort,
     current_app,
@@ -21,47 +19,44 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup
-from sqlalchemy.orm import selectinload
 
-from crm.auth.access import public, staff_required
+from crm.auth.access import staff_required
 from crm.auth.models import Role, User
 from crm.errors import DomainError
-from crm.extensions import db, limiter
+from crm.extensions import db
 from crm.members import services
 from crm.members.brreg import BrregError, BrregUnavailable, lookup
-from crm.members.fees import calculate_fee
 from crm.members.forms import (
-    ApplicationForm,
     ContactForm,
     DeactivateContactForm,
     FeeOverrideForm,
     LookupForm,
-    MembershipForm,
     OrganisationForm,
     StatusForm,
 )
 from crm.members.listing import MemberFilters, filter_options, search_members
 from crm.members.models import (
     Contact,
-    Membership,
     MembershipCategory,
     MembershipStatus,
     Organisation,
     OrganisationKind,
     TransparencyScope,
 )
-from crm.members.panels import get_panel, panels, register_panel
+from crm.members.panels import get_panel, panels
+from crm.members.views.blueprints import bp
 from crm.ui import register_nav
 
 logger = logging.getLogger(__name__)
 
-bp = Blueprint("members", __name__, url_prefix="/staff/members")
-# The public application form.
-public_bp = Blueprint("membership", __name__, url_prefix="/apply")
 
 EDITORS = (Role.ADVISER, Role.COORDINATOR)  # admins always pass
 MEMBERSHIP_MANAGERS = (Role.COORDINATOR,)
 FEE_MANAGERS = (Role.COORDINATOR, Role.FINANCE)
+
+
+def can_edit() -> bool:
+    return current_user.has_role(Role.ADMIN, *EDITORS)
 
 
 def _enum_arg(name: str, enum_cls):
@@ -121,7 +116,7 @@ def index():
         options=filter_options(),
         args=args,
         status_args={key: value for key, value in args.items() if key != "status"},
-        can_edit=_can_edit(),
+        can_edit=can_edit(),
         statuses=list(MembershipStatus),
         kinds=list(OrganisationKind),
         scopes=list(TransparencyScope),
@@ -383,7 +378,9 @@ def _status_from_form(value: str) -> MembershipStatus:
 def update_membership(organisation_id: int):
     organisation = _load_organisation(organisation_id)
     membership = organisation.membership
-    form = _membership_form(membership)
+    from crm.members.views.tabs import membership_form
+
+    form = membership_form(membership)
     if form.validate_on_submit():
         try:
             services.update_membership_details(
@@ -431,198 +428,4 @@ def fee_override(organisation_id: int):
     return redirect(url_for("members.show", organisation_id=organisation.id, tab="fee"))
 
 
-def _membership_form(membership: Membership) -> MembershipForm:
-    options = filter_options()
-    form = MembershipForm(
-        data=None
-        if request.method == "POST"
-        else {
-            "category_id": membership.category_id,
-            "adviser_id": membership.adviser_id or 0,
-            "principles_version": membership.principles_version,
-            "principles_accepted_on": membership.principles_accepted_on,
-        }
-    )
-    form.category_id.choices = [(c.id, c.name) for c in options["categories"]]
-    form.adviser_id.choices = [(0, _("No adviser")), *((u.id, u.full_name) for u in options["advisers"])]
-    return form
-
-
-# --- the organisation page's own tabs ---------------------------------------------------------------------
-
-AUDIT_ACTION_LABELS = {
-    "members.organisation.created": _l("Organisation registered"),
-    "members.organisation.updated": _l("Organisation changed"),
-    "members.contact.created": _l("Contact added"),
-    "members.contact.updated": _l("Contact changed"),
-    "members.contact.deactivated": _l("Contact marked as left"),
-    "members.contact.reactivated": _l("Contact reactivated"),
-    "members.membership.status_changed": _l("Membership status changed"),
-    "members.membership.updated": _l("Membership changed"),
-    "members.membership.adviser_assigned": _l("Adviser assigned"),
-    "members.membership.fee_overridden": _l("Fee overridden"),
-    "members.membership.fee_override_removed": _l("Fee override removed"),
-}
-
-
-def _can_edit() -> bool:
-    return current_user.has_role(Role.ADMIN, *EDITORS)
-
-
-def _profile_panel(organisation: Organisation) -> str:
-    return render_template("members/_profile.html", organisation=organisation, can_edit=_can_edit())
-
-
-def _contacts_panel(organisation: Organisation) -> str:
-    contacts = db.session.scalars(
-        db.select(Contact)
-        .where(Contact.organisation_id == organisation.id)
-        .options(selectinload(Contact.role_links))
-        .order_by(Contact.is_active.desc(), Contact.name)
-    ).all()
-    return render_template("members/_contacts.html", organisation=organisation, contacts=contacts, can_edit=_can_edit())
-
-
-def _membership_panel(organisation: Organisation) -> str:
-    membership = organisation.membership
-    return render_template(
-        "members/_membership.html",
-        organisation=organisation,
-        membership=membership,
-        form=_membership_form(membership),
-        can_manage=current_user.has_role(Role.ADMIN, *MEMBERSHIP_MANAGERS),
-    )
-
-
-def _fee_panel(organisation: Organisation) -> str:
-    from crm.members.services import today
-
-    year = request.args.get("year", type=int) or today().year
-    try:
-        calculation, problem = calculate_fee(organisation.membership, year), None
-    except DomainError as exc:
-        calculation, problem = None, exc.message
-    membership = organisation.membership
-    form = FeeOverrideForm(
-        data={
-            "amount_nok": Decimal(membership.fee_override_ore) / 100
-            if membership.fee_override_ore is not None
-            else None,
-            "reason": membership.fee_override_reason,
-        }
-    )
-    return render_template(
-        "members/_fee.html",
-        organisation=organisation,
-        year=year,
-        calculation=calculation,
-        problem=problem,
-        form=form,
-        can_override=current_user.has_role(Role.ADMIN, *FEE_MANAGERS),
-    )
-
-
-def _audit_panel(organisation: Organisation) -> str:
-    entries = services.organisation_audit_trail(organisation)
-    return render_template(
-        "members/_audit.html", organisation=organisation, entries=entries, action_labels=AUDIT_ACTION_LABELS
-    )
-
-
-register_panel("profile", _l("Profile"), _profile_panel, order=10)
-register_panel("contacts", _l("Contacts"), _contacts_panel, order=20)
-register_panel("membership", _l("Membership"), _membership_panel, order=30)
-register_panel("fee", _l("Fee"), _fee_panel, order=40)
-register_panel("audit", _l("Audit trail"), _audit_panel, order=900)
 register_nav(_l("Members"), "members.index", audience="staff", order=10)
-
-
-# --- the public application form -------------------------------------------------------------------------
-
-
-@public_bp.route("/", methods=["GET", "POST"])
-@public
-@limiter.limit(lambda: current_app.config["APPLICATION_LIMIT_PER_IP"], methods=["POST"])
-def apply():
-    form = ApplicationForm()
-    categories = {c.id: c for c in filter_options()["categories"]}
-    form.category_id.choices = [(c.id, c.name) for c in categories.values()]
-    note = _prefill_application(form, categories) if request.method == "GET" and request.args.get("lookup") else None
-    fee = problem = None
-    if form.validate_on_submit():
-        data = _application_data(form, categories[form.category_id.data])
-        if form.submit.data:
-            if form.homepage.data:  # the honeypot: answer as if all went well, store nothing
-                logger.info("Application honeypot filled from %s", request.remote_addr)
-                return redirect(url_for("membership.thanks"))
-            try:
-                services.submit_application(data, ip_address=request.remote_addr)
-            except DomainError as exc:
-                _field_error(form, exc)
-            else:
-                db.session.commit()
-                return redirect(url_for("membership.thanks"))
-        fee, problem = _preview(data)
-    return render_template("members/apply.html", form=form, note=note, fee=fee, problem=problem)
-
-
-@public_bp.route("/thanks")
-@public
-def thanks():
-    return render_template("members/apply_thanks.html")
-
-
-def _kind_for(category: MembershipCategory) -> OrganisationKind:
-    try:
-        return OrganisationKind(category.code)
-    except ValueError:
-        return OrganisationKind.COMPANY
-
-
-def _application_data(form: ApplicationForm, category: MembershipCategory) -> services.ApplicationData:
-    fields = services.ApplicationData.__dataclass_fields__
-    values = {name: getattr(form, name).data for name in fields if hasattr(form, name) and name != "category"}
-    return services.ApplicationData(**values, category=category, kind=_kind_for(category))
-
-
-def _preview(data: services.ApplicationData):
-    from crm.members.fees import preview_fee
-
-    try:
-        calculation = preview_fee(
-            data.category,
-            kind=data.kind,
-            annual_turnover_nok=data.annual_turnover_nok,
-            employees=data.employees,
-            inhabitants=data.inhabitants,
-            start_on=services.today(),
-        )
-    except DomainError as exc:
-        return None, exc.message
-    return calculation, None
-
-
-def _prefill_application(form: ApplicationForm, categories: dict[int, MembershipCategory]) -> dict | None:
-    try:
-        unit = lookup(request.args["lookup"])
-    except DomainError as exc:
-        form.orgnr.data = request.args["lookup"][:20]
-        return {"level": "warning", "message": exc.message}
-    form.orgnr.data, form.name.data, form.employees.data = unit.orgnr, unit.name, unit.employees
-    address = unit.postal_address or unit.business_address
-    if address is not None:
-        form.postal_street.data, form.postal_postcode.data, form.postal_city.data = (
-            address.street,
-            address.postcode,
-            address.city,
-        )
-    by_code = {c.code: c.id for c in categories.values()}
-    form.category_id.data = by_code.get(unit.suggested_kind.value, form.category_id.data)
-    return {"level": "success", "message": _("Filled in from the Brønnøysund register: %(name)s.", name=unit.name)}
-
-
-def init_app(app: Flask) -> None:
-    from crm.members.cli import register_commands
-
-    register_commands()
-    app.register_blueprint(public_bp)
