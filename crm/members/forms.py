@@ -220,3 +220,44 @@ class ApplicationForm(FlaskForm):
     def validate_accepts_principles(self, field) -> None:
         if self.submit.data and not field.data:
             raise ValidationError(_l("You must accept the declaration of principles."))
+
+
+class PortalProfileForm(FlaskForm):
+    """What a member's main contact may change about the organisation."""
+
+    website = URLField(_l("Website"), validators=[Optional(), Length(max=255)])
+    employees = IntegerField(_l("Employees"), validators=[Optional(), NumberRange(min=0)])
+    visiting_street = StringField(_l("Visiting address"), validators=[Optional(), Length(max=200)])
+    visiting_postcode = StringField(_l("Postcode"), validators=[Optional(), Length(max=10)])
+    visiting_city = StringField(_l("City"), validators=[Optional(), Length(max=100)])
+    postal_street = StringField(_l("Postal address"), validators=[Optional(), Length(max=200)])
+    postal_postcode = StringField(_l("Postcode"), validators=[Optional(), Length(max=10)])
+    postal_city = StringField(_l("City"), validators=[Optional(), Length(max=100)])
+    invoice_email = EmailField(_l("Invoice email"), validators=[Optional(), Email(), Length(max=254)])
+    default_buyer_reference = StringField(_l("Default buyer reference"), validators=[Optional(), Length(max=100)])
+    submit = SubmitField(_l("Save"))
+
+    FIELDS = (
+        "website", "employees", "visiting_street", "visiting_postcode", "visiting_city", "postal_street",
+        "postal_postcode", "postal_city", "invoice_email", "default_buyer_reference",
+    )  # fmt: skip
+
+    def values(self) -> dict:
+        return {name: getattr(self, name).data for name in self.FIELDS}
+
+
+class PortalContactForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    title = StringField(_l("Title"), validators=[Optional(), Length(max=200)])
+    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=30)])
+    roles = MultiCheckboxField(_l("Roles"), choices=lambda: [(r.value, r.label) for r in ContactRole])
+    newsletter_consent = BooleanField(_l("Consents to the newsletter"))
+    submit = SubmitField(_l("Save"))
+
+    def values(self) -> dict:
+        return {
+            "name": self.name.data,
+            "title": self.title.data,
+            "phone": self.phone.data,
+            "newsletter_consent": self.newsletter_consent.data,
+        }
