@@ -6,6 +6,7 @@ from datetime import date
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField, FileRequired, FileSize
 from stdnum.no import orgnr as stdnum_orgnr
 from wtforms import (
     BooleanField,
@@ -261,3 +262,19 @@ class PortalContactForm(FlaskForm):
             "phone": self.phone.data,
             "newsletter_consent": self.newsletter_consent.data,
         }
+
+
+class ImportForm(FlaskForm):
+    file = FileField(
+        _l("File (CSV or XLSX)"),
+        validators=[
+            FileRequired(),
+            FileAllowed(["csv", "xlsx"], _l("Upload a CSV or XLSX file.")),
+            FileSize(max_size=5 * 1024 * 1024, message=_l("The file may be at most 5 MB.")),
+        ],
+    )
+    submit = SubmitField(_l("Check the file"))
+
+
+class ConfirmImportForm(FlaskForm):
+    submit = SubmitField(_l("Import"))

@@ -1,6 +1,7 @@
 """Member register models, split by topic; import from here."""
 
 from crm.members.models.fees import FeeRuleType, FeeSchedule
+from crm.members.models.imports import ImportBatch, ImportStatus
 from crm.members.models.memberships import (
     Membership,
     MembershipCategory,
@@ -26,6 +27,8 @@ __all__ = [
     "ContactRoleAssignment",
     "FeeRuleType",
     "FeeSchedule",
+    "ImportBatch",
+    "ImportStatus",
     "Membership",
     "MembershipCategory",
     "MembershipEvent",
