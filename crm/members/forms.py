@@ -28,6 +28,12 @@ from wtforms.validators import DataRequired, Email, Length, NumberRange, Optiona
 from crm.members.models import ContactRole, MembershipStatus, OrganisationKind, TransparencyScope
 
 
+def _today() -> date:
+    from crm.members.services import today  # the date in Oslo, not the server's zone
+
+    return today()
+
+
 def valid_orgnr(form, field) -> None:
     if field.data and not stdnum_orgnr.is_valid(field.data):
         raise ValidationError(_l("Not a valid Norwegian organisation number."))
@@ -128,14 +134,14 @@ class ContactForm(FlaskForm):
 
 
 class DeactivateContactForm(FlaskForm):
-    left_on = DateField(_l("Left on"), default=date.today, validators=[DataRequired()])
+    left_on = DateField(_l("Left on"), default=_today, validators=[DataRequired()])
     submit = SubmitField(_l("Mark as left"))
 
 
 class StatusForm(FlaskForm):
     # Any value is passed on: the service refuses a transition the lifecycle does not allow, with its reason.
     to_status = SelectField(_l("New status"), validators=[DataRequired()], validate_choice=False)
-    on_date = DateField(_l("Date"), default=date.today, validators=[DataRequired()])
+    on_date = DateField(_l("Date"), default=_today, validators=[DataRequired()])
     end_on = DateField(
         _l("Membership ends on"),
         validators=[Optional()],

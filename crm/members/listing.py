@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, exists, func, or_, select
@@ -68,7 +68,6 @@ class MemberFilters:
     sector_id: int | None = None
     transparency: TransparencyScope | None = None
     sort: str = "name"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 AdviserUser = aliased(User)

@@ -13,7 +13,7 @@ from crm.members.forms import ConfirmImportForm, ImportForm
 from crm.members.imports import COLUMNS, confirm_import, get_progress, start_import
 from crm.members.models import ImportBatch
 from crm.members.views.blueprints import bp
-from crm.members.views.staff import EDITORS, _field_error
+from crm.members.views.staff import EDITORS, field_error
 
 
 def _load_batch(batch_id: int) -> ImportBatch:
@@ -32,7 +32,7 @@ def import_upload():
         try:
             batch = start_import(upload.filename or "import.csv", upload.read(), actor=current_user)
         except DomainError as exc:
-            _field_error(form, exc)
+            field_error(form, exc)
         else:
             db.session.commit()
             return redirect(url_for("members.import_status", batch_id=batch.id))

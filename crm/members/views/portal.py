@@ -18,7 +18,7 @@ from crm.members.forms import PortalContactForm, PortalProfileForm
 from crm.members.models import Contact
 from crm.members.services.portal import colleague_for, is_main_contact
 from crm.members.views.blueprints import portal_bp
-from crm.members.views.staff import _field_error
+from crm.members.views.staff import field_error
 from crm.ui import register_nav
 
 
@@ -77,7 +77,7 @@ def edit_profile():
         except PermissionDenied:
             raise
         except DomainError as exc:
-            _field_error(form, exc)
+            field_error(form, exc)
         else:
             db.session.commit()
             flash(_("Saved."), "success")
@@ -105,7 +105,7 @@ def edit_contact(contact_id: int):
         except PermissionDenied:
             raise
         except DomainError as exc:
-            _field_error(form, exc)
+            field_error(form, exc)
         else:
             db.session.commit()
             flash(_("Saved."), "success")

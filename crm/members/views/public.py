@@ -27,7 +27,7 @@ from crm.members.models import (
     OrganisationKind,
 )
 from crm.members.views.blueprints import public_bp
-from crm.members.views.staff import _field_error
+from crm.members.views.staff import field_error
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def apply():
             try:
                 services.submit_application(data, ip_address=request.remote_addr)
             except DomainError as exc:
-                _field_error(form, exc)
+                field_error(form, exc)
             else:
                 db.session.commit()
                 return redirect(url_for("membership.thanks"))

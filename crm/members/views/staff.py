@@ -91,7 +91,7 @@ def _load_organisation(organisation_id: int) -> Organisation:
     return organisation
 
 
-def _field_error(form, exc: DomainError) -> None:
+def field_error(form, exc: DomainError) -> None:
     """Show a refused operation's message next to its field (or as a flash) after undoing its flushes."""
     db.session.rollback()
     field = getattr(form, exc.field, None) if exc.field else None
@@ -159,9 +159,9 @@ def new_organisation():
             organisation = services.create_organisation(form.values(), actor=current_user, sectors=form.sector_names())
         except services.DuplicateOrganisation as exc:
             duplicate = db.session.get(Organisation, exc.existing_id)
-            _field_error(form, exc)
+            field_error(form, exc)
         except DomainError as exc:
-            _field_error(form, exc)
+            field_error(form, exc)
         else:
             db.session.commit()
             flash(_("%(name)s was registered.", name=organisation.name), "success")
@@ -199,9 +199,7 @@ def _prefill_from_register(form: OrganisationForm, lookup_form: LookupForm) -> d
 
 
 def _sector_choices(form: OrganisationForm, organisation: Organisation | None = None) -> None:
-    from crm.members.listing import filter_options as options
-
-    form.sectors.choices = [(s.name, s.name) for s in options()["sectors"]]
+    form.sectors.choices = [(s.name, s.name) for s in filter_options()["sectors"]]
     if organisation is not None and request.method == "GET":
         form.sectors.data = [s.name for s in organisation.sectors]
 
@@ -243,9 +241,9 @@ def edit_organisation(organisation_id: int):
             )
         except services.DuplicateOrganisation as exc:
             duplicate = db.session.get(Organisation, exc.existing_id)
-            _field_error(form, exc)
+            field_error(form, exc)
         except DomainError as exc:
-            _field_error(form, exc)
+            field_error(form, exc)
         else:
             db.session.commit()
             flash(_("Saved.") if changed else _("Nothing was changed."), "success" if changed else "info")
@@ -271,9 +269,9 @@ def new_contact(organisation_id: int):
             contact = services.add_contact(organisation, form.values(), roles=form.roles.data, actor=current_user)
         except services.DuplicateContact as exc:
             duplicate = db.session.get(Contact, exc.existing_id)
-            _field_error(form, exc)
+            field_error(form, exc)
         except DomainError as exc:
-            _field_error(form, exc)
+            field_error(form, exc)
         else:
             db.session.commit()
             flash(_("%(name)s was added.", name=contact.name), "success")
@@ -304,9 +302,9 @@ def edit_contact(contact_id: int):
             changed = services.update_contact(contact, form.values(), roles=form.roles.data, actor=current_user)
         except services.DuplicateContact as exc:
             duplicate = db.session.get(Contact, exc.existing_id)
-            _field_error(form, exc)
+            field_error(form, exc)
         except DomainError as exc:
-            _field_error(form, exc)
+            field_error(form, exc)
         else:
             db.session.commit()
             flash(_("Saved.") if changed else _("Nothing was changed."), "success" if changed else "info")
@@ -358,7 +356,7 @@ def change_status(organisation_id: int):
                 end_on=form.end_on.data,
             )
         except DomainError as exc:
-            _field_error(form, exc)
+            field_error(form, exc)
         else:
             db.session.commit()
             flash(_("The membership is now: %(status)s.", status=membership.status.label), "success")
