@@ -460,3 +460,15 @@ def test_fee_override(client, staff):
     assert org.membership.fee_override_by_id == staff.id
     page = client.get(f"/staff/members/{org.id}?tab=fee&year=2026").text
     assert "Avtale med styret" in page
+
+
+def test_email_tab_lists_messages_to_the_organisations_people(client, staff):
+    from crm.mail.models import OutboxMessage
+
+    org = make_organisation(invoice_email="faktura@alfa.no")
+    make_contact(org, email="kari@alfa.no")
+    for to, subject in [("kari@alfa.no", "Velkommen"), ("faktura@alfa.no", "Faktura 2026"), ("x@beta.no", "Hemmelig")]:
+        db.session.add(OutboxMessage(template="t", to_address=to, subject=subject, body_text="", body_html=""))
+    db.session.flush()
+    page = client.get(f"/staff/members/{org.id}?tab=emails").text
+    assert "Velkommen" in page and "Faktura 2026" in page and "Hemmelig" not in page

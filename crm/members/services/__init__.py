@@ -36,6 +36,7 @@ from crm.members.services.organisations import (
     find_organisation_by_orgnr,
     get_or_create_sectors,
     organisation_audit_trail,
+    organisation_email_history,
     update_organisation,
 )
 from crm.members.services.portal import (
@@ -70,6 +71,7 @@ __all__ = [
     "normalise_orgnr",
     "normalise_phone",
     "organisation_audit_trail",
+    "organisation_email_history",
     "portal_contact_for",
     "reactivate_contact",
     "set_fee_override",

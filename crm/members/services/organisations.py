@@ -15,6 +15,7 @@ from crm.audit.services import record_audit
 from crm.auth.models import User
 from crm.errors import DomainError
 from crm.extensions import db
+from crm.mail.models import OutboxMessage
 from crm.members.models import (
     Contact,
     Membership,
@@ -277,6 +278,21 @@ def organisation_audit_trail(organisation: Organisation, *, limit: int = 100) ->
             )
         )
         .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+        .limit(limit)
+    )
+    return list(db.session.scalars(stmt))
+
+
+def organisation_email_history(organisation: Organisation, *, limit: int = 100) -> list[OutboxMessage]:
+    """The newest outbox messages to the organisation's contacts (past and present) and invoice address."""
+    addresses = select(Contact.email).where(Contact.organisation_id == organisation.id, Contact.email.is_not(None))
+    conditions = [OutboxMessage.to_address.in_(addresses)]
+    if organisation.invoice_email:
+        conditions.append(OutboxMessage.to_address == organisation.invoice_email)
+    stmt = (
+        select(OutboxMessage)
+        .where(or_(*conditions))
+        .order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
         .limit(limit)
     )
     return list(db.session.scalars(stmt))

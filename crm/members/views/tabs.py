@@ -130,4 +130,12 @@ register_panel("profile", _l("Profile"), _profile_panel, order=10)
 register_panel("contacts", _l("Contacts"), _contacts_panel, order=20)
 register_panel("membership", _l("Membership"), _membership_panel, order=30)
 register_panel("fee", _l("Fee"), _fee_panel, order=40)
+
+
+def _email_panel(organisation: Organisation) -> str:
+    messages = services.organisation_email_history(organisation)
+    return render_template("members/_emails.html", organisation=organisation, messages=messages)
+
+
+register_panel("emails", _l("Email"), _email_panel, order=800)
 register_panel("audit", _l("Audit trail"), _audit_panel, order=900)
