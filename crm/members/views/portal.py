@@ -81,7 +81,7 @@ def edit_profile():
         else:
             db.session.commit()
             flash(_("Saved."), "success")
-            return redirect(url_for("portal.organisation"))
+            return redirect(url_for("member_portal.organisation"))
     return render_template("members/portal_profile_form.html", form=form, organisation=me.organisation)
 
 
@@ -109,7 +109,7 @@ def edit_contact(contact_id: int):
         else:
             db.session.commit()
             flash(_("Saved."), "success")
-            return redirect(url_for("portal.organisation"))
+            return redirect(url_for("member_portal.organisation"))
     return render_template("members/portal_contact_form.html", form=form, contact=contact, me=me, is_main=main)
 
 
@@ -128,7 +128,7 @@ def deactivate_contact(contact_id: int):
     else:
         db.session.commit()
         flash(_("%(name)s is marked as having left.", name=contact.name), "success")
-    return redirect(url_for("portal.organisation"))
+    return redirect(url_for("member_portal.organisation"))
 
 
-register_nav(_l("Our organisation"), "portal.organisation", audience="member", order=10)
+register_nav(_l("Our organisation"), "member_portal.organisation", audience="member", order=10)
