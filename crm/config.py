@@ -91,6 +91,15 @@ class Config:
     # Pagination
     PER_PAGE = 25
 
+    # The Brønnøysund register (Enhetsregisteret) JSON API, keyed by organisation number.
+    BRREG_API_URL = os.environ.get("BRREG_API_URL", "https://data.brreg.no/enhetsregisteret/api/enheter")
+    BRREG_TIMEOUT_SECONDS = float(os.environ.get("BRREG_TIMEOUT_SECONDS", "3"))
+
+    # Membership applications: who gets the notice, the current declaration of principles, spam limit.
+    MEMBERSHIP_STAFF_EMAIL = os.environ.get("MEMBERSHIP_STAFF_EMAIL", "medlem@etiskhandel.example")
+    PRINCIPLES_VERSION = os.environ.get("PRINCIPLES_VERSION", "2022")
+    APPLICATION_LIMIT_PER_IP = os.environ.get("CRM_APPLICATION_LIMIT_PER_IP", "5 per hour")
+
     # RQ
     RQ_QUEUES = ("emails", "billing", "default")
 
@@ -121,6 +130,7 @@ class TestingConfig(Config):
     # Still argon2id, at the lowest cost: production's ~0.1 s per hash would slow every login test.
     PASSWORD_HASH_PARAMS = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
     SERVER_NAME = "crm.test"
+    BRREG_API_URL = "http://127.0.0.1:9/enhetsregisteret/api/enheter"  # never the internet; tests start a fake
     BASE_URL = "http://crm.test"
 
 

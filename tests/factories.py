@@ -36,3 +36,39 @@ def make_user(*, roles: set[Role] | None = None, password: str | None = DEFAULT_
 
 def make_staff(*roles: Role, **overrides) -> User:
     return make_user(roles=set(roles) or {Role.ADVISER}, **overrides)
+
+
+# --- members -------------------------------------------------------------------------------------------
+def make_organisation(*, status=None, category=None, **overrides):
+    """An organisation with a membership (``status``, default prospect) in the category of its kind."""
+    from crm.members.models import Membership, MembershipStatus, Organisation, OrganisationKind
+    from crm.members.orgnr import generate_orgnr
+    from crm.members.services import category_for_kind
+
+    n = next(_sequence)
+    values = {
+        "name": f"Testbedrift {n} AS",
+        "orgnr": generate_orgnr(n, base=80_000_000),
+        "kind": OrganisationKind.COMPANY,
+    }
+    values.update(overrides)
+    organisation = Organisation(**values)
+    db.session.add(organisation)
+    organisation.membership = Membership(
+        status=status or MembershipStatus.PROSPECT, category=category or category_for_kind(organisation.kind)
+    )
+    db.session.flush()
+    return organisation
+
+
+def make_contact(organisation, *, roles=(), **overrides):
+    from crm.members.models import Contact, ContactRoleAssignment
+
+    n = next(_sequence)
+    values = {"name": f"Kontakt Person {n}", "email": f"kontakt{n}@example.no", "is_active": True}
+    values.update(overrides)
+    contact = Contact(organisation=organisation, **values)
+    contact.role_links = [ContactRoleAssignment(role=role) for role in roles]
+    db.session.add(contact)
+    db.session.flush()
+    return contact

@@ -1,0 +1,1 @@
+"""Members: organisations, contact people, memberships and fees."""

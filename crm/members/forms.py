@@ -1,0 +1,286 @@
+"""Input shapes of the member register's staff forms."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField, FileRequired, FileSize
+from stdnum.no import orgnr as stdnum_orgnr
+from wtforms import (
+    BooleanField,
+    DateField,
+    DecimalField,
+    EmailField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+    URLField,
+    ValidationError,
+    widgets,
+)
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
+
+from crm.members.models import ContactRole, MembershipStatus, OrganisationKind, TransparencyScope
+
+
+def _today() -> date:
+    from crm.members.services import today  # the date in Oslo, not the server's zone
+
+    return today()
+
+
+def valid_orgnr(form, field) -> None:
+    if field.data and not stdnum_orgnr.is_valid(field.data):
+        raise ValidationError(_l("Not a valid Norwegian organisation number."))
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+def _kind_choices():
+    return [(kind.value, kind.label) for kind in OrganisationKind]
+
+
+def _scope_choices():
+    return [(scope.value, scope.label) for scope in TransparencyScope]
+
+
+class OrganisationForm(FlaskForm):
+    orgnr = StringField(_l("Organisation number"), validators=[Optional(), Length(max=20), valid_orgnr])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    kind = SelectField(_l("Kind"), choices=_kind_choices, validators=[DataRequired()])
+    country = StringField(
+        _l("Country code"),
+        default="NO",
+        validators=[DataRequired(), Regexp(r"^[A-Za-z]{2}$", message=_l("Two letters, e.g. NO or SE."))],
+    )
+    foreign_id = StringField(
+        _l("Foreign registration number"),
+        validators=[Optional(), Length(max=50)],
+        description=_l("Only for organisations without a Norwegian organisation number."),
+    )
+    is_contracting_authority = BooleanField(_l("Contracting authority (public buyer)"))
+    sectors = MultiCheckboxField(_l("Sectors"), coerce=str, validate_choice=False)
+    new_sectors = StringField(
+        _l("Other sectors"), validators=[Optional(), Length(max=300)], description=_l("Separate with commas.")
+    )
+    employees = IntegerField(_l("Employees"), validators=[Optional(), NumberRange(min=0)])
+    inhabitants = IntegerField(_l("Inhabitants"), validators=[Optional(), NumberRange(min=0)])
+    annual_turnover_nok = IntegerField(_l("Annual turnover (NOK)"), validators=[Optional(), NumberRange(min=0)])
+    visiting_street = StringField(_l("Visiting address"), validators=[Optional(), Length(max=200)])
+    visiting_postcode = StringField(_l("Postcode"), validators=[Optional(), Length(max=10)])
+    visiting_city = StringField(_l("City"), validators=[Optional(), Length(max=100)])
+    visiting_country = StringField(_l("Country code"), default="NO", validators=[Optional(), Length(min=2, max=2)])
+    postal_street = StringField(_l("Postal address"), validators=[Optional(), Length(max=200)])
+    postal_postcode = StringField(_l("Postcode"), validators=[Optional(), Length(max=10)])
+    postal_city = StringField(_l("City"), validators=[Optional(), Length(max=100)])
+    postal_country = StringField(_l("Country code"), default="NO", validators=[Optional(), Length(min=2, max=2)])
+    website = URLField(_l("Website"), validators=[Optional(), Length(max=255)])
+    parent_orgnr = StringField(
+        _l("Parent organisation (organisation number)"),
+        validators=[Optional(), Length(max=20), valid_orgnr],
+        description=_l("For group discounts: the parent company must be registered here."),
+    )
+    transparency_act_scope = SelectField(
+        _l("Covered by the Transparency Act"), choices=_scope_choices, default=TransparencyScope.UNKNOWN.value
+    )
+    invoice_email = EmailField(_l("Invoice email"), validators=[Optional(), Email(), Length(max=254)])
+    buyer_reference_required = BooleanField(_l("Requires a buyer reference on invoices"))
+    default_buyer_reference = StringField(_l("Default buyer reference"), validators=[Optional(), Length(max=100)])
+    ehf_receiver = BooleanField(_l("Receives invoices as EHF"))
+    notes = TextAreaField(_l("Notes"), validators=[Optional(), Length(max=5000)])
+    submit = SubmitField(_l("Save"))
+
+    VALUE_FIELDS = (
+        "orgnr", "name", "kind", "country", "foreign_id", "is_contracting_authority", "employees", "inhabitants",
+        "annual_turnover_nok", "visiting_street", "visiting_postcode", "visiting_city", "visiting_country",
+        "postal_street", "postal_postcode", "postal_city", "postal_country", "website", "parent_orgnr",
+        "transparency_act_scope", "invoice_email", "buyer_reference_required", "default_buyer_reference",
+        "ehf_receiver", "notes",
+    )  # fmt: skip
+
+    def values(self) -> dict:
+        return {name: getattr(self, name).data for name in self.VALUE_FIELDS}
+
+    def sector_names(self) -> list[str]:
+        extra = [name.strip() for name in (self.new_sectors.data or "").split(",")]
+        return [name for name in [*(self.sectors.data or []), *extra] if name]
+
+
+class ContactForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    title = StringField(_l("Title"), validators=[Optional(), Length(max=200)])
+    email = EmailField(_l("Work email"), validators=[Optional(), Email(), Length(max=254)])
+    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=30)], description="+47 22 33 44 55")
+    roles = MultiCheckboxField(_l("Roles"), choices=lambda: [(r.value, r.label) for r in ContactRole])
+    newsletter_consent = BooleanField(_l("Consents to the newsletter"))
+    submit = SubmitField(_l("Save"))
+
+    def values(self) -> dict:
+        return {
+            "name": self.name.data,
+            "title": self.title.data,
+            "email": self.email.data,
+            "phone": self.phone.data,
+            "newsletter_consent": self.newsletter_consent.data,
+        }
+
+
+class DeactivateContactForm(FlaskForm):
+    left_on = DateField(_l("Left on"), default=_today, validators=[DataRequired()])
+    submit = SubmitField(_l("Mark as left"))
+
+
+class StatusForm(FlaskForm):
+    # Any value is passed on: the service refuses a transition the lifecycle does not allow, with its reason.
+    to_status = SelectField(_l("New status"), validators=[DataRequired()], validate_choice=False)
+    on_date = DateField(_l("Date"), default=_today, validators=[DataRequired()])
+    end_on = DateField(
+        _l("Membership ends on"),
+        validators=[Optional()],
+        description=_l("Only when notice is given; default 31 December."),
+    )
+    reason = TextAreaField(_l("Reason"), validators=[Optional(), Length(max=2000)])
+    submit = SubmitField(_l("Change status"))
+
+    def set_choices(self, allowed: list[MembershipStatus]) -> None:
+        self.to_status.choices = [(s.value, s.label) for s in allowed]
+
+
+class MembershipForm(FlaskForm):
+    category_id = SelectField(_l("Category"), coerce=int)
+    adviser_id = SelectField(_l("Adviser"), coerce=int)
+    principles_version = StringField(_l("Principles version"), validators=[Optional(), Length(max=20)])
+    principles_accepted_on = DateField(_l("Principles accepted on"), validators=[Optional()])
+    submit = SubmitField(_l("Save"))
+
+
+class FeeOverrideForm(FlaskForm):
+    amount_nok = DecimalField(
+        _l("Fee (NOK)"),
+        places=2,
+        validators=[Optional(), NumberRange(min=0)],
+        description=_l("Leave empty to remove the override."),
+    )
+    reason = TextAreaField(_l("Reason"), validators=[Optional(), Length(max=2000)])
+    submit = SubmitField(_l("Save fee"))
+
+
+class LookupForm(FlaskForm):
+    """The register look-up on the new-organisation page: a GET form that changes nothing."""
+
+    class Meta:
+        csrf = False
+
+    lookup = StringField(_l("Organisation number"), validators=[DataRequired(), Length(max=20), valid_orgnr])
+    submit = SubmitField(_l("Look up in the Brønnøysund register"))
+
+
+class ApplicationForm(FlaskForm):
+    """The public membership application."""
+
+    orgnr = StringField(_l("Organisation number"), validators=[DataRequired(), Length(max=20), valid_orgnr])
+    name = StringField(_l("Name of the organisation"), validators=[DataRequired(), Length(max=200)])
+    category_id = SelectField(_l("Membership category"), coerce=int, validators=[DataRequired()])
+    annual_turnover_nok = IntegerField(
+        _l("Annual turnover (NOK)"),
+        validators=[Optional(), NumberRange(min=0)],
+        description=_l("Companies, organisations and state bodies: the fee follows the turnover."),
+    )
+    employees = IntegerField(_l("Employees"), validators=[Optional(), NumberRange(min=0)])
+    inhabitants = IntegerField(
+        _l("Inhabitants"),
+        validators=[Optional(), NumberRange(min=0)],
+        description=_l("Municipalities and counties: the fee follows the number of inhabitants."),
+    )
+    postal_street = StringField(_l("Postal address"), validators=[Optional(), Length(max=200)])
+    postal_postcode = StringField(
+        _l("Postcode"), validators=[Optional(), Regexp(r"^\d{4}$", message=_l("A Norwegian postcode has 4 digits."))]
+    )
+    postal_city = StringField(_l("City"), validators=[Optional(), Length(max=100)])
+    invoice_email = EmailField(_l("Invoice email"), validators=[Optional(), Email(), Length(max=254)])
+    main_name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=200)])
+    main_title = StringField(_l("Your title"), validators=[Optional(), Length(max=200)])
+    main_email = EmailField(_l("Your work email"), validators=[DataRequired(), Email(), Length(max=254)])
+    main_phone = StringField(_l("Your phone"), validators=[Optional(), Length(max=30)])
+    invoice_name = StringField(_l("Invoice contact's name"), validators=[Optional(), Length(max=200)])
+    invoice_email_contact = EmailField(
+        _l("Invoice contact's email"),
+        validators=[Optional(), Email(), Length(max=254)],
+        description=_l("Leave empty if you handle the invoices yourself."),
+    )
+    accepts_principles = BooleanField(
+        _l("We accept the declaration of principles and commit to due diligence and yearly reporting.")
+    )
+    # A honeypot: people never see or fill it; bots fill every field.
+    homepage = StringField(_l("Leave this field empty"), validators=[Optional()])
+    preview = SubmitField(_l("Show the fee"))
+    submit = SubmitField(_l("Send application"))
+
+    def validate_accepts_principles(self, field) -> None:
+        if self.submit.data and not field.data:
+            raise ValidationError(_l("You must accept the declaration of principles."))
+
+
+class PortalProfileForm(FlaskForm):
+    """What a member's main contact may change about the organisation."""
+
+    website = URLField(_l("Website"), validators=[Optional(), Length(max=255)])
+    employees = IntegerField(_l("Employees"), validators=[Optional(), NumberRange(min=0)])
+    visiting_street = StringField(_l("Visiting address"), validators=[Optional(), Length(max=200)])
+    visiting_postcode = StringField(_l("Postcode"), validators=[Optional(), Length(max=10)])
+    visiting_city = StringField(_l("City"), validators=[Optional(), Length(max=100)])
+    postal_street = StringField(_l("Postal address"), validators=[Optional(), Length(max=200)])
+    postal_postcode = StringField(_l("Postcode"), validators=[Optional(), Length(max=10)])
+    postal_city = StringField(_l("City"), validators=[Optional(), Length(max=100)])
+    invoice_email = EmailField(_l("Invoice email"), validators=[Optional(), Email(), Length(max=254)])
+    default_buyer_reference = StringField(_l("Default buyer reference"), validators=[Optional(), Length(max=100)])
+    submit = SubmitField(_l("Save"))
+
+    FIELDS = (
+        "website", "employees", "visiting_street", "visiting_postcode", "visiting_city", "postal_street",
+        "postal_postcode", "postal_city", "invoice_email", "default_buyer_reference",
+    )  # fmt: skip
+
+    def values(self) -> dict:
+        return {name: getattr(self, name).data for name in self.FIELDS}
+
+
+class PortalContactForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    title = StringField(_l("Title"), validators=[Optional(), Length(max=200)])
+    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=30)])
+    roles = MultiCheckboxField(_l("Roles"), choices=lambda: [(r.value, r.label) for r in ContactRole])
+    newsletter_consent = BooleanField(_l("Consents to the newsletter"))
+    submit = SubmitField(_l("Save"))
+
+    def values(self) -> dict:
+        return {
+            "name": self.name.data,
+            "title": self.title.data,
+            "phone": self.phone.data,
+            "newsletter_consent": self.newsletter_consent.data,
+        }
+
+
+class ImportForm(FlaskForm):
+    file = FileField(
+        _l("File (CSV or XLSX)"),
+        validators=[
+            FileRequired(),
+            FileAllowed(["csv", "xlsx"], _l("Upload a CSV or XLSX file.")),
+            FileSize(max_size=5 * 1024 * 1024, message=_l("The file may be at most 5 MB.")),
+        ],
+    )
+    submit = SubmitField(_l("Check the file"))
+
+
+class ConfirmImportForm(FlaskForm):
+    submit = SubmitField(_l("Import"))

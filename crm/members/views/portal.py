@@ -1,0 +1,134 @@
+"""The member portal's organisation pages: a member sees and keeps up to date their own organisation only."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from crm.auth.access import member_required
+from crm.errors import DomainError, PermissionDenied
+from crm.extensions import db
+from crm.members import services
+from crm.members.fees import calculate_fee
+from crm.members.forms import PortalContactForm, PortalProfileForm
+from crm.members.models import Contact
+from crm.members.services.portal import colleague_for, is_main_contact
+from crm.members.views.blueprints import portal_bp
+from crm.members.views.staff import field_error
+from crm.ui import register_nav
+
+
+def _me() -> Contact:
+    """The logged-in member's contact record; 403 when they have none or the membership is not current."""
+    contact = services.portal_contact_for(current_user)
+    if contact is None:
+        abort(403)
+    return contact
+
+
+def _colleague(me: Contact, contact_id: int) -> Contact:
+    contact = colleague_for(me, contact_id)
+    if contact is None:
+        abort(404)
+    return contact
+
+
+@portal_bp.route("/")
+@member_required
+def organisation():
+    me = _me()
+    organisation = me.organisation
+    try:
+        fee, fee_problem = calculate_fee(organisation.membership, services.today().year), None
+    except DomainError as exc:
+        fee, fee_problem = None, exc.message
+    contacts = db.session.scalars(
+        select(Contact)
+        .where(Contact.organisation_id == organisation.id, Contact.is_active)
+        .options(selectinload(Contact.role_links))
+        .order_by(Contact.name)
+    ).all()
+    return render_template(
+        "members/portal_organisation.html",
+        me=me,
+        organisation=organisation,
+        membership=organisation.membership,
+        fee=fee,
+        fee_problem=fee_problem,
+        contacts=contacts,
+        is_main=is_main_contact(me),
+    )
+
+
+@portal_bp.route("/edit", methods=["GET", "POST"])
+@member_required
+def edit_profile():
+    me = _me()
+    if not is_main_contact(me):
+        abort(403)
+    form = PortalProfileForm(obj=me.organisation)
+    if form.validate_on_submit():
+        try:
+            services.update_profile_by_member(me, form.values(), actor=current_user)
+        except PermissionDenied:
+            raise
+        except DomainError as exc:
+            field_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("Saved."), "success")
+            return redirect(url_for("member_portal.organisation"))
+    return render_template("members/portal_profile_form.html", form=form, organisation=me.organisation)
+
+
+@portal_bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
+@member_required
+def edit_contact(contact_id: int):
+    me = _me()
+    contact = _colleague(me, contact_id)
+    main = is_main_contact(me)
+    if contact.id != me.id and not main:
+        abort(403)
+    form = PortalContactForm(obj=contact)
+    if request.method == "GET":
+        form.roles.data = [role.value for role in contact.sorted_roles]
+        form.phone.data = contact.phone_display
+    if form.validate_on_submit():
+        try:
+            services.update_contact_by_member(
+                me, contact, form.values(), roles=form.roles.data if main else None, actor=current_user
+            )
+        except PermissionDenied:
+            raise
+        except DomainError as exc:
+            field_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("Saved."), "success")
+            return redirect(url_for("member_portal.organisation"))
+    return render_template("members/portal_contact_form.html", form=form, contact=contact, me=me, is_main=main)
+
+
+@portal_bp.route("/contacts/<int:contact_id>/deactivate", methods=["POST"])
+@member_required
+def deactivate_contact(contact_id: int):
+    me = _me()
+    contact = _colleague(me, contact_id)
+    try:
+        services.deactivate_contact_by_member(me, contact, actor=current_user)
+    except PermissionDenied:
+        raise
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "danger")
+    else:
+        db.session.commit()
+        flash(_("%(name)s is marked as having left.", name=contact.name), "success")
+    return redirect(url_for("member_portal.organisation"))
+
+
+register_nav(_l("Our organisation"), "member_portal.organisation", audience="member", order=10)

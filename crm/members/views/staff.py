@@ -1,0 +1,429 @@
+"""Staff screens of the member register under /staff/members."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from markupsafe import Markup
+
+from crm.auth.access import staff_required
+from crm.auth.models import Role, User
+from crm.errors import DomainError
+from crm.extensions import db
+from crm.members import services
+from crm.members.brreg import BrregError, BrregUnavailable, lookup
+from crm.members.forms import (
+    ContactForm,
+    DeactivateContactForm,
+    FeeOverrideForm,
+    LookupForm,
+    OrganisationForm,
+    StatusForm,
+)
+from crm.members.listing import MemberFilters, filter_options, search_members
+from crm.members.models import (
+    Contact,
+    MembershipCategory,
+    MembershipStatus,
+    Organisation,
+    OrganisationKind,
+    TransparencyScope,
+)
+from crm.members.panels import get_panel, panels
+from crm.members.views.blueprints import bp
+from crm.ui import register_nav
+
+logger = logging.getLogger(__name__)
+
+
+EDITORS = (Role.ADVISER, Role.COORDINATOR)  # admins always pass
+MEMBERSHIP_MANAGERS = (Role.COORDINATOR,)
+FEE_MANAGERS = (Role.COORDINATOR, Role.FINANCE)
+
+
+def can_edit() -> bool:
+    return current_user.has_role(Role.ADMIN, *EDITORS)
+
+
+def _enum_arg(name: str, enum_cls):
+    try:
+        return enum_cls(request.args.get(name, ""))
+    except ValueError:
+        return None
+
+
+def _int_arg(name: str) -> int | None:
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+def _filters_from_args() -> MemberFilters:
+    return MemberFilters(
+        q=request.args.get("q", "")[:200],
+        status=_enum_arg("status", MembershipStatus),
+        kind=_enum_arg("kind", OrganisationKind),
+        category_id=_int_arg("category"),
+        adviser_id=_int_arg("adviser"),
+        sector_id=_int_arg("sector"),
+        transparency=_enum_arg("transparency", TransparencyScope),
+        sort=request.args.get("sort", "name"),
+    )
+
+
+def _load_organisation(organisation_id: int) -> Organisation:
+    organisation = db.session.get(Organisation, organisation_id)
+    if organisation is None:
+        abort(404)
+    return organisation
+
+
+def field_error(form, exc: DomainError) -> None:
+    """Show a refused operation's message next to its field (or as a flash) after undoing its flushes."""
+    db.session.rollback()
+    field = getattr(form, exc.field, None) if exc.field else None
+    if field is not None:
+        field.errors = [*field.errors, exc.message] if isinstance(field.errors, list) else [exc.message]
+    else:
+        flash(exc.message, "danger")
+
+
+@bp.route("/")
+@staff_required()
+def index():
+    filters = _filters_from_args()
+    page_number = _int_arg("page") or 1
+    page, counts = search_members(filters, page=page_number, per_page=current_app.config["PER_PAGE"])
+    args = {key: value for key, value in request.args.items() if key != "page" and value}
+    return render_template(
+        "members/list.html",
+        page=page,
+        counts=counts,
+        filters=filters,
+        options=filter_options(),
+        args=args,
+        status_args={key: value for key, value in args.items() if key != "status"},
+        can_edit=can_edit(),
+        statuses=list(MembershipStatus),
+        kinds=list(OrganisationKind),
+        scopes=list(TransparencyScope),
+    )
+
+
+@bp.route("/export.<fmt>")
+@staff_required()
+def export(fmt: str):
+    from crm.members.export import export_rows, record_export, to_csv, to_xlsx
+
+    if fmt not in ("csv", "xlsx"):
+        abort(404)
+    filters = _filters_from_args()
+    headers, rows = export_rows(filters)
+    record_export(filters, fmt=fmt, count=len(rows), actor=current_user)
+    db.session.commit()
+    body = to_csv(headers, rows) if fmt == "csv" else to_xlsx(headers, rows)
+    mimetype = (
+        "text/csv; charset=utf-8"
+        if fmt == "csv"
+        else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    filename = f"medlemmer-{services.today().isoformat()}.{fmt}"
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@staff_required(*EDITORS)
+def new_organisation():
+    lookup_form = LookupForm(request.args)
+    form = OrganisationForm()
+    _sector_choices(form)
+    register_note = None
+    if request.method == "GET" and request.args.get("lookup"):
+        register_note = _prefill_from_register(form, lookup_form)
+    duplicate = None
+    if form.validate_on_submit():
+        try:
+            organisation = services.create_organisation(form.values(), actor=current_user, sectors=form.sector_names())
+        except services.DuplicateOrganisation as exc:
+            duplicate = db.session.get(Organisation, exc.existing_id)
+            field_error(form, exc)
+        except DomainError as exc:
+            field_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("%(name)s was registered.", name=organisation.name), "success")
+            return redirect(url_for("members.show", organisation_id=organisation.id))
+    return render_template(
+        "members/organisation_form.html",
+        form=form,
+        lookup_form=lookup_form,
+        register_note=register_note,
+        duplicate=duplicate,
+        organisation=None,
+    )
+
+
+def _prefill_from_register(form: OrganisationForm, lookup_form: LookupForm) -> dict | None:
+    if not lookup_form.validate():
+        return None
+    existing = services.find_organisation_by_orgnr(services.normalise_orgnr(lookup_form.lookup.data))
+    if existing is not None:
+        return {
+            "level": "warning",
+            "message": _("%(name)s is already registered.", name=existing.name),
+            "existing": existing,
+        }
+    try:
+        unit = lookup(lookup_form.lookup.data)
+    except BrregUnavailable as exc:
+        form.orgnr.data = services.normalise_orgnr(lookup_form.lookup.data)
+        return {"level": "warning", "message": exc.message}
+    except BrregError as exc:
+        return {"level": "danger", "message": exc.message}
+    for key, value in unit.form_values().items():
+        getattr(form, key).data = value
+    return {"level": "success", "message": _("Filled in from the Brønnøysund register: %(name)s.", name=unit.name)}
+
+
+def _sector_choices(form: OrganisationForm, organisation: Organisation | None = None) -> None:
+    form.sectors.choices = [(s.name, s.name) for s in filter_options()["sectors"]]
+    if organisation is not None and request.method == "GET":
+        form.sectors.data = [s.name for s in organisation.sectors]
+
+
+@bp.route("/<int:organisation_id>")
+@staff_required()
+def show(organisation_id: int):
+    organisation = _load_organisation(organisation_id)
+    tabs = panels()
+    key = request.args.get("tab") or (tabs[0].key if tabs else "")
+    panel = get_panel(key)
+    if panel is None or panel.is_endpoint:
+        abort(404)
+    return render_template(
+        "members/organisation.html",
+        organisation=organisation,
+        tabs=tabs,
+        active=panel,
+        # Panel callables return HTML rendered by their own (autoescaped) templates.
+        content=Markup(panel.target(organisation)),  # noqa: S704
+    )
+
+
+@bp.route("/<int:organisation_id>/edit", methods=["GET", "POST"])
+@staff_required(*EDITORS)
+def edit_organisation(organisation_id: int):
+    organisation = _load_organisation(organisation_id)
+    form = OrganisationForm(obj=organisation)
+    _sector_choices(form, organisation)
+    if request.method == "GET":
+        form.parent_orgnr.data = organisation.parent.orgnr if organisation.parent else None
+        form.kind.data = organisation.kind.value
+        form.transparency_act_scope.data = organisation.transparency_act_scope.value
+    duplicate = None
+    if form.validate_on_submit():
+        try:
+            changed = services.update_organisation(
+                organisation, form.values(), actor=current_user, sectors=form.sector_names()
+            )
+        except services.DuplicateOrganisation as exc:
+            duplicate = db.session.get(Organisation, exc.existing_id)
+            field_error(form, exc)
+        except DomainError as exc:
+            field_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("Saved.") if changed else _("Nothing was changed."), "success" if changed else "info")
+            return redirect(url_for("members.show", organisation_id=organisation.id))
+    return render_template(
+        "members/organisation_form.html",
+        form=form,
+        lookup_form=None,
+        register_note=None,
+        duplicate=duplicate,
+        organisation=organisation,
+    )
+
+
+@bp.route("/<int:organisation_id>/contacts/new", methods=["GET", "POST"])
+@staff_required(*EDITORS)
+def new_contact(organisation_id: int):
+    organisation = _load_organisation(organisation_id)
+    form = ContactForm()
+    duplicate = None
+    if form.validate_on_submit():
+        try:
+            contact = services.add_contact(organisation, form.values(), roles=form.roles.data, actor=current_user)
+        except services.DuplicateContact as exc:
+            duplicate = db.session.get(Contact, exc.existing_id)
+            field_error(form, exc)
+        except DomainError as exc:
+            field_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("%(name)s was added.", name=contact.name), "success")
+            return redirect(url_for("members.show", organisation_id=organisation.id, tab="contacts"))
+    return render_template(
+        "members/contact_form.html", form=form, organisation=organisation, contact=None, duplicate=duplicate
+    )
+
+
+def _load_contact(contact_id: int) -> Contact:
+    contact = db.session.get(Contact, contact_id)
+    if contact is None:
+        abort(404)
+    return contact
+
+
+@bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
+@staff_required(*EDITORS)
+def edit_contact(contact_id: int):
+    contact = _load_contact(contact_id)
+    form = ContactForm(obj=contact)
+    if request.method == "GET":
+        form.roles.data = [role.value for role in contact.sorted_roles]
+        form.phone.data = contact.phone_display
+    duplicate = None
+    if form.validate_on_submit():
+        try:
+            changed = services.update_contact(contact, form.values(), roles=form.roles.data, actor=current_user)
+        except services.DuplicateContact as exc:
+            duplicate = db.session.get(Contact, exc.existing_id)
+            field_error(form, exc)
+        except DomainError as exc:
+            field_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("Saved.") if changed else _("Nothing was changed."), "success" if changed else "info")
+            return redirect(url_for("members.show", organisation_id=contact.organisation_id, tab="contacts"))
+    return render_template(
+        "members/contact_form.html",
+        form=form,
+        organisation=contact.organisation,
+        contact=contact,
+        duplicate=duplicate,
+        deactivate_form=DeactivateContactForm(),
+    )
+
+
+@bp.route("/contacts/<int:contact_id>/deactivate", methods=["POST"])
+@staff_required(*EDITORS)
+def deactivate_contact(contact_id: int):
+    contact = _load_contact(contact_id)
+    form = DeactivateContactForm()
+    if form.validate_on_submit():
+        try:
+            services.deactivate_contact(contact, actor=current_user, left_on=form.left_on.data)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(exc.message, "danger")
+        else:
+            db.session.commit()
+            flash(_("%(name)s is marked as having left.", name=contact.name), "success")
+    else:
+        flash(_("Check the date."), "danger")
+    return redirect(url_for("members.show", organisation_id=contact.organisation_id, tab="contacts"))
+
+
+@bp.route("/<int:organisation_id>/status", methods=["GET", "POST"])
+@staff_required(*MEMBERSHIP_MANAGERS)
+def change_status(organisation_id: int):
+    organisation = _load_organisation(organisation_id)
+    membership = organisation.membership
+    form = StatusForm()
+    form.set_choices(services.allowed_transitions(membership.status))
+    if form.validate_on_submit():
+        try:
+            services.change_membership_status(
+                membership,
+                _status_from_form(form.to_status.data),
+                actor=current_user,
+                reason=form.reason.data,
+                on_date=form.on_date.data,
+                end_on=form.end_on.data,
+            )
+        except DomainError as exc:
+            field_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("The membership is now: %(status)s.", status=membership.status.label), "success")
+            return redirect(url_for("members.show", organisation_id=organisation.id, tab="membership"))
+    return render_template("members/status_form.html", form=form, organisation=organisation, membership=membership)
+
+
+def _status_from_form(value: str) -> MembershipStatus:
+    try:
+        return MembershipStatus(value)
+    except ValueError:
+        raise DomainError(_("Choose a status from the list."), field="to_status") from None
+
+
+@bp.route("/<int:organisation_id>/membership", methods=["POST"])
+@staff_required(*MEMBERSHIP_MANAGERS)
+def update_membership(organisation_id: int):
+    organisation = _load_organisation(organisation_id)
+    membership = organisation.membership
+    from crm.members.views.tabs import membership_form
+
+    form = membership_form(membership)
+    if form.validate_on_submit():
+        try:
+            services.update_membership_details(
+                membership,
+                actor=current_user,
+                category=db.session.get(MembershipCategory, form.category_id.data),
+                principles_version=form.principles_version.data or "",
+                principles_accepted_on=form.principles_accepted_on.data,
+                change_adviser=True,
+                adviser=db.session.get(User, form.adviser_id.data) if form.adviser_id.data else None,
+            )
+        except DomainError as exc:
+            db.session.rollback()
+            flash(exc.message, "danger")
+        else:
+            db.session.commit()
+            flash(_("Saved."), "success")
+    else:
+        flash(_("Check the membership details."), "danger")
+    return redirect(url_for("members.show", organisation_id=organisation.id, tab="membership"))
+
+
+@bp.route("/<int:organisation_id>/fee-override", methods=["POST"])
+@staff_required(*FEE_MANAGERS)
+def fee_override(organisation_id: int):
+    organisation = _load_organisation(organisation_id)
+    form = FeeOverrideForm()
+    if form.validate_on_submit():
+        amount = form.amount_nok.data
+        try:
+            services.set_fee_override(
+                organisation.membership,
+                None if amount is None else int((Decimal(amount) * 100).to_integral_value()),
+                reason=form.reason.data,
+                actor=current_user,
+            )
+        except DomainError as exc:
+            db.session.rollback()
+            flash(exc.message, "danger")
+        else:
+            db.session.commit()
+            flash(_("The fee was saved."), "success")
+    else:
+        flash(_("Check the amount."), "danger")
+    return redirect(url_for("members.show", organisation_id=organisation.id, tab="fee"))
+
+
+register_nav(_l("Members"), "members.index", audience="staff", order=10)

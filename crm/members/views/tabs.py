@@ -1,0 +1,141 @@
+"""The organisation page's own tabs (registered in the panel registry like any later feature's)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from flask import (
+    render_template,
+    request,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy.orm import selectinload
+
+from crm.auth.models import Role
+from crm.errors import DomainError
+from crm.extensions import db
+from crm.members import services
+from crm.members.fees import calculate_fee
+from crm.members.forms import (
+    FeeOverrideForm,
+    MembershipForm,
+)
+from crm.members.listing import filter_options
+from crm.members.models import (
+    Contact,
+    Membership,
+    Organisation,
+)
+from crm.members.panels import register_panel
+from crm.members.views.staff import FEE_MANAGERS, MEMBERSHIP_MANAGERS, can_edit
+
+
+def membership_form(membership: Membership) -> MembershipForm:
+    options = filter_options()
+    form = MembershipForm(
+        data=None
+        if request.method == "POST"
+        else {
+            "category_id": membership.category_id,
+            "adviser_id": membership.adviser_id or 0,
+            "principles_version": membership.principles_version,
+            "principles_accepted_on": membership.principles_accepted_on,
+        }
+    )
+    form.category_id.choices = [(c.id, c.name) for c in options["categories"]]
+    form.adviser_id.choices = [(0, _("No adviser")), *((u.id, u.full_name) for u in options["advisers"])]
+    return form
+
+
+# --- the organisation page's own tabs ---------------------------------------------------------------------
+
+AUDIT_ACTION_LABELS = {
+    "members.organisation.created": _l("Organisation registered"),
+    "members.organisation.updated": _l("Organisation changed"),
+    "members.contact.created": _l("Contact added"),
+    "members.contact.updated": _l("Contact changed"),
+    "members.contact.deactivated": _l("Contact marked as left"),
+    "members.contact.reactivated": _l("Contact reactivated"),
+    "members.membership.status_changed": _l("Membership status changed"),
+    "members.membership.updated": _l("Membership changed"),
+    "members.membership.adviser_assigned": _l("Adviser assigned"),
+    "members.membership.fee_overridden": _l("Fee overridden"),
+    "members.membership.fee_override_removed": _l("Fee override removed"),
+}
+
+
+def _profile_panel(organisation: Organisation) -> str:
+    return render_template("members/_profile.html", organisation=organisation, can_edit=can_edit())
+
+
+def _contacts_panel(organisation: Organisation) -> str:
+    contacts = db.session.scalars(
+        db.select(Contact)
+        .where(Contact.organisation_id == organisation.id)
+        .options(selectinload(Contact.role_links))
+        .order_by(Contact.is_active.desc(), Contact.name)
+    ).all()
+    return render_template("members/_contacts.html", organisation=organisation, contacts=contacts, can_edit=can_edit())
+
+
+def _membership_panel(organisation: Organisation) -> str:
+    membership = organisation.membership
+    return render_template(
+        "members/_membership.html",
+        organisation=organisation,
+        membership=membership,
+        form=membership_form(membership),
+        can_manage=current_user.has_role(Role.ADMIN, *MEMBERSHIP_MANAGERS),
+    )
+
+
+def _fee_panel(organisation: Organisation) -> str:
+    from crm.members.services import today
+
+    year = request.args.get("year", type=int) or today().year
+    try:
+        calculation, problem = calculate_fee(organisation.membership, year), None
+    except DomainError as exc:
+        calculation, problem = None, exc.message
+    membership = organisation.membership
+    form = FeeOverrideForm(
+        data={
+            "amount_nok": Decimal(membership.fee_override_ore) / 100
+            if membership.fee_override_ore is not None
+            else None,
+            "reason": membership.fee_override_reason,
+        }
+    )
+    return render_template(
+        "members/_fee.html",
+        organisation=organisation,
+        year=year,
+        calculation=calculation,
+        problem=problem,
+        form=form,
+        can_override=current_user.has_role(Role.ADMIN, *FEE_MANAGERS),
+    )
+
+
+def _audit_panel(organisation: Organisation) -> str:
+    entries = services.organisation_audit_trail(organisation)
+    return render_template(
+        "members/_audit.html", organisation=organisation, entries=entries, action_labels=AUDIT_ACTION_LABELS
+    )
+
+
+register_panel("profile", _l("Profile"), _profile_panel, order=10)
+register_panel("contacts", _l("Contacts"), _contacts_panel, order=20)
+register_panel("membership", _l("Membership"), _membership_panel, order=30)
+register_panel("fee", _l("Fee"), _fee_panel, order=40)
+
+
+def _email_panel(organisation: Organisation) -> str:
+    messages = services.organisation_email_history(organisation)
+    return render_template("members/_emails.html", organisation=organisation, messages=messages)
+
+
+register_panel("emails", _l("Email"), _email_panel, order=800)
+register_panel("audit", _l("Audit trail"), _audit_panel, order=900)

@@ -1,0 +1,140 @@
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from crm.extensions import db
+from crm.mail.models import OutboxMessage
+from crm.members.fees import seed_fee_schedules
+from crm.members.models import Contact, ContactRole, MembershipStatus, Organisation
+from crm.members.services import ensure_categories, today
+from tests.factories import make_contact, make_organisation
+from tests.members import brreg_server as fake
+
+
+@pytest.fixture
+def categories():
+    seed_fee_schedules(2026)
+    seed_fee_schedules(today().year)
+    categories = ensure_categories()
+    db.session.commit()
+    return categories
+
+
+def form_data(client, categories, **overrides):
+    page = client.get("/apply/")
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
+    data = {
+        "csrf_token": token,
+        "orgnr": "974 760 673",
+        "name": "Fjordmat AS",
+        "category_id": categories["company"].id,
+        "annual_turnover_nok": "12000000",
+        "employees": "20",
+        "postal_street": "Postboks 1",
+        "postal_postcode": "5003",
+        "postal_city": "Bergen",
+        "main_name": "Kari Søker",
+        "main_email": "kari@fjordmat.no",
+        "main_phone": "22 33 44 55",
+        "accepts_principles": "y",
+    }
+    data.update(overrides)
+    return data
+
+
+def count(model):
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_the_form_is_public(client):
+    response = client.get("/apply/")
+    assert response.status_code == 200
+    assert "Søk om medlemskap" in response.text
+
+
+def test_preview_shows_the_fee_and_stores_nothing(client, categories):
+    response = client.post("/apply/", data=form_data(client, categories, preview="1"))
+    assert response.status_code == 200
+    assert "Kontingenten deres" in response.text
+    assert "Omsetningstrinn" in response.text
+    assert 'name="submit"' in response.text
+    assert count(Organisation) == 0
+
+
+def test_submit_creates_organisation_contacts_and_applied_membership_and_emails(client, categories):
+    data = form_data(
+        client, categories, submit="1", invoice_name="Ola Faktura", invoice_email_contact="ola@fjordmat.no"
+    )
+    response = client.post("/apply/", data=data)
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/apply/thanks")
+    org = db.session.scalar(select(Organisation).where(Organisation.orgnr == "974760673"))
+    assert org.membership.status is MembershipStatus.APPLIED
+    assert org.membership.principles_version == "2022"
+    contacts = {c.email: c for c in org.contacts}
+    assert contacts["kari@fjordmat.no"].roles == {ContactRole.MAIN_CONTACT}
+    assert contacts["kari@fjordmat.no"].phone == "+4722334455"
+    assert contacts["ola@fjordmat.no"].roles == {ContactRole.INVOICE_CONTACT}
+    messages = db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    assert [m.template for m in messages] == ["members_application_receipt", "members_application_notice"]
+    assert messages[0].to_address == "kari@fjordmat.no"
+    assert messages[0].subject == "Vi har mottatt søknaden deres om medlemskap"
+    assert messages[1].to_address == "medlem@etiskhandel.example"
+    assert f"/staff/members/{org.id}" in messages[1].body_text
+    assert "Takk for søknaden" in client.get("/apply/thanks").text
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"orgnr": "974760674"}, "Ikke et gyldig norsk organisasjonsnummer."),
+        ({"main_email": ""}, "Dette feltet er påkrevd."),
+        ({"accepts_principles": ""}, "Dere må godta prinsipperklæringen."),
+        ({"main_phone": "123"}, "Skriv et telefonnummer med 8 sifre"),
+    ],
+)
+def test_bad_input_shows_field_errors_and_writes_nothing(client, categories, overrides, message):
+    response = client.post("/apply/", data=form_data(client, categories, submit="1", **overrides))
+    assert response.status_code == 200
+    assert message in response.text
+    assert count(Organisation) == 0 and count(Contact) == 0 and count(OutboxMessage) == 0
+
+
+def test_duplicate_organisation_or_email_writes_nothing_and_names_no_one(client, categories):
+    other = make_organisation(name="Hemmelig Bedrift AS")
+    make_contact(other, email="kari@fjordmat.no", name="Hemmelig Person")
+    db.session.commit()
+    before = count(Organisation)
+    response = client.post("/apply/", data=form_data(client, categories, submit="1"))
+    assert response.status_code == 200
+    assert "allerede registrert hos oss" in response.text
+    assert "Hemmelig" not in response.text
+    assert count(Organisation) == before and count(OutboxMessage) == 0
+    response = client.post("/apply/", data=form_data(client, categories, submit="1", orgnr=other.orgnr))
+    assert "allerede registrert hos oss" in response.text and "Hemmelig" not in response.text
+
+
+def test_honeypot_pretends_success_and_stores_nothing(client, categories):
+    response = client.post("/apply/", data=form_data(client, categories, submit="1", homepage="http://spam.example"))
+    assert response.status_code == 302
+    assert count(Organisation) == 0 and count(OutboxMessage) == 0
+
+
+def test_rate_limit_per_ip(app, client, categories):
+    old, app.config["APPLICATION_LIMIT_PER_IP"] = app.config["APPLICATION_LIMIT_PER_IP"], "2 per hour"
+    try:
+        data = form_data(client, categories, preview="1")
+        assert client.post("/apply/", data=data).status_code == 200
+        assert client.post("/apply/", data=data).status_code == 200
+        assert client.post("/apply/", data=data).status_code == 429
+    finally:
+        app.config["APPLICATION_LIMIT_PER_IP"] = old
+
+
+def test_register_lookup_fills_the_application(client, categories, fake_brreg):
+    page = client.get(f"/apply/?lookup={fake.MUNICIPALITY}").text
+    assert 'value="FJORDBY KOMMUNE"' in page
+    assert f'<option selected value="{categories["municipality"].id}">' in page
+    page = client.get(f"/apply/?lookup={fake.BROKEN}").text
+    assert "Fyll inn opplysningene selv" in page
