@@ -142,6 +142,7 @@ class ProductionConfig(Config):
         if not _bool("CRM_REQUIRE_STAFF_MFA", True):
             raise ConfigError("CRM_REQUIRE_STAFF_MFA=0 is allowed in development only")
 
+
 CONFIGS = {
     "development": DevelopmentConfig,
     "testing": TestingConfig,
