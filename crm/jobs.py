@@ -130,9 +130,10 @@ class AppWorker(SimpleWorker):
         super().__init__(*args, **kwargs)
         self.app = app
 
-    def perform_job(self, job: Job, queue: Queue) -> bool:
+    def perform_job(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> bool:
+        # RQ 3 passes an execution record as well; pass on whatever this RQ version gives.
         with self.app.app_context():
-            return super().perform_job(job, queue)
+            return super().perform_job(job, queue, *args, **kwargs)
 
 
 def make_worker(app: Flask | None = None, queues: tuple[str, ...] = QUEUE_NAMES) -> AppWorker:

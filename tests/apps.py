@@ -7,10 +7,13 @@ new app's services, and the suite binds ``db.session`` to the running test's con
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -42,8 +45,36 @@ def other_app(**settings: Any) -> Iterator[Flask]:
             redis.connection, redis.url, limiter._storage, limiter._limiter = saved
 
 
-def closed_port() -> int:
-    """A local TCP port on which nothing listens."""
+def free_port() -> int:
+    """A local TCP port on which nothing listens (for a server to start on, or to fail to connect to)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+# Settings a developer's shell may hold that must not leak into an app started by a test.
+_APP_VARIABLES = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "FLASK_DEBUG", "FLASK_APP", "PORT", "MAIL_SERVER")
+
+
+def app_process_env(instance: Path, **settings: str) -> dict[str, str]:
+    """The environment for ``flask ...`` / ``python -m crm.devserver`` run by a test: development
+    configuration, its own instance folder (SQLite and embedded Redis there), ``settings`` on top."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in _APP_VARIABLES and not name.startswith(("CRM_", "TEST_", "MAIL_"))
+    }
+    env.update(
+        CRM_ENV="development",
+        CRM_INSTANCE_PATH=str(instance),
+        CRM_REQUIRE_STAFF_MFA="0",
+        FLASK_APP=str(ROOT / "wsgi.py"),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(settings)
+    return env
+
+
+def flask_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "flask", *args]

@@ -7,7 +7,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from crm.extensions import redis
-from tests.apps import closed_port, other_app
+from tests.apps import free_port, other_app
 
 
 def test_healthz_is_200_when_both_answer(client):
@@ -18,7 +18,7 @@ def test_healthz_is_200_when_both_answer(client):
 
 
 def test_healthz_is_503_when_the_database_does_not_answer():
-    unreachable = f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/crm"
+    unreachable = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/crm"
     with other_app(SQLALCHEMY_DATABASE_URI=unreachable) as app:
         response = app.test_client().get("/healthz")
     assert response.status_code == 503
@@ -29,7 +29,7 @@ def test_healthz_is_503_when_the_database_does_not_answer():
 
 def test_healthz_is_503_when_redis_does_not_answer(client, monkeypatch):
     # The process's Redis connection points at a port where nothing listens.
-    dead = redis_lib.Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+    dead = redis_lib.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
     monkeypatch.setattr(redis, "connection", dead)
     response = client.get("/healthz")
     assert response.status_code == 503
