@@ -61,6 +61,9 @@ class Config:
 
     # Public address used in links inside emails (password reset, invitations).
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000")
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are trusted; without
+    # it, behind a proxy every client has the proxy's address and shares one login rate limit.
+    TRUSTED_PROXY_COUNT = int(os.environ.get("CRM_TRUSTED_PROXIES", "0"))
 
     # Sessions
     SESSION_COOKIE_NAME = "crm_session"
