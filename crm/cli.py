@@ -72,3 +72,36 @@ def create_admin_command(email: str, full_name: str, password: str) -> None:
 
 def register_cli(app: Flask) -> None:
     app.cli.add_command(crm_cli)
+
+
+@crm_cli.command("send-test-email")
+@click.option("--to", "address", required=True, help="The address to send a test email to.")
+def send_test_email_command(address: str) -> None:
+    """Queue a test email; a worker (`flask crm worker`) sends it."""
+    from crm.errors import DomainError
+    from crm.mail.services import queue_email
+
+    try:
+        message = queue_email(
+            to=address, template="test_message", context={"requested_by": "flask crm send-test-email"}
+        )
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Test email {message.message_id} queued for {message.to_address}.")
+
+
+@crm_cli.command("demo")
+@click.option("--print-logins", is_flag=True, help="Only print the demo logins; load nothing.")
+def demo_command(print_logins: bool) -> None:
+    """Load the Norwegian demo data (idempotent) and print the demo logins."""
+    from crm.demo import format_logins, load_demo
+
+    if not print_logins:
+        if current_app.config.get("ENV_NAME") == "production":
+            raise click.ClickException("Refusing to load demo accounts with public passwords in production.")
+        result = load_demo()
+        db.session.commit()
+        click.echo(f"Demo data loaded: {len(result.created)} accounts created, {len(result.existing)} already there.")
+    click.echo(format_logins())

@@ -57,16 +57,12 @@ def run_step(title: str, command: list[str], *, capture: bool = False) -> str:
 
 
 def load_demo() -> str:
-    """Run ``flask crm demo`` when the command exists; return what it printed (the logins)."""
+    """Run ``flask crm demo`` (idempotent) when the command exists; return what it printed (the logins)."""
     commands = subprocess.run(flask("crm", "--help"), cwd=ROOT, text=True, capture_output=True)  # noqa: S603
     if commands.returncode != 0 or not any(line.split()[:1] == ["demo"] for line in commands.stdout.splitlines()):
-        print("== no `flask crm demo` command yet: starting without demo data", flush=True)
+        print("== no `flask crm demo` command: starting without demo data", flush=True)
         return ""
-    usage = subprocess.run(flask("crm", "demo", "--help"), cwd=ROOT, text=True, capture_output=True)  # noqa: S603
-    options = ["--print-logins"] if "--print-logins" in usage.stdout else []
-    output = run_step("loading demo data (flask crm demo)", flask("crm", "demo", *options), capture=True)
-    sys.stdout.write(output)
-    return output
+    return run_step("loading demo data (flask crm demo)", flask("crm", "demo"), capture=True)
 
 
 def start(name: str, command: list[str]) -> subprocess.Popen:
@@ -115,7 +111,7 @@ def banner(url: str, demo_output: str) -> None:
     print("\n" + "=" * 72)
     print(f"  Etisk handel Norge CRM is running at {url}")
     if demo_output.strip():
-        print("  Demo data (flask crm demo):")
+        print("  Demo logins (from `flask crm demo`; staff need no authenticator here):")
         for line in demo_output.strip().splitlines():
             print(f"    {line}")
     else:

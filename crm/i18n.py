@@ -6,7 +6,7 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, has_request_context, session
 from flask_babel import format_decimal
 from flask_login import current_user
 
@@ -14,13 +14,20 @@ OSLO = ZoneInfo("Europe/Oslo")
 
 
 def select_locale() -> str:
+    """The user's choice (this session's, else the one saved on the account), else bokmål.
+
+    The browser's Accept-Language is deliberately not consulted: many Norwegian staff run English
+    browsers, and the organisation works in bokmål unless someone picks English themselves.
+    """
+    if not has_request_context():  # CLI commands and jobs: callers force a locale when they need one
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     languages = current_app.config["LANGUAGES"]
     chosen = session.get("locale")
     if not chosen and current_user and getattr(current_user, "is_authenticated", False):
         chosen = current_user.locale
     if chosen in languages:
         return chosen
-    return request.accept_languages.best_match(list(languages)) or current_app.config["BABEL_DEFAULT_LOCALE"]
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
 def select_timezone() -> str:
@@ -47,6 +54,13 @@ def format_datetime_no(value: datetime | None) -> str:
     return to_oslo(value).strftime("%d.%m.%Y %H:%M")
 
 
+def format_time_no(value: datetime | None) -> str:
+    """``14:30`` in Europe/Oslo."""
+    if value is None:
+        return ""
+    return to_oslo(value).strftime("%H:%M")
+
+
 def format_money(amount_ore: int | None, currency: str = "NOK") -> str:
     """``137 800 kr`` from integer øre; øre are shown only when there are any."""
     if amount_ore is None:
@@ -61,6 +75,7 @@ def format_money(amount_ore: int | None, currency: str = "NOK") -> str:
 def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["date_no"] = format_date_no
     app.jinja_env.filters["datetime_no"] = format_datetime_no
+    app.jinja_env.filters["time_no"] = format_time_no
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["number"] = format_decimal
 

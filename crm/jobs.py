@@ -131,7 +131,7 @@ class AppWorker(SimpleWorker):
         self.app = app
 
     def perform_job(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> bool:
-        # RQ 3 passes an execution record as well; pass on whatever this RQ version gives.
+        # RQ 3 passes the job's Execution as a third argument.
         with self.app.app_context():
             return super().perform_job(job, queue, *args, **kwargs)
 

@@ -44,13 +44,28 @@ def _visible(item: NavItem) -> bool:
     return not item.roles or Role.ADMIN in current_user.roles or bool(current_user.roles & item.roles)
 
 
-def nav_items() -> list[dict[str, object]]:
+def nav_items(audience: str | None = None) -> list[dict[str, object]]:
+    """The entries the current user may use (optionally of one audience); the entry whose URL is the
+    longest prefix of the current path is the active one, so "/staff/" is not active on "/staff/audit"."""
     items = []
     for item in sorted(NAV_ITEMS, key=lambda i: i.order):
-        if _visible(item):
-            url = url_for(item.endpoint)
-            items.append({"label": item.label, "url": url, "active": request.path.startswith(url) and url != "/"})
+        if _visible(item) and (audience is None or item.audience == audience):
+            items.append({"label": item.label, "url": url_for(item.endpoint), "active": False})
+    matches = [entry for entry in items if entry["url"] != "/" and request.path.startswith(str(entry["url"]))]
+    if matches:
+        max(matches, key=lambda entry: len(str(entry["url"])))["active"] = True
     return items
+
+
+def ui_area() -> str:
+    """Which layout a page uses: "staff" (side navigation), "portal" (member top navigation) or "public"."""
+    if not current_user.is_authenticated:
+        return "public"
+    if request.path.startswith("/portal") and current_user.is_member:
+        return "portal"
+    if current_user.is_staff:
+        return "staff"
+    return "portal" if current_user.is_member else "public"
 
 
 register_nav(_l("Dashboard"), "home.staff_dashboard", audience="staff", order=0)
@@ -58,6 +73,26 @@ register_nav(_l("My organisation"), "home.portal_home", audience="member", order
 
 
 def register_ui(app: Flask) -> None:
+    app.jinja_env.filters["role_labels"] = role_labels
+
     @app.context_processor
     def inject_ui():
-        return {"nav_items": nav_items, "current_locale": str(get_locale() or "nb")}
+        return {"nav_items": nav_items, "ui_area": ui_area, "current_locale": str(get_locale() or "nb")}
+
+
+ROLE_LABELS = {
+    Role.ADMIN: _l("Administrator"),
+    Role.ADVISER: _l("Adviser"),
+    Role.COORDINATOR: _l("Coordinator"),
+    Role.FINANCE: _l("Finance"),
+    Role.MEMBER: _l("Member"),
+}
+
+
+def role_label(role: Role) -> str:
+    return str(ROLE_LABELS.get(role, role.value))
+
+
+def role_labels(roles: Iterable[Role]) -> list[str]:
+    """Labels in a stable order (the order of ``Role``)."""
+    return [role_label(role) for role in Role if role in set(roles)]

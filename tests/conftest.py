@@ -10,6 +10,7 @@ import os
 import tempfile
 
 import pytest
+from flask import g
 from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import event
 
@@ -36,6 +37,14 @@ class SuiteConfig(TestingConfig):
 @pytest.fixture(scope="session")
 def app():
     app = create_app(SuiteConfig)
+
+    @app.teardown_request
+    def _forget_request_globals(exc):
+        # A test's requests share its app context, and so one ``g``; in production every request has its own.
+        # Drop what extensions cache per request, so one request's user and locale never leak into the next.
+        for name in ("_login_user", "_flask_babel"):
+            g.pop(name, None)
+
     with app.app_context():
         db.drop_all()
         db.create_all()
@@ -106,7 +115,71 @@ def run_jobs(app, queues=("emails", "billing", "default")) -> None:
     """Run queued jobs in this process until the queues are empty (RQ burst mode)."""
     from crm.jobs import make_worker
 
-    make_worker(app, queues).work(burst=True, with_scheduler=False)
+    worker = make_worker(app, queues)
+    # RQ's pubsub thread only carries remote commands (stop a job); joining it can stall a burst by 1 s.
+    worker.subscribe = lambda: None
+    worker.work(burst=True, with_scheduler=False)
 
 
 __all__ = ["redis", "run_jobs"]
+
+
+# --- real SMTP and retried jobs (mail) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _smtp_server_instance():
+    from tests.smtp_server import SMTPTestServer
+
+    server = SMTPTestServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_server(app, _smtp_server_instance, monkeypatch):
+    """A running aiosmtpd server (``tests/smtp_server.py``) that the app sends to during the test.
+
+    Flask-Mail copies its settings at ``init_app``; the copy in ``app.extensions["mail"]`` is what
+    a send uses, so both it and ``app.config`` point to the server until the test ends.
+    """
+    server = _smtp_server_instance
+    server.reset()
+    server.start()
+    state = app.extensions["mail"]
+    monkeypatch.setattr(state, "server", server.host)
+    monkeypatch.setattr(state, "port", server.port)
+    monkeypatch.setattr(state, "suppress", False)
+    monkeypatch.setitem(app.config, "MAIL_SERVER", server.host)
+    monkeypatch.setitem(app.config, "MAIL_PORT", server.port)
+    yield server
+    server.start()  # a test may leave it stopped
+    server.reset()
+
+
+def promote_scheduled_jobs(queues=("emails", "billing", "default")) -> int:
+    """Move every scheduled job (retries waiting for their interval) to its queue now, so tests
+    need not wait. Returns how many were moved."""
+    from rq.job import Job
+
+    from crm.jobs import get_queue
+
+    moved = 0
+    for name in queues:
+        queue = get_queue(name)
+        registry = queue.scheduled_job_registry
+        for job_id in registry.get_job_ids():
+            registry.remove(job_id)
+            queue.enqueue_job(Job.fetch(job_id, connection=queue.connection))
+            moved += 1
+    return moved
+
+
+def run_jobs_until_idle(app, queues=("emails", "billing", "default"), max_rounds: int = 50) -> int:
+    """Run jobs, including every retry they schedule, until nothing is queued or scheduled.
+    Returns the number of rounds."""
+    for rounds in range(1, max_rounds + 1):
+        run_jobs(app, queues)
+        if not promote_scheduled_jobs(queues):
+            return rounds
+    raise AssertionError(f"jobs still scheduled after {max_rounds} rounds")

@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from crm.demo import DEMO_LOGINS
 from tests.apps import ROOT, app_process_env, free_port
 
 
@@ -86,6 +87,8 @@ def test_make_run_serves_and_ctrl_c_stops_web_worker_and_redis(devserver):
     server.wait_for("is running at")
     assert server.url in server.output
     assert "flask db upgrade" in server.output
+    assert "Demo logins" in server.output
+    assert all(login.email in server.output for login in DEMO_LOGINS)
     status, body = get(server.url + "healthz")
     assert (status, body.replace(" ", "").strip()) == (200, '{"database":"ok","redis":"ok","status":"ok"}')
     status, body = get(server.url + "auth/login")

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 
 from crm.audit.models import AuditEntry
 from crm.extensions import db
 
 logger = logging.getLogger(__name__)
+
+OSLO = ZoneInfo("Europe/Oslo")
 
 
 def record_audit(
@@ -54,3 +59,38 @@ def audit_trail(*, target_type: str, target_id: Any, limit: int = 100) -> list[A
         .limit(limit)
     )
     return list(db.session.scalars(stmt))
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What the audit log viewer narrows the log to; empty values do not filter. Dates are Oslo dates."""
+
+    action_prefix: str | None = None
+    actor: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+
+def _oslo_midnight_utc(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=OSLO).astimezone(UTC)
+
+
+def audit_entries_query(filters: AuditFilter) -> Select[tuple[AuditEntry]]:
+    """Newest first. The actor matches anywhere in the stored actor label (the email at the time);
+    ``date_to`` includes the whole day in Europe/Oslo."""
+    stmt = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+    if filters.action_prefix:
+        stmt = stmt.where(AuditEntry.action.startswith(filters.action_prefix, autoescape=True))
+    if filters.actor:
+        stmt = stmt.where(func.lower(AuditEntry.actor_label).contains(filters.actor.lower(), autoescape=True))
+    if filters.target_type:
+        stmt = stmt.where(AuditEntry.target_type == filters.target_type)
+    if filters.target_id:
+        stmt = stmt.where(AuditEntry.target_id == filters.target_id)
+    if filters.date_from:
+        stmt = stmt.where(AuditEntry.at >= _oslo_midnight_utc(filters.date_from))
+    if filters.date_to:
+        stmt = stmt.where(AuditEntry.at < _oslo_midnight_utc(filters.date_to + timedelta(days=1)))
+    return stmt

@@ -70,6 +70,7 @@ def declared_access(view: Callable[..., Any]) -> str | None:
 def safe_next_url(default: str) -> str:
     """Only same-site relative paths are followed after login."""
     target = request.args.get("next") or request.form.get("next") or ""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    # Browsers drop tabs and newlines and read "\\" as "/", so "/\t/evil" would leave the site.
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target and target.isprintable():
         return target
     return default

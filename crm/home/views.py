@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, session, url_for
 from flask_login import current_user
 from sqlalchemy import text
 
-from crm.auth.access import member_required, public, staff_required
+from crm.auth.access import member_required, public, safe_next_url, staff_required
 from crm.extensions import db, redis
 
 bp = Blueprint("home", __name__)
@@ -43,10 +43,8 @@ def set_language(code: str):
         if current_user.is_authenticated:
             current_user.locale = code
             db.session.commit()
-    target = request.form.get("next") or "/"
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/"
-    return redirect(target)
+    # Unknown codes change nothing; the next URL must stay on this site.
+    return redirect(safe_next_url(url_for("home.index")))
 
 
 @bp.route("/healthz")

@@ -1,8 +1,133 @@
-"""Sending stored outbox messages. (Completed by the outbox work: retries, sweeper.)"""
+"""Sending stored outbox messages, and the sweeper that re-enqueues what was lost.
+
+Each message has one RQ job id, ``outbox-<id>``, so the sweeper can tell whether a job for it
+is still queued, scheduled or running. The send job claims the row in Redis, then reads it
+fresh: a second run (a duplicate job, the sweeper racing a slow worker) finds it SENT or
+claimed and does nothing. Should a worker die between the server's 250 and our commit, the
+message goes out again with the same Message-ID, which receivers use to drop the duplicate.
+"""
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
+
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from crm.extensions import db, redis
+from crm.jobs import enqueue_after_commit, periodic
+from crm.mail import services
+from crm.mail.models import OutboxMessage, OutboxStatus
+from crm.mail.smtp import Outcome, send_row
+
+logger = logging.getLogger(__name__)
+
+EMAIL_QUEUE = "emails"
+# Longer than the slowest send (SMTP timeout per step, RQ's 600 s job timeout).
+_CLAIM_SECONDS = 660
+_PENDING_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
+
+
+class TemporaryMailFailure(Exception):
+    """Raised after the row is marked RETRYING, so that RQ schedules the next attempt."""
+
+
+def job_id_for(message_id: int) -> str:
+    return f"outbox-{message_id}"
+
+
+def _claim_key(message_id: int) -> str:
+    return f"crm:outbox:sending:{message_id}"
+
+
+def _fetch_job(message_id: int) -> Job | None:
+    try:
+        return Job.fetch(job_id_for(message_id), connection=redis())
+    except NoSuchJobError:
+        return None
+
+
+def has_pending_job(message_id: int) -> bool:
+    """Whether RQ holds a job for this message that is queued, scheduled, deferred or running."""
+    job = _fetch_job(message_id)
+    return job is not None and job.get_status() in _PENDING_STATUSES
+
+
+def enqueue_send(message: OutboxMessage, *, replace: bool = False) -> None:
+    """Enqueue the message's send job once the transaction commits.
+
+    With ``replace``, a job that is waiting in the queue or running is kept (it will send the row
+    as it then is); a job scheduled for a later retry, or one that has ended, is removed first,
+    so that exactly one job carries the message's id.
+    """
+    if replace:
+        job = _fetch_job(message.id)
+        if job is not None:
+            if job.get_status() in (JobStatus.QUEUED, JobStatus.STARTED):
+                return
+            # Removed before the commit: should the transaction roll back, the row keeps its
+            # state and the sweeper enqueues it again.
+            job.delete()
+    enqueue_after_commit(
+        send_outbox_message,
+        message.id,
+        queue=EMAIL_QUEUE,
+        retry=services.retry_policy(message.attempts),
+        job_id=job_id_for(message.id),
+    )
+
 
 def send_outbox_message(message_id: int) -> None:
-    """Send one stored message; safe to run twice."""
-    raise NotImplementedError
+    """Send one stored message and record the outcome; safe to run twice.
+
+    Sent: SENT. A 4xx answer, a connection error or a timeout: RETRYING, then raises
+    ``TemporaryMailFailure`` so that RQ retries with backoff (FAILED once the attempts are used
+    up). A 5xx answer: FAILED with the reason, without a retry.
+    """
+    connection = redis()
+    if not connection.set(_claim_key(message_id), "1", nx=True, ex=_CLAIM_SECONDS):
+        logger.info("mail %s is being sent by another worker; skipped", message_id)
+        return
+    try:
+        message = db.session.get(OutboxMessage, message_id)
+        if message is None or message.status not in (OutboxStatus.QUEUED, OutboxStatus.RETRYING):
+            logger.info("mail %s: nothing to send (%s)", message_id, message.status.value if message else "missing")
+            return
+        try:
+            result = send_row(message)
+        except Exception as exc:
+            # Our own bug (template data, encoding): count it as a failed attempt so that a
+            # broken message ends FAILED after the retries instead of looping forever.
+            logger.exception("mail %s: unexpected error while sending", message_id)
+            result_error = f"{type(exc).__name__}: {exc}"
+            db.session.rollback()
+            message = db.session.get(OutboxMessage, message_id)
+            if message is None or message.status not in (OutboxStatus.QUEUED, OutboxStatus.RETRYING):
+                return
+            retry = services.mark_temporary_failure(message, result_error)
+            db.session.commit()
+            if retry:
+                raise TemporaryMailFailure(result_error) from exc
+            return
+        if result.outcome is Outcome.SENT:
+            services.mark_sent(message)
+            db.session.commit()
+        elif result.outcome is Outcome.PERMANENT:
+            services.mark_permanent_failure(message, result.error or "refused")
+            db.session.commit()
+        else:
+            retry = services.mark_temporary_failure(message, result.error or "temporary failure")
+            db.session.commit()
+            if retry:
+                raise TemporaryMailFailure(result.error)
+    finally:
+        connection.delete(_claim_key(message_id))
+
+
+@periodic(timedelta(minutes=1), queue=EMAIL_QUEUE, name="mail.sweep_outbox")
+def sweep_outbox(now: datetime | None = None) -> list[int]:
+    """Re-enqueue outbox rows whose job was lost (see ``services.requeue_lost_messages``)."""
+    requeued = services.requeue_lost_messages(now=now)
+    db.session.commit()
+    return requeued

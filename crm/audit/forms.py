@@ -1,0 +1,22 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import DateField, StringField
+from wtforms.validators import Length, Optional, ValidationError
+
+
+class AuditFilterForm(FlaskForm):
+    """A GET filter: it changes nothing, so it carries no CSRF token."""
+
+    class Meta:
+        csrf = False
+
+    action = StringField(_l("Action starts with"), validators=[Optional(), Length(max=100)])
+    actor = StringField(_l("Actor (email)"), validators=[Optional(), Length(max=254)])
+    target_type = StringField(_l("Target type"), validators=[Optional(), Length(max=50)])
+    target_id = StringField(_l("Target id"), validators=[Optional(), Length(max=64)])
+    date_from = DateField(_l("From date"), validators=[Optional()])
+    date_to = DateField(_l("To date"), validators=[Optional()])
+
+    def validate_date_to(self, field: DateField) -> None:
+        if field.data and self.date_from.data and field.data < self.date_from.data:
+            raise ValidationError(_l("The end date is before the start date."))

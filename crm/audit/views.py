@@ -1,0 +1,47 @@
+"""The audit log viewer for administrators."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+from flask_babel import lazy_gettext as _l
+
+from crm.audit.forms import AuditFilterForm
+from crm.audit.services import AuditFilter, audit_entries_query
+from crm.auth.access import staff_required
+from crm.auth.models import Role
+from crm.pagination import paginate
+from crm.ui import register_nav
+
+bp = Blueprint("audit", __name__, url_prefix="/staff/audit")
+
+register_nav(_l("Audit log"), "audit.index", audience="staff", roles={Role.ADMIN}, order=900)
+
+
+def _filters_from(form: AuditFilterForm) -> AuditFilter:
+    """Only the fields that passed validation filter; a bad field shows its error and is ignored."""
+
+    def value(name: str):
+        field = form[name]
+        if field.errors:
+            return None
+        data = field.data
+        return data.strip() or None if isinstance(data, str) else data
+
+    return AuditFilter(
+        action_prefix=value("action"),
+        actor=value("actor"),
+        target_type=value("target_type"),
+        target_id=value("target_id"),
+        date_from=value("date_from"),
+        date_to=value("date_to"),
+    )
+
+
+@bp.route("/")
+@staff_required(Role.ADMIN)
+def index():
+    form = AuditFilterForm(formdata=request.args)
+    form.validate()
+    filters = _filters_from(form)
+    page = paginate(audit_entries_query(filters))
+    return render_template("audit/index.html", form=form, page=page, filtered=filters != AuditFilter())

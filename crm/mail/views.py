@@ -1,0 +1,71 @@
+"""Staff pages: failed and retrying emails with a retry button, a person's email history, one message."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from crm.auth.access import safe_next_url, staff_required
+from crm.auth.models import User
+from crm.errors import DomainError
+from crm.extensions import db
+from crm.mail import services
+from crm.mail.forms import RetryForm
+from crm.mail.models import OutboxMessage
+from crm.ui import register_nav
+
+bp = Blueprint("mail", __name__, url_prefix="/staff/mail")
+
+register_nav(_l("Email"), "mail.messages", audience="staff", order=80)
+
+
+def _page() -> int:
+    return max(request.args.get("page", 1, type=int) or 1, 1)
+
+
+@bp.route("/")
+@staff_required()
+def messages():
+    pagination = services.problem_messages(page=_page(), per_page=current_app.config["PER_PAGE"])
+    return render_template("mail/staff/messages.html", pagination=pagination, retry_form=RetryForm())
+
+
+@bp.route("/people/<int:user_id>")
+@staff_required()
+def person(user_id: int):
+    user = db.session.get(User, user_id) or abort(404)
+    pagination = services.email_history(
+        user, actor=current_user, page=_page(), per_page=current_app.config["PER_PAGE"], ip_address=request.remote_addr
+    )
+    db.session.commit()  # keep the audit entry
+    return render_template("mail/staff/person.html", person=user, pagination=pagination, retry_form=RetryForm())
+
+
+@bp.route("/messages/<int:message_id>")
+@staff_required()
+def message(message_id: int):
+    row = db.session.get(OutboxMessage, message_id) or abort(404)
+    services.view_message(row, actor=current_user, ip_address=request.remote_addr)
+    db.session.commit()
+    return render_template("mail/staff/message.html", message=row, retry_form=RetryForm())
+
+
+@bp.route("/messages/<int:message_id>/retry", methods=["POST"])
+@staff_required()
+def retry(message_id: int):
+    row = db.session.get(OutboxMessage, message_id) or abort(404)
+    form = RetryForm()
+    target = safe_next_url(url_for("mail.messages"))
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        services.retry_message(row, actor=current_user, ip_address=request.remote_addr)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "danger")
+        return redirect(target)
+    db.session.commit()
+    flash(_("The email to %(address)s will be sent again.", address=row.to_address), "success")
+    return redirect(target)

@@ -1,0 +1,161 @@
+import re
+from datetime import UTC, datetime
+
+import pytest
+
+from crm.audit.models import AuditEntry
+from crm.audit.services import AuditFilter, audit_entries_query, record_audit
+from crm.auth.models import Role
+from crm.extensions import db
+from tests.factories import make_staff, make_user
+from tests.ui.helpers import sign_in
+
+
+def _entry(action: str, *, at: datetime | None = None, actor_label=None, target_type=None, target_id=None, **kw):
+    entry = AuditEntry(
+        action=action,
+        at=at or datetime(2026, 6, 1, 12, 0, tzinfo=UTC),
+        actor_label=actor_label,
+        target_type=target_type,
+        target_id=target_id,
+        **kw,
+    )
+    db.session.add(entry)
+    db.session.flush()
+    return entry
+
+
+def _rows(html: str) -> list[str]:
+    """The action of every row shown."""
+    return re.findall(r"<td><code>([^<]+)</code></td>", html)
+
+
+@pytest.fixture
+def admin_client(client):
+    sign_in(client, make_staff(Role.ADMIN, email="ingrid@etiskhandel.example"))
+    return client
+
+
+@pytest.mark.parametrize(
+    ("roles", "status"),
+    [
+        ({Role.ADMIN}, 200),
+        ({Role.ADVISER}, 403),
+        ({Role.COORDINATOR}, 403),
+        ({Role.FINANCE}, 403),
+        ({Role.ADVISER, Role.COORDINATOR, Role.FINANCE}, 403),
+        ({Role.MEMBER}, 403),
+    ],
+)
+def test_only_admins_see_the_audit_log(client, roles, status):
+    sign_in(client, make_user(roles=roles))
+    assert client.get("/staff/audit/").status_code == status
+
+
+def test_anonymous_users_are_sent_to_the_login_page(client):
+    response = client.get("/staff/audit/")
+    assert response.status_code == 302
+    assert "/auth/login" in response.headers["Location"]
+
+
+def test_entries_are_listed_newest_first_with_oslo_times(admin_client):
+    user = make_user(email="hanne@example.no")
+    record_audit("auth.login.succeeded", actor=user, target=user, ip_address="10.0.0.7")
+    _entry("auth.login.failed", at=datetime(2026, 3, 29, 1, 0, tzinfo=UTC), details={"email": "x@example.no"})
+    html = admin_client.get("/staff/audit/").text
+    assert _rows(html) == ["auth.login.succeeded", "auth.login.failed"]
+    assert "hanne@example.no" in html and "10.0.0.7" in html
+    assert "29.03.2026 03:00" in html  # summer time began at 01:00 UTC
+    assert "Ingen bruker" in html  # a failed login has no actor
+    assert f'href="/staff/audit/?target_type=users&amp;target_id={user.id}"' in html
+
+
+def test_filter_by_action_prefix_escapes_wildcards(admin_client):
+    _entry("auth.login.failed")
+    _entry("auth.password.changed")
+    _entry("mail.message.failed")
+    _entry("authority.x")
+    assert sorted(_rows(admin_client.get("/staff/audit/?action=auth.").text)) == [
+        "auth.login.failed",
+        "auth.password.changed",
+    ]
+    assert _rows(admin_client.get("/staff/audit/?action=%25failed").text) == []
+    assert _rows(admin_client.get("/staff/audit/?action=auth_login").text) == []
+
+
+def test_filter_by_actor_and_target(admin_client):
+    _entry("a.one", actor_label="kari.nordmann@etiskhandel.example", target_type="users", target_id="7")
+    _entry("a.two", actor_label="ola@etiskhandel.example", target_type="users", target_id="8")
+    _entry("a.three", actor_label="kari.nordmann@etiskhandel.example", target_type="organisations", target_id="7")
+    assert sorted(_rows(admin_client.get("/staff/audit/?actor=KARI").text)) == ["a.one", "a.three"]
+    assert _rows(admin_client.get("/staff/audit/?target_type=users&target_id=7").text) == ["a.one"]
+    assert sorted(_rows(admin_client.get("/staff/audit/?target_id=7").text)) == ["a.one", "a.three"]
+
+
+def test_date_range_uses_whole_days_in_oslo(admin_client):
+    # 31 May 22:30 UTC is 1 June 00:30 in Oslo; 1 June 22:30 UTC is already 2 June.
+    _entry("d.before", at=datetime(2026, 5, 31, 21, 59, tzinfo=UTC))
+    _entry("d.first", at=datetime(2026, 5, 31, 22, 30, tzinfo=UTC))
+    _entry("d.last", at=datetime(2026, 6, 1, 21, 59, tzinfo=UTC))
+    _entry("d.after", at=datetime(2026, 6, 1, 22, 30, tzinfo=UTC))
+    html = admin_client.get("/staff/audit/?date_from=2026-06-01&date_to=2026-06-01").text
+    assert _rows(html) == ["d.last", "d.first"]
+    assert _rows(admin_client.get("/staff/audit/?date_from=2026-06-02").text) == ["d.after"]
+    assert _rows(admin_client.get("/staff/audit/?date_to=2026-05-31").text) == ["d.before"]
+
+
+def test_bad_filter_input_shows_a_message_next_to_the_field_and_is_ignored(admin_client):
+    _entry("x.one", at=datetime(2026, 6, 3, 12, 0, tzinfo=UTC))
+    html = admin_client.get("/staff/audit/?date_from=2026-06-02&date_to=2026-06-01").text
+    assert "Sluttdatoen er før startdatoen." in html
+    assert 'id="date_to-errors"' in html
+    assert _rows(html) == ["x.one"]  # the valid start date filters, the bad end date does not
+    html = admin_client.get("/staff/audit/?date_from=not-a-date").text
+    assert 'id="date_from-errors"' in html
+    assert _rows(html) == ["x.one"]
+
+
+def test_empty_states(admin_client):
+    assert "Revisjonsloggen er tom" in admin_client.get("/staff/audit/").text
+    _entry("x.one")
+    html = admin_client.get("/staff/audit/?action=nothing.").text
+    assert "Ingen oppføringer passer med filteret" in html
+
+
+def test_pages_keep_the_filter(app, admin_client, monkeypatch):
+    monkeypatch.setitem(app.config, "PER_PAGE", 5)
+    for i in range(12):
+        _entry(f"auth.test.{i:02d}", at=datetime(2026, 6, 1, 12, i, tzinfo=UTC))
+    _entry("mail.other")
+    html = admin_client.get("/staff/audit/?action=auth.test").text
+    assert _rows(html) == [f"auth.test.{i:02d}" for i in range(11, 6, -1)]
+    assert "Viser 1–5 av 12" in html
+    assert 'href="/staff/audit/?action=auth.test&amp;page=2" rel="next"' in html
+    html = admin_client.get("/staff/audit/?action=auth.test&page=3").text
+    assert _rows(html) == ["auth.test.01", "auth.test.00"]
+    assert 'aria-current="page"><span class="visually-hidden">Side </span>3</a>' in html
+
+
+def test_the_query_count_does_not_grow_with_the_entries(app, admin_client, count_queries):
+    per_page = app.config["PER_PAGE"]
+    for i in range(3):
+        _entry(f"q.{i}", actor_label="a@example.no", target_type="users", target_id=str(i), details={"k": [1, 2]})
+    with count_queries() as few:
+        assert admin_client.get("/staff/audit/").status_code == 200
+    for i in range(per_page * 2):
+        _entry(f"q.more.{i}", actor_label="b@example.no", target_type="users", target_id=str(i), details={"k": i})
+    with count_queries() as many:
+        html = admin_client.get("/staff/audit/").text
+    assert len(_rows(html)) == per_page
+    assert many.count == few.count
+
+
+def test_the_audit_log_is_in_the_admin_navigation(admin_client):
+    html = admin_client.get("/staff/").text
+    assert '<a class="nav-link" href="/staff/audit/">Revisjonslogg</a>' in html
+
+
+def test_audit_entries_query_without_filters_lists_everything():
+    _entry("z.one")
+    _entry("z.two")
+    assert len(db.session.scalars(audit_entries_query(AuditFilter())).all()) >= 2
