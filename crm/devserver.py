@@ -154,7 +154,7 @@ def main() -> int:
             for name, process in children.items():
                 if process.poll() is not None:
                     print(f"== {name} exited with status {process.returncode}; stopping", flush=True)
-                    status = process.returncode or 1
+                    status = process.returncode if process.returncode > 0 else 1  # killed: negative
                     raise SystemExit(status)
             time.sleep(0.3)
     except Stop as stop:
