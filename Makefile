@@ -1,6 +1,7 @@
 # The two set-up commands: `make run` and `make test`.
 PYTHON ?= python3
-VENV := .venv
+# VENV=/tmp/some-venv puts the virtualenv elsewhere (a trial of the fresh-install path, CI caches).
+VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export FLASK_APP := wsgi.py
@@ -8,6 +9,7 @@ export FLASK_APP := wsgi.py
 .PHONY: run test lint format translations install clean
 
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; try make PYTHON=python3.11")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

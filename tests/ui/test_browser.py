@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from crm.demo import DEMO_LOGINS
+from crm.redis_setup import start_embedded_redis, stop_embedded_redis
 
 pytestmark = pytest.mark.browser
 
@@ -37,7 +38,8 @@ def live_server(tmp_path_factory):
         "CRM_INSTANCE_PATH": str(instance),
         "CRM_REQUIRE_STAFF_MFA": "0",
         "DATABASE_URL": f"sqlite:///{instance / 'live.sqlite'}",
-        "REDIS_URL": "",
+        # One embedded Redis owned (and stopped) by the test: one started by a terminated server outlives it.
+        "REDIS_URL": start_embedded_redis(str(instance / "redis.db")),
     }
     env.pop("FLASK_DEBUG", None)
     setup = (
@@ -65,6 +67,7 @@ def live_server(tmp_path_factory):
     server.terminate()
     server.wait(timeout=10)
     log.close()
+    stop_embedded_redis(str(instance / "redis.db"), wait=False)
 
 
 @pytest.fixture(scope="module")

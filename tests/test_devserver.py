@@ -1,0 +1,119 @@
+"""``make run`` (``python -m crm.devserver``) for real: it serves, and Ctrl-C stops everything it started."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from crm.demo import DEMO_LOGINS
+from tests.apps import ROOT, app_process_env, free_port
+
+
+class DevServer:
+    def __init__(self, instance: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "crm.devserver"],
+            cwd=ROOT,
+            env=app_process_env(instance, PORT=str(self.port)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, text: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"devserver did not print {text!r}:\n{self.output}")
+            time.sleep(0.1)
+
+    def family(self) -> list[psutil.Process]:
+        """The supervisor's children and theirs, and the embedded Redis server (a daemon of its own)."""
+        processes = psutil.Process(self.process.pid).children(recursive=True)
+        socket = next(line.split("unix://", 1)[1].strip() for line in self.lines if "embedded Redis at" in line)
+        processes += [p for p in psutil.process_iter(["cmdline"]) if socket in " ".join(p.info["cmdline"] or [])]
+        return processes
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.reader.join(timeout=10)
+        self.process.stdout.close()
+
+
+@pytest.fixture
+def devserver(tmp_path):
+    servers: list[DevServer] = []
+
+    def start() -> DevServer:
+        servers.append(DevServer(tmp_path / "instance"))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, response.read().decode()
+
+
+def test_make_run_serves_and_ctrl_c_stops_web_worker_and_redis(devserver):
+    server = devserver()
+    server.wait_for("is running at")
+    assert server.url in server.output
+    assert "flask db upgrade" in server.output
+    assert "Demo logins" in server.output
+    assert all(login.email in server.output for login in DEMO_LOGINS)
+    status, body = get(server.url + "healthz")
+    assert (status, body.replace(" ", "").strip()) == (200, '{"database":"ok","redis":"ok","status":"ok"}')
+    status, body = get(server.url + "auth/login")
+    assert status == 200
+    assert 'name="password"' in body
+    family = server.family()
+    commands = [" ".join(p.cmdline()) for p in family]
+    assert any("flask run" in c for c in commands), commands
+    assert any("flask crm worker" in c for c in commands), commands
+    assert any("redis-server" in c for c in commands), commands
+
+    server.process.send_signal(signal.SIGINT)
+    assert server.process.wait(timeout=30) == 0, server.output
+    _gone, alive = psutil.wait_procs(family, timeout=10)
+    assert alive == [], [p.cmdline() for p in alive]
+    assert "== stopped" in server.output
+
+
+def test_when_a_child_dies_the_other_is_stopped_and_the_exit_is_non_zero(devserver):
+    server = devserver()
+    server.wait_for("is running at")
+    family = server.family()
+    worker = next(p for p in family if "flask crm worker" in " ".join(p.cmdline()))
+    worker.kill()
+    assert server.process.wait(timeout=30) == 1
+    _gone, alive = psutil.wait_procs(family, timeout=10)
+    assert alive == [], [p.cmdline() for p in alive]
+    assert "worker exited" in server.output
