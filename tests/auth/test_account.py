@@ -11,8 +11,8 @@ from crm.auth.models import Role
 from crm.auth.passwords import verify_password
 from crm.errors import DomainError
 from crm.extensions import db
-from tests.conftest import DEFAULT_PASSWORD, csrf_token, login
 from tests.factories import make_staff, make_user
+from tests.helpers import DEFAULT_PASSWORD, csrf_token, login
 
 NEW_PASSWORD = "fire-hvite-svaner-i-fjorden"
 

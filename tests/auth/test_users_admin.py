@@ -11,8 +11,8 @@ from crm.auth.models import Role, User
 from crm.errors import Conflict, DomainError
 from crm.extensions import db
 from crm.mail.models import OutboxMessage
-from tests.conftest import csrf_token, login
 from tests.factories import make_staff, make_user
+from tests.helpers import csrf_token, login
 
 
 def _last_action() -> AuditEntry:
