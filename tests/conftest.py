@@ -189,3 +189,16 @@ def run_jobs_until_idle(app, queues=("emails", "billing", "default"), max_rounds
         if not promote_scheduled_jobs(queues):
             return rounds
     raise AssertionError(f"jobs still scheduled after {max_rounds} rounds")
+
+
+# --- a real Chromium (tests/browser.py has the live server and page helpers) --------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--headless"])
+        yield browser
+        browser.close()
