@@ -147,9 +147,8 @@ def users_query(search: str = "") -> Select[tuple[User]]:
     stmt = select(User).order_by(func.lower(User.full_name), User.id)
     search = search.strip().lower()
     if search:
-        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         name, email = func.lower(User.full_name), func.lower(User.email)
-        stmt = stmt.where(or_(name.like(pattern, escape="\\"), email.like(pattern, escape="\\")))
+        stmt = stmt.where(or_(name.contains(search, autoescape=True), email.contains(search, autoescape=True)))
     return stmt
 
 
