@@ -136,7 +136,7 @@ def load_user_from_session_id(session_id: str) -> User | None:
 
 
 def set_user_locale(user: User, locale: str | None, *, allowed: set[str]) -> None:
-    """The user's language preference; ``None`` follows the browser."""
+    """The user's language preference; ``None`` uses the default language (bokmål)."""
     if locale is not None and locale not in allowed:
         raise DomainError(_("Unknown language."), field="locale")
     user.locale = locale

@@ -153,7 +153,7 @@ def mark_permanent_failure(message: OutboxMessage, reason: str) -> None:
 
 def _require(message: OutboxMessage, states: tuple[OutboxStatus, ...]) -> None:
     if message.status not in states:
-        raise DomainError(_("This email is %(status)s and cannot be changed.", status=message.status.value))
+        raise DomainError(_("This email is %(status)s and cannot be changed.", status=message.status.label))
 
 
 # --- the sweeper ------------------------------------------------------------------------------

@@ -110,6 +110,14 @@ def test_language_preference(client):
     assert user.locale is None
 
 
+def test_no_language_preference_means_bokmal_whatever_the_browser_says(client):
+    user = make_user()
+    login(client, user)
+    html = client.get("/account", headers={"Accept-Language": "en"}).text
+    assert "Standard (norsk bokmål)" in html
+    assert 'lang="nb"' in html
+
+
 def test_language_preference_refuses_unknown_values(client):
     user = make_user(roles={Role.MEMBER})
     login(client, user)

@@ -160,7 +160,7 @@ def test_create_staff_user_view(admin_client):
     [
         ({"full_name": "X", "email": "taken@example.no", "roles": ["adviser"]}, "finnes allerede"),
         ({"full_name": "X", "email": "ny@example.no"}, "Velg minst én rolle"),
-        ({"full_name": "X", "email": "ny@example.no", "roles": ["member"]}, "Her kan bare ansattroller gis."),
+        ({"full_name": "X", "email": "ny@example.no", "roles": ["member"]}, "Bare ansattroller kan gis her."),
         ({"full_name": "X", "email": "ny@example.no", "roles": ["nonsense"]}, "Velg minst én rolle"),
     ],
 )
