@@ -176,6 +176,14 @@ def test_create_staff_user_view_refuses_bad_input(admin_client, data, message):
     assert len(db.session.scalars(select(User)).all()) == len(before)
 
 
+def test_a_roles_error_is_tied_to_the_role_choices(admin_client):
+    response = admin_client.post(
+        "/staff/users/new", data={"full_name": "X", "email": "ny@example.no", "csrf_token": csrf_token(admin_client)}
+    )
+    assert '<fieldset class="mb-3" aria-describedby="roles-errors">' in response.text
+    assert re.search(r'<div class="invalid-feedback" id="roles-errors">Velg minst én rolle\.</div>', response.text)
+
+
 def test_edit_roles_view(admin_client):
     user = make_staff(Role.ADVISER)
     assert admin_client.get(f"/staff/users/{user.id}").status_code == 200
