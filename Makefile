@@ -34,7 +34,7 @@ format: $(STAMP)
 # Extract new strings and merge them into the nb and en catalogs.
 translations: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k _l -o crm/translations/messages.pot --no-location --sort-output .
-	$(BIN)/pybabel update -i crm/translations/messages.pot -d crm/translations --no-location --omit-header --ignore-obsolete
+	$(BIN)/pybabel update -i crm/translations/messages.pot -d crm/translations --ignore-obsolete
 	$(BIN)/pybabel compile -d crm/translations
 
 clean:

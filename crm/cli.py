@@ -4,16 +4,31 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from crm.errors import DomainError
 from crm.extensions import db
 
 logger = logging.getLogger(__name__)
 
 crm_cli = AppGroup("crm", help="Etisk handel Norge CRM commands.")
+
+
+@contextmanager
+def committed() -> Iterator[None]:
+    """Commit what the block did; a ``DomainError`` rolls it back and becomes a one-line error
+    with a non-zero exit."""
+    try:
+        yield
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
 
 
 @crm_cli.command("worker")
@@ -59,14 +74,9 @@ def create_admin_command(email: str, full_name: str, password: str) -> None:
     """Create an administrator account."""
     from crm.auth.models import Role
     from crm.auth.services import create_user
-    from crm.errors import DomainError
 
-    try:
+    with committed():
         create_user(email=email, full_name=full_name, password=password, roles={Role.ADMIN})
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        raise click.ClickException(exc.message) from None
     click.echo(f"Administrator {email} created.")
 
 
@@ -76,17 +86,12 @@ def create_admin_command(email: str, full_name: str, password: str) -> None:
 def set_password_command(email: str, password: str) -> None:
     """Set a user's password (ends their sessions)."""
     from crm.auth.services import find_user_by_email, set_password
-    from crm.errors import DomainError
 
     user = find_user_by_email(email)
     if user is None:
         raise click.ClickException(f"No user has the email address {email.strip()!r}.")
-    try:
+    with committed():
         set_password(user, password, actor=None, reason="cli")
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        raise click.ClickException(exc.message) from None
     click.echo(f"Password set for {user.email}.")
 
 
@@ -98,17 +103,12 @@ def register_cli(app: Flask) -> None:
 @click.option("--to", "address", required=True, help="The address to send a test email to.")
 def send_test_email_command(address: str) -> None:
     """Queue a test email; a worker (`flask crm worker`) sends it."""
-    from crm.errors import DomainError
     from crm.mail.services import queue_email
 
-    try:
+    with committed():
         message = queue_email(
             to=address, template="test_message", context={"requested_by": "flask crm send-test-email"}
         )
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        raise click.ClickException(exc.message) from None
     click.echo(f"Test email {message.message_id} queued for {message.to_address}.")
 
 

@@ -73,6 +73,11 @@ def _requested_int(name: str, default: int) -> int:
     return value if value >= 1 else default
 
 
+def requested_page() -> int:
+    """The page number asked for with ``?page=`` (1 when missing or not a positive number)."""
+    return _requested_int("page", 1)
+
+
 def paginate(stmt: Select, *, per_page: int | None = None, scalars: bool = True) -> Page:
     """Run ``stmt`` for the page named by ``?page=`` (a number past the end shows the last page).
 
@@ -81,7 +86,7 @@ def paginate(stmt: Select, *, per_page: int | None = None, scalars: bool = True)
     per_page = min(per_page or _requested_int("per_page", current_app.config["PER_PAGE"]), MAX_PER_PAGE)
     total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     pages = max(1, ceil(total / per_page))
-    page = min(_requested_int("page", 1), pages)
+    page = min(requested_page(), pages)
     limited = stmt.limit(per_page).offset((page - 1) * per_page)
     result = db.session.scalars(limited) if scalars else db.session.execute(limited)
     return Page(

@@ -193,54 +193,14 @@ def run_jobs_until_idle(app, queues=("emails", "billing", "default"), max_rounds
     raise AssertionError(f"jobs still scheduled after {max_rounds} rounds")
 
 
-# --- Logging in through the real login page (and the real second factor for staff) ---------------
-
-from tests.factories import DEFAULT_PASSWORD  # noqa: E402 - the password every factory-made user has
+# --- a real Chromium (tests/live_server.py has the live server and page helpers) --------------------
 
 
-def csrf_token(client) -> str:
-    """A valid CSRF token for this client's session (every page carries one in the language form)."""
-    import re
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
 
-    page = client.get("/auth/forgot-password").text
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
-    assert match, "no CSRF token on the page"
-    return match.group(1)
-
-
-def totp_code(user) -> str:
-    """A code from the user's authenticator that the server has not accepted yet."""
-    import time
-
-    import pyotp
-
-    from crm.auth.mfa import INTERVAL, VALID_WINDOW
-
-    current = int(time.time()) // INTERVAL
-    counter, last = current, user.totp_last_counter
-    if last is not None and current <= last:
-        if last + 1 <= current + VALID_WINDOW:
-            counter = last + 1
-        else:
-            # A third login within one time step: forget the spent step rather than wait 30 s.
-            user.totp_last_counter = None
-            db.session.flush()
-    return pyotp.TOTP(user.totp_secret, interval=INTERVAL).generate_otp(counter)
-
-
-def login(client, user, password: str = DEFAULT_PASSWORD):
-    """Log ``user`` in through the real login form; staff also enrol (the first time) and enter a
-    TOTP code. Asserts that it worked and returns the last response (a redirect)."""
-    data = {"email": user.email, "password": password, "csrf_token": csrf_token(client)}
-    response = client.post("/auth/login", data=data)
-    assert response.status_code == 302, f"login failed with status {response.status_code}"
-    location = response.headers["Location"]
-    if location.startswith("/auth/mfa"):
-        if location.startswith("/auth/mfa/enrol"):
-            client.get(location)  # shows (and stores) the secret to scan
-        db.session.refresh(user)
-        response = client.post(location, data={"code": totp_code(user), "csrf_token": csrf_token(client)})
-        assert response.status_code == 302, f"second factor failed with status {response.status_code}"
-    with client.session_transaction() as sess:
-        assert sess.get("_user_id"), "not logged in"
-    return response
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--headless"])
+        yield browser
+        browser.close()

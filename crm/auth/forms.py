@@ -65,7 +65,7 @@ class PreferencesForm(FlaskForm):
     locale = RadioField(
         _l("Language"),
         choices=[
-            SelectChoice("", _l("Follow my browser")),
+            SelectChoice("", _l("Default (Norwegian bokmål)")),
             SelectChoice("nb", "Norsk bokmål"),
             SelectChoice("en", "English"),
         ],

@@ -136,7 +136,7 @@ def load_user_from_session_id(session_id: str) -> User | None:
 
 
 def set_user_locale(user: User, locale: str | None, *, allowed: set[str]) -> None:
-    """The user's language preference; ``None`` follows the browser."""
+    """The user's language preference; ``None`` uses the default language (bokmål)."""
     if locale is not None and locale not in allowed:
         raise DomainError(_("Unknown language."), field="locale")
     user.locale = locale
@@ -147,9 +147,8 @@ def users_query(search: str = "") -> Select[tuple[User]]:
     stmt = select(User).order_by(func.lower(User.full_name), User.id)
     search = search.strip().lower()
     if search:
-        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         name, email = func.lower(User.full_name), func.lower(User.email)
-        stmt = stmt.where(or_(name.like(pattern, escape="\\"), email.like(pattern, escape="\\")))
+        stmt = stmt.where(or_(name.contains(search, autoescape=True), email.contains(search, autoescape=True)))
     return stmt
 
 

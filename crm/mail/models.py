@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -17,6 +18,19 @@ class OutboxStatus(enum.Enum):
     RETRYING = "retrying"
     SENT = "sent"
     FAILED = "failed"
+
+    @property
+    def label(self) -> str:
+        """The status as staff read it, in their language."""
+        return _STATUS_LABELS[self]
+
+
+_STATUS_LABELS = {
+    OutboxStatus.QUEUED: _l("Queued"),
+    OutboxStatus.RETRYING: _l("Retrying"),
+    OutboxStatus.SENT: _l("Sent"),
+    OutboxStatus.FAILED: _l("Failed"),
+}
 
 
 class OutboxMessage(db.Model):

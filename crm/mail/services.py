@@ -10,9 +10,8 @@ from typing import Any
 from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from flask_sqlalchemy.pagination import Pagination
 from rq import Retry
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 
 from crm.audit.services import record_audit
 from crm.auth.models import User
@@ -154,7 +153,7 @@ def mark_permanent_failure(message: OutboxMessage, reason: str) -> None:
 
 def _require(message: OutboxMessage, states: tuple[OutboxStatus, ...]) -> None:
     if message.status not in states:
-        raise DomainError(_("This email is %(status)s and cannot be changed.", status=message.status.value))
+        raise DomainError(_("This email is %(status)s and cannot be changed.", status=message.status.label))
 
 
 # --- the sweeper ------------------------------------------------------------------------------
@@ -218,20 +217,18 @@ def retry_message(message: OutboxMessage, *, actor: User, ip_address: str | None
     logger.info("mail %s retry requested actor=%s", message.id, actor.email)
 
 
-def problem_messages(*, page: int, per_page: int) -> Pagination:
+def problem_messages_query() -> Select[tuple[OutboxMessage]]:
     """Failed and retrying messages, newest first."""
-    stmt = (
+    return (
         select(OutboxMessage)
         .where(OutboxMessage.status.in_(PROBLEM_STATUSES))
         .order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
     )
-    return db.paginate(stmt, page=page, per_page=per_page, error_out=False)
 
 
-def email_history(user: User, *, actor: User, page: int, per_page: int, ip_address: str | None = None) -> Pagination:
-    """The messages sent (or to be sent) to a person: by user id or by their email address.
-    Viewing it is audit logged as ``mail.history.viewed``."""
-    stmt = (
+def email_history_query(user: User) -> Select[tuple[OutboxMessage]]:
+    """The messages sent (or to be sent) to a person, by user id or by their email address; newest first."""
+    return (
         select(OutboxMessage)
         .where(
             or_(
@@ -241,8 +238,11 @@ def email_history(user: User, *, actor: User, page: int, per_page: int, ip_addre
         )
         .order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
     )
+
+
+def record_history_viewed(user: User, *, actor: User, page: int, ip_address: str | None = None) -> None:
+    """A staff member looked at one page of a person's email history: audit logged as ``mail.history.viewed``."""
     record_audit("mail.history.viewed", actor=actor, target=user, ip_address=ip_address, details={"page": page})
-    return db.paginate(stmt, page=page, per_page=per_page, error_out=False)
 
 
 def view_message(message: OutboxMessage, *, actor: User, ip_address: str | None = None) -> OutboxMessage:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -14,6 +14,7 @@ from crm.extensions import db
 from crm.mail import services
 from crm.mail.forms import RetryForm
 from crm.mail.models import OutboxMessage
+from crm.pagination import paginate, requested_page
 from crm.ui import register_nav
 
 bp = Blueprint("mail", __name__, url_prefix="/staff/mail")
@@ -21,26 +22,22 @@ bp = Blueprint("mail", __name__, url_prefix="/staff/mail")
 register_nav(_l("Email"), "mail.messages", audience="staff", order=80)
 
 
-def _page() -> int:
-    return max(request.args.get("page", 1, type=int) or 1, 1)
-
-
 @bp.route("/")
 @staff_required()
 def messages():
-    pagination = services.problem_messages(page=_page(), per_page=current_app.config["PER_PAGE"])
-    return render_template("mail/staff/messages.html", pagination=pagination, retry_form=RetryForm())
+    page = paginate(services.problem_messages_query())
+    return render_template("mail/staff/messages.html", page=page)
 
 
 @bp.route("/people/<int:user_id>")
 @staff_required()
 def person(user_id: int):
     user = db.session.get(User, user_id) or abort(404)
-    pagination = services.email_history(
-        user, actor=current_user, page=_page(), per_page=current_app.config["PER_PAGE"], ip_address=request.remote_addr
-    )
-    db.session.commit()  # keep the audit entry
-    return render_template("mail/staff/person.html", person=user, pagination=pagination, retry_form=RetryForm())
+    services.record_history_viewed(user, actor=current_user, page=requested_page(), ip_address=request.remote_addr)
+    # Commit before loading the page: a commit afterwards would expire every row and reload each one.
+    db.session.commit()
+    page = paginate(services.email_history_query(user))
+    return render_template("mail/staff/person.html", person=user, page=page)
 
 
 @bp.route("/messages/<int:message_id>")
@@ -49,7 +46,7 @@ def message(message_id: int):
     row = db.session.get(OutboxMessage, message_id) or abort(404)
     services.view_message(row, actor=current_user, ip_address=request.remote_addr)
     db.session.commit()
-    return render_template("mail/staff/message.html", message=row, retry_form=RetryForm())
+    return render_template("mail/staff/message.html", message=row)
 
 
 @bp.route("/messages/<int:message_id>/retry", methods=["POST"])

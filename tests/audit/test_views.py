@@ -8,7 +8,7 @@ from crm.audit.services import AuditFilter, audit_entries_query, record_audit
 from crm.auth.models import Role
 from crm.extensions import db
 from tests.factories import make_staff, make_user
-from tests.ui.helpers import sign_in
+from tests.helpers import sign_in
 
 
 def _entry(action: str, *, at: datetime | None = None, actor_label=None, target_type=None, target_id=None, **kw):

@@ -11,8 +11,8 @@ import pytest
 
 from crm.auth.access import declared_access
 from crm.auth.models import Role
-from tests.conftest import login
 from tests.factories import make_user
+from tests.helpers import login
 
 
 def _view_rules(app):

@@ -11,8 +11,8 @@ from crm.auth.models import Role
 from crm.auth.passwords import verify_password
 from crm.errors import DomainError
 from crm.extensions import db
-from tests.conftest import DEFAULT_PASSWORD, csrf_token, login
 from tests.factories import make_staff, make_user
+from tests.helpers import DEFAULT_PASSWORD, csrf_token, login
 
 NEW_PASSWORD = "fire-hvite-svaner-i-fjorden"
 
@@ -108,6 +108,14 @@ def test_language_preference(client):
     assert 'lang="en"' in client.get("/account").text
     client.post("/account/preferences", data={"locale": "", "csrf_token": csrf_token(client)})
     assert user.locale is None
+
+
+def test_no_language_preference_means_bokmal_whatever_the_browser_says(client):
+    user = make_user()
+    login(client, user)
+    html = client.get("/account", headers={"Accept-Language": "en"}).text
+    assert "Standard (norsk bokmål)" in html
+    assert 'lang="nb"' in html
 
 
 def test_language_preference_refuses_unknown_values(client):

@@ -11,8 +11,8 @@ from crm.audit.models import AuditEntry
 from crm.auth import services
 from crm.auth.models import Role
 from crm.extensions import db
-from tests.conftest import DEFAULT_PASSWORD, csrf_token, login, totp_code
 from tests.factories import make_staff, make_user
+from tests.helpers import DEFAULT_PASSWORD, csrf_token, login, totp_code
 
 WRONG = "feil-passord-helt-sikkert"
 

@@ -13,8 +13,8 @@ from crm.auth import mfa
 from crm.auth.models import Role
 from crm.errors import DomainError
 from crm.extensions import db
-from tests.conftest import DEFAULT_PASSWORD, csrf_token, login, totp_code
 from tests.factories import make_staff, make_user
+from tests.helpers import DEFAULT_PASSWORD, csrf_token, login, totp_code
 
 
 def _actions(user=None) -> list[str]:

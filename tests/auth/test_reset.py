@@ -15,8 +15,8 @@ from crm.auth.passwords import verify_password
 from crm.errors import DomainError
 from crm.extensions import db
 from crm.mail.models import OutboxMessage
-from tests.conftest import csrf_token
 from tests.factories import make_staff, make_user
+from tests.helpers import csrf_token
 
 NEW_PASSWORD = "tre-grønne-epler-på-benken"
 

@@ -3,7 +3,7 @@ import pytest
 from crm.auth.models import User
 from crm.extensions import db
 from tests.factories import make_user
-from tests.ui.helpers import csrf_token, sign_in
+from tests.helpers import csrf_token, login
 
 
 def test_switching_to_english_changes_the_next_page(client):
@@ -55,12 +55,12 @@ def test_the_switch_needs_a_csrf_token(client):
 
 def test_the_choice_is_remembered_on_the_user_for_the_next_session(app, client):
     user = make_user()
-    sign_in(client, user)
-    client.post("/language/en", data={"csrf_token": csrf_token(client, "/portal/"), "next": "/portal/"})
+    login(client, user)
+    client.post("/language/en", data={"csrf_token": csrf_token(client), "next": "/portal/"})
     db.session.expire_all()
     assert db.session.get(User, user.id).locale == "en"
     with app.test_client() as fresh:
-        sign_in(fresh, user)
+        login(fresh, user)
         assert '<html lang="en">' in fresh.get("/portal/").text
 
 

@@ -6,7 +6,7 @@ import pytest
 from crm.auth.models import Role
 from crm.config import DevelopmentConfig, ProductionConfig, TestingConfig
 from tests.factories import make_staff, make_user
-from tests.ui.helpers import sign_in
+from tests.helpers import login
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,7 +38,7 @@ def test_hsts_only_in_the_production_configuration(app, client, monkeypatch):
 
 
 def test_staff_and_portal_pages_are_not_cached(client):
-    sign_in(client, make_staff(Role.ADMIN, Role.MEMBER))
+    login(client, make_staff(Role.ADMIN, Role.MEMBER))
     for url in ("/staff/", "/portal/", "/staff/audit/"):
         response = client.get(url)
         assert response.status_code == 200
@@ -71,7 +71,7 @@ def test_an_unexpected_error_shows_the_500_page_without_a_traceback(app, client,
     ],
 )
 def test_error_pages_are_rendered_in_the_layout(client, method, url, status, title):
-    sign_in(client, make_user())
+    login(client, make_user())
     response = getattr(client, method)(url)
     assert response.status_code == status
     html = response.text

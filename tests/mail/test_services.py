@@ -15,7 +15,7 @@ from crm.extensions import db, redis
 from crm.jobs import get_queue
 from crm.mail.jobs import job_id_for
 from crm.mail.models import OutboxMessage, OutboxStatus
-from crm.mail.services import RETRY_INTERVALS, queue_email, retry_message
+from crm.mail.services import RETRY_INTERVALS, mark_sent, queue_email, retry_message
 from crm.mail.smtp import one_line
 from tests.conftest import run_jobs, run_jobs_until_idle
 from tests.factories import make_staff
@@ -231,3 +231,12 @@ def test_retry_message_refuses_queued_and_sent_messages(app, status):
     with pytest.raises(DomainError):
         retry_message(message, actor=staff)
     assert message.status is status
+
+
+def test_a_sent_message_cannot_be_marked_again_and_the_refusal_names_the_status_in_norwegian(app):
+    message = _queue()
+    mark_sent(message)
+    with app.test_request_context(), pytest.raises(DomainError) as refused:
+        mark_sent(message)
+    assert refused.value.message == "E-posten har status «Sendt» og kan ikke endres."
+    assert message.attempts == 1

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import re
-import time
-
 import pytest
-from flask_login.utils import _create_identifier
 from sqlalchemy import select
 
 from crm.audit.models import AuditEntry
@@ -14,17 +10,9 @@ from crm.auth.models import Role
 from crm.extensions import db
 from crm.mail.models import OutboxMessage, OutboxStatus
 from crm.mail.services import queue_email
+from tests.conftest import run_jobs
 from tests.factories import make_staff, make_user
-
-
-def login(client, user) -> None:
-    """Put a logged-in session in the test client's cookie (what the login view would do)."""
-    with client.application.test_request_context(environ_base=client.environ_base):
-        identifier = _create_identifier()
-    with client.session_transaction() as session:
-        now = int(time.time())
-        session.update(_user_id=user.get_id(), _fresh=True, _id=identifier, login_at=now, seen_at=now)
-        session.permanent = True
+from tests.helpers import csrf_token, login
 
 
 def _message(status=OutboxStatus.FAILED, to="kari@example.no", **fields) -> OutboxMessage:
@@ -34,10 +22,6 @@ def _message(status=OutboxStatus.FAILED, to="kari@example.no", **fields) -> Outb
         setattr(message, name, value)
     db.session.flush()
     return message
-
-
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 def _audit(action: str) -> list[AuditEntry]:
@@ -67,7 +51,7 @@ def test_a_member_gets_403_on_every_staff_mail_page(app, client, index):
     db.session.commit()
     login(client, member)
     method, url = _urls(message.id, member.id)[index]
-    token = _csrf(client.get("/portal/").text)
+    token = csrf_token(client)
     response = client.open(url, method=method, data={"csrf_token": token} if method == "POST" else None)
     assert response.status_code == 403
     assert _audit("mail.history.viewed") == []
@@ -110,6 +94,8 @@ def test_the_list_is_paginated(app, client, staff):
     first = client.get("/staff/mail/")
     assert first.text.count("Send på nytt</button>") == app.config["PER_PAGE"]
     assert "/staff/mail/?page=2" in first.text
+    per_page = app.config["PER_PAGE"]
+    assert f"Viser 1–{per_page} av {per_page + 2}" in first.text
     second = client.get("/staff/mail/?page=2")
     assert second.text.count("Send på nytt</button>") == 2
     assert client.get("/staff/mail/?page=99").status_code == 200
@@ -132,10 +118,9 @@ def test_the_list_page_query_count_does_not_grow_with_the_messages(app, client, 
 def test_the_retry_button_queues_the_message_again(app, client, staff, smtp_server):
     message = _message(OutboxStatus.FAILED, last_error="550 refused", attempts=1)
     db.session.commit()
-    page = client.get("/staff/mail/")
     response = client.post(
         f"/staff/mail/messages/{message.id}/retry",
-        data={"csrf_token": _csrf(page.text), "next": "/staff/mail/"},
+        data={"csrf_token": csrf_token(client), "next": "/staff/mail/"},
         follow_redirects=True,
     )
     assert response.status_code == 200
@@ -146,8 +131,6 @@ def test_the_retry_button_queues_the_message_again(app, client, staff, smtp_serv
     [entry] = _audit("mail.message.retried")
     assert entry.actor_id == staff.id
     assert entry.target_id == str(message.id)
-
-    from tests.conftest import run_jobs
 
     run_jobs(app)
     assert len(smtp_server.messages) == 1
@@ -166,7 +149,7 @@ def test_the_retry_button_needs_a_csrf_token(app, client, staff):
 def test_retrying_a_sent_message_is_refused_with_a_message(app, client, staff):
     message = _message(OutboxStatus.SENT)
     db.session.commit()
-    token = _csrf(client.get("/staff/mail/").text)
+    token = csrf_token(client)
     response = client.post(
         f"/staff/mail/messages/{message.id}/retry", data={"csrf_token": token}, follow_redirects=True
     )
@@ -193,6 +176,33 @@ def test_a_persons_history_lists_their_messages_and_is_audit_logged(app, client,
     [entry] = _audit("mail.history.viewed")
     assert entry.actor_id == staff.id
     assert (entry.target_type, entry.target_id) == ("users", str(person.id))
+
+
+def test_a_persons_history_is_paginated_and_records_the_page_asked_for(app, client, staff):
+    person = make_user(email="ola@example.no")
+    for n in range(app.config["PER_PAGE"] + 1):
+        _message(OutboxStatus.SENT, to=f"ola.{n}@example.no", recipient_user_id=person.id)
+    db.session.commit()
+    first = client.get(f"/staff/mail/people/{person.id}")
+    assert f'href="/staff/mail/people/{person.id}?page=2" rel="next"' in first.text
+    last = client.get(f"/staff/mail/people/{person.id}?page=99")
+    assert last.text.count(">Test-e-post fra medlemssystemet</a>") == 1
+    assert [entry.details for entry in _audit("mail.history.viewed")] == [{"page": 1}, {"page": 99}]
+
+
+def test_the_history_page_query_count_does_not_grow_with_the_messages(app, client, staff, count_queries):
+    person = make_user(email="ola@example.no")
+    for n in range(3):
+        _message(OutboxStatus.FAILED, to="ola@example.no", recipient_user_id=person.id)
+    db.session.commit()
+    with count_queries() as few:
+        assert client.get(f"/staff/mail/people/{person.id}").status_code == 200
+    for n in range(20):
+        _message(OutboxStatus.RETRYING, to=f"ola.{n}@example.no", recipient_user_id=person.id)
+    db.session.commit()
+    with count_queries() as many:
+        assert client.get(f"/staff/mail/people/{person.id}").status_code == 200
+    assert many.count == few.count
 
 
 def test_history_of_an_unknown_person_is_404(app, client, staff):

@@ -4,7 +4,7 @@ import pytest
 
 from crm.auth.models import Role
 from tests.factories import make_staff, make_user
-from tests.ui.helpers import csrf_token, sign_in
+from tests.helpers import csrf_token, login
 
 
 def _h1_count(html: str) -> int:
@@ -12,7 +12,7 @@ def _h1_count(html: str) -> int:
 
 
 def test_staff_pages_have_side_navigation_landmarks_and_one_h1(client):
-    sign_in(client, make_staff(Role.ADVISER, full_name="Kristian Bakke"))
+    login(client, make_staff(Role.ADVISER, full_name="Kristian Bakke"))
     html = client.get("/staff/").text
     assert 'class="area-staff"' in html
     assert 'class="sidebar' in html
@@ -24,7 +24,7 @@ def test_staff_pages_have_side_navigation_landmarks_and_one_h1(client):
 
 
 def test_portal_pages_use_the_portal_layout_without_side_navigation(client):
-    sign_in(client, make_user(full_name="Hanne Lunde"))
+    login(client, make_user(full_name="Hanne Lunde"))
     html = client.get("/portal/").text
     assert 'class="area-portal"' in html
     assert 'class="sidebar' not in html
@@ -34,14 +34,14 @@ def test_portal_pages_use_the_portal_layout_without_side_navigation(client):
 
 
 def test_dashboard_is_a_landing_page_with_an_empty_state_and_the_users_roles(client):
-    sign_in(client, make_staff(Role.ADVISER, Role.FINANCE))
+    login(client, make_staff(Role.ADVISER, Role.FINANCE))
     html = client.get("/staff/").text
     assert "Arbeidslistene dine kommer her" in html
     assert "Rådgiver, Økonomi" in html
 
 
 def test_active_nav_item_is_the_longest_match_only(client):
-    sign_in(client, make_staff(Role.ADMIN))
+    login(client, make_staff(Role.ADMIN))
     html = client.get("/staff/audit/").text
     current = re.findall(r'<a class="nav-link active" aria-current="page" href="([^"]+)"', html)
     assert current and set(current) == {"/staff/audit/"}
@@ -55,26 +55,26 @@ def test_active_nav_item_is_the_longest_match_only(client):
     [({Role.ADMIN}, True), ({Role.ADVISER}, False), ({Role.COORDINATOR}, False), ({Role.FINANCE}, False)],
 )
 def test_navigation_follows_the_role(client, roles, sees_audit_log):
-    sign_in(client, make_staff(*roles))
+    login(client, make_staff(*roles))
     assert ('href="/staff/audit/"' in client.get("/staff/").text) is sees_audit_log
 
 
 def test_members_see_no_staff_navigation(client):
-    sign_in(client, make_user())
+    login(client, make_user())
     html = client.get("/portal/").text
     assert 'href="/staff/' not in html
 
 
 def test_flash_messages_are_shown_in_a_live_region(client):
-    sign_in(client, make_user())
-    token = csrf_token(client, "/portal/")
+    login(client, make_user())
+    token = csrf_token(client)
     response = client.post("/auth/logout", data={"csrf_token": token}, follow_redirects=True)
     assert 'role="status"' in response.text
     assert "Du er logget ut." in response.text
 
 
 def test_the_forms_macro_puts_errors_next_to_their_fields(client):
-    response = client.post("/auth/login", data={"csrf_token": csrf_token(client, "/auth/login"), "email": "nope"})
+    response = client.post("/auth/login", data={"csrf_token": csrf_token(client), "email": "nope"})
     html = response.text
     assert 'aria-invalid="true"' in html
     assert re.search(
@@ -90,7 +90,7 @@ def test_the_field_macro_passes_extra_attributes_to_the_control(client):
 
 
 def test_a_user_who_is_staff_and_member_can_move_between_the_two_areas(client):
-    sign_in(client, make_staff(Role.COORDINATOR, Role.MEMBER))
+    login(client, make_staff(Role.COORDINATOR, Role.MEMBER))
     staff_page = client.get("/staff/").text
     assert '<a class="btn btn-sm btn-outline-light" href="/portal/">Medlemsportal</a>' in staff_page
     portal_page = client.get("/portal/").text

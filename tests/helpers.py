@@ -1,0 +1,76 @@
+"""Logging a test client in, and the CSRF token its forms need.
+
+``login()`` is the way to log in: the real login form, and for staff the real second factor.
+``sign_in()`` only writes the session a completed login leaves behind; use it where the login's own
+effects would be in the way of what the test checks (the audit entries a login writes, in the
+audit log viewer's tests).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pyotp
+from flask_login.utils import _create_identifier
+
+from crm.auth.mfa import INTERVAL, VALID_WINDOW
+from crm.extensions import db
+from tests.factories import DEFAULT_PASSWORD
+
+__all__ = ["DEFAULT_PASSWORD", "csrf_token", "login", "sign_in", "totp_code"]
+
+
+def csrf_token(client) -> str:
+    """A valid CSRF token for this client's session (every page carries one in the language form)."""
+    page = client.get("/auth/forgot-password").text
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def totp_code(user) -> str:
+    """A code from the user's authenticator that the server has not accepted yet."""
+    current = int(time.time()) // INTERVAL
+    counter, last = current, user.totp_last_counter
+    if last is not None and current <= last:
+        if last + 1 <= current + VALID_WINDOW:
+            counter = last + 1
+        else:
+            # A third login within one time step: forget the spent step rather than wait 30 s.
+            user.totp_last_counter = None
+            db.session.flush()
+    return pyotp.TOTP(user.totp_secret, interval=INTERVAL).generate_otp(counter)
+
+
+def login(client, user, password: str = DEFAULT_PASSWORD):
+    """Log ``user`` in through the real login form; staff also enrol (the first time) and enter a
+    TOTP code. Asserts that it worked and returns the last response (a redirect)."""
+    data = {"email": user.email, "password": password, "csrf_token": csrf_token(client)}
+    response = client.post("/auth/login", data=data)
+    assert response.status_code == 302, f"login failed with status {response.status_code}"
+    location = response.headers["Location"]
+    if location.startswith("/auth/mfa"):
+        if location.startswith("/auth/mfa/enrol"):
+            client.get(location)  # shows (and stores) the secret to scan
+        db.session.refresh(user)
+        response = client.post(location, data={"code": totp_code(user), "csrf_token": csrf_token(client)})
+        assert response.status_code == 302, f"second factor failed with status {response.status_code}"
+    with client.session_transaction() as sess:
+        assert sess.get("_user_id"), "not logged in"
+    return response
+
+
+def sign_in(client, user) -> None:
+    """Give ``client`` the session a completed login leaves behind, without logging in: no audit
+    entries, no TOTP enrolment, no throttle counters. Prefer ``login()``.
+
+    Commits, as a login does: an error page rolls the session back, and the user must still be
+    there when the page is drawn."""
+    db.session.commit()
+    with client.application.test_request_context(environ_base=client.environ_base):
+        identifier = _create_identifier()
+    now = int(time.time())
+    with client.session_transaction() as session:
+        session.update({"_user_id": user.get_id(), "_fresh": True, "_id": identifier, "login_at": now, "seen_at": now})
+        session.permanent = True
