@@ -10,8 +10,8 @@ from crm.extensions import db
 from crm.jobs import get_queue
 from crm.members.imports import confirm_import
 from crm.members.models import Contact, ContactRole, ImportBatch, ImportStatus, Organisation, OrganisationKind
+from tests.conftest import login
 from tests.factories import make_contact, make_organisation, make_staff, make_user
-from tests.members.helpers import login
 
 CLEAN = (
     "organisasjonsnummer;navn;type;omsetning;kontaktperson;e-post;telefon;roller;bransjer\n"

@@ -9,9 +9,9 @@ from crm.auth.models import Role
 from crm.extensions import db
 from crm.members.fees import seed_fee_schedules
 from crm.members.models import Contact, MembershipStatus, Organisation, OrganisationKind
+from tests.conftest import csrf_token, login
 from tests.factories import make_contact, make_organisation, make_staff, make_user
 from tests.members import brreg_server as fake
-from tests.members.helpers import login
 
 S = MembershipStatus
 
@@ -55,6 +55,7 @@ def test_members_get_403_and_staff_get_200(client, url):
     target = url.format(org=org.id, contact=contact.id)
     login(client, make_user(roles={Role.MEMBER}))
     assert client.get(target).status_code == 403
+    client.post("/auth/logout", data={"csrf_token": csrf_token(client)})
     login(client, make_staff(Role.ADMIN))
     assert client.get(target).status_code == 200
 

@@ -347,7 +347,7 @@ def change_status(organisation_id: int):
     form.set_choices(services.allowed_transitions(membership.status))
     if form.validate_on_submit():
         try:
-            services.change_membership_status(
+            event = services.change_membership_status(
                 membership,
                 _status_from_form(form.to_status.data),
                 actor=current_user,
@@ -358,8 +358,11 @@ def change_status(organisation_id: int):
         except DomainError as exc:
             field_error(form, exc)
         else:
+            invited = ", ".join(contact.name for contact in event.invited)
             db.session.commit()
             flash(_("The membership is now: %(status)s.", status=membership.status.label), "success")
+            if invited:
+                flash(_("A portal invitation was sent by email to %(names)s.", names=invited), "info")
             return redirect(url_for("members.show", organisation_id=organisation.id, tab="membership"))
     return render_template("members/status_form.html", form=form, organisation=organisation, membership=membership)
 
