@@ -8,7 +8,6 @@ from decimal import Decimal
 from flask import (
     Response,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -105,8 +104,7 @@ def field_error(form, exc: DomainError) -> None:
 @staff_required()
 def index():
     filters = _filters_from_args()
-    page_number = _int_arg("page") or 1
-    page, counts = search_members(filters, page=page_number, per_page=current_app.config["PER_PAGE"])
+    page, counts = search_members(filters)
     args = {key: value for key, value in request.args.items() if key != "page" and value}
     return render_template(
         "members/list.html",
