@@ -79,14 +79,14 @@ def members_app(tmp_path_factory):
         stop_embedded_redis(redis_path, wait=False)
 
 
-def _checked(page: Page, name: str) -> None:
+def _checked(tab: Page, name: str) -> None:
     """Screenshot, and no serious accessibility problems on this page."""
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"members-{name}.png"), full_page=True)
-    assert serious_accessibility_problems(page) == [], name
+    tab.screenshot(path=str(ARTIFACTS / f"members-{name}.png"), full_page=True)
+    assert serious_accessibility_problems(tab) == [], name
 
 
-def test_the_public_applies_and_a_coordinator_makes_them_a_member(members_app, page):
+def test_the_public_applies_and_a_coordinator_makes_them_a_member(members_app, page):  # noqa: F811
     base = members_app
 
     # The front page leads the public to the application form.
