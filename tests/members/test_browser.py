@@ -34,6 +34,20 @@ COORDINATOR_EMAIL = "thea.koordinator@etiskhandel.example"
 COORDINATOR_PASSWORD = "Styremote-i-mars-2026"
 ORGNR = "974760673"
 
+INVITATION_LINK = """
+import re
+from sqlalchemy import select
+from crm import create_app
+from crm.extensions import db
+from crm.mail.models import OutboxMessage
+
+with create_app().app_context():
+    invitation = OutboxMessage.template == "members_portal_invitation"
+    body = db.session.scalar(select(OutboxMessage.body_text).where(invitation))
+    print(re.search(r"/auth/invitation/\\S+", body).group(0))
+"""
+KARI_PASSWORD = "Kakao-uten-barnearbeid-2026"
+
 SEED_COORDINATOR = """
 import sys
 from crm import create_app
@@ -71,7 +85,7 @@ def members_app(tmp_path_factory):
         )
         base_url = f"http://127.0.0.1:{port}/"
         _wait_until_serving(base_url, server)
-        yield base_url
+        yield base_url, env
     finally:
         if server is not None:
             server.terminate()
@@ -87,7 +101,7 @@ def _checked(tab: Page, name: str) -> None:
 
 
 def test_the_public_applies_and_a_coordinator_makes_them_a_member(members_app, page):  # noqa: F811
-    base = members_app
+    base, env = members_app
 
     # The front page leads the public to the application form.
     page.goto(base)
@@ -151,4 +165,31 @@ def test_the_public_applies_and_a_coordinator_makes_them_a_member(members_app, p
 
     expect(page.locator(".alert-info").first).to_contain_text("invitasjon til portalen er sendt på e-post til Kari")
     _checked(page, "staff-active")
+    page.get_by_role("button", name="Logg ut").click()
+
+    # The main contact opens the invitation from the email, chooses a password and sees the portal.
+    link = subprocess.run(
+        [sys.executable, "-c", INVITATION_LINK], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    page.goto(base + link.lstrip("/"))
+    page.get_by_label("Nytt passord", exact=True).fill(KARI_PASSWORD)
+    page.get_by_label("Gjenta", exact=False).fill(KARI_PASSWORD)
+    _checked(page, "portal-invitation")
+    page.get_by_role("button", name="Lagre passord").click()
+    page.fill("#email", "kari@fjordmat.example")
+    page.fill("#password", KARI_PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_load_state()
+    page.goto(base + "portal/organisation/")
+    expect(page.get_by_role("heading", level=1, name="Fjordmat AS")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("Ola Faktura")
+    _checked(page, "portal-organisation")
+    page.get_by_role("link", name="Inviter en kollega").click()
+    page.get_by_label("Navn", exact=True).fill("Nina Innkjøper")
+    page.get_by_label("E-post (jobb)").fill("nina@fjordmat.example")
+    page.get_by_label("Innkjøper", exact=False).check()
+    _checked(page, "portal-invite")
+    page.get_by_role("button", name="Send invitasjon").click()
+    expect(page.locator(".alert-success")).to_contain_text("Nina Innkjøper er lagt til")
+    expect(page.locator("main table")).to_contain_text("nina@fjordmat.example")
     assert page.console_errors == []
