@@ -296,3 +296,41 @@ def test_notice_given_keeps_the_portal_open(client, alfa):
     db.session.commit()
     login(client, main_user)
     assert client.get("/portal/organisation/").status_code == 200
+
+
+# --- staff send (or resend) an invitation from the contact page ---------------------------------------------
+
+
+def test_staff_send_a_portal_invitation_from_the_contact_page(client):
+    org = make_organisation(name="Gamma AS", status=S.ACTIVE)
+    contact = make_contact(org, roles=[ContactRole.PURCHASER], name="Guri Gamma", email="guri@gamma.example")
+    login(client, make_staff(Role.ADVISER))
+    page = client.get(f"/staff/members/contacts/{contact.id}/edit").text
+    assert "Har ikke innlogging til portalen ennå." in page and "Send invitasjon til portalen" in page
+    response = client.post(
+        f"/staff/members/contacts/{contact.id}/invite", data={"csrf_token": csrf_token(client)}, follow_redirects=True
+    )
+    assert "En invitasjon til portalen er sendt på e-post til Guri Gamma." in response.text
+    assert "Invitert, men har ikke valgt passord ennå." in response.text
+    assert contact.user.email == "guri@gamma.example" and len(_outbox()) == 1
+    client.post(f"/staff/members/contacts/{contact.id}/invite", data={"csrf_token": csrf_token(client)})
+    assert len(_outbox()) == 2  # a new link (the first still works until a password is chosen)
+
+
+@pytest.mark.parametrize("status", [S.APPLIED, S.ENDED])
+def test_no_portal_invitation_for_non_members(client, status):
+    contact = make_contact(make_organisation(status=status), email="nei@example.no")
+    login(client, make_staff(Role.COORDINATOR))
+    assert "Send invitasjon til portalen" not in client.get(f"/staff/members/contacts/{contact.id}/edit").text
+    response = client.post(
+        f"/staff/members/contacts/{contact.id}/invite", data={"csrf_token": csrf_token(client)}, follow_redirects=True
+    )
+    assert "Bare personer hos medlemmer med aktivt medlemskap kan bruke portalen." in response.text
+    assert _outbox() == [] and find_user_by_email("nei@example.no") is None
+
+
+def test_finance_staff_and_members_cannot_send_invitations(client):
+    contact = make_contact(make_organisation(status=S.ACTIVE))
+    login(client, make_staff(Role.FINANCE))
+    response = client.post(f"/staff/members/contacts/{contact.id}/invite", data={"csrf_token": csrf_token(client)})
+    assert response.status_code == 403 and _outbox() == []

@@ -18,7 +18,12 @@ from crm.members.services.contacts import (
     reactivate_contact,
     update_contact,
 )
-from crm.members.services.invitations import ensure_portal_user, invite_main_contacts, invite_to_portal
+from crm.members.services.invitations import (
+    ensure_portal_user,
+    invite_contact_by_staff,
+    invite_main_contacts,
+    invite_to_portal,
+)
 from crm.members.services.memberships import (
     ALLOWED_TRANSITIONS,
     allowed_transitions,
@@ -72,6 +77,7 @@ __all__ = [
     "find_organisation_by_orgnr",
     "get_or_create_sectors",
     "invite_colleague_by_member",
+    "invite_contact_by_staff",
     "invite_main_contacts",
     "invite_to_portal",
     "normalise_email",

@@ -107,3 +107,15 @@ def invite_main_contacts(membership: Membership, *, actor: User | None) -> list[
         if sent:
             invited.append(contact)
     return invited
+
+
+def invite_contact_by_staff(contact: Contact, *, actor: User) -> bool:
+    """Staff (re)send a portal invitation to an active contact of a current member; returns False when the
+    login already has a password. ``DomainError`` when the contact has left, the membership is not current,
+    or as ``ensure_portal_user``."""
+    if not contact.is_active:
+        raise DomainError(_("%(name)s has left the organisation.", name=contact.name))
+    membership = contact.organisation.membership
+    if membership is None or not membership.status.is_member:
+        raise DomainError(_("Only people at members with an active membership can use the portal."))
+    return invite_to_portal(contact, actor=actor)

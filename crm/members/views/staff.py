@@ -336,6 +336,24 @@ def deactivate_contact(contact_id: int):
     return redirect(url_for("members.show", organisation_id=contact.organisation_id, tab="contacts"))
 
 
+@bp.route("/contacts/<int:contact_id>/invite", methods=["POST"])
+@staff_required(*EDITORS)
+def invite_contact(contact_id: int):
+    contact = _load_contact(contact_id)  # CSRFProtect has checked the form's token already
+    try:
+        sent = services.invite_contact_by_staff(contact, actor=current_user)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "danger")
+    else:
+        db.session.commit()
+        if sent:
+            flash(_("A portal invitation was sent by email to %(names)s.", names=contact.name), "success")
+        else:
+            flash(_("%(name)s already has a password and can log in to the portal.", name=contact.name), "info")
+    return redirect(url_for("members.edit_contact", contact_id=contact.id))
+
+
 @bp.route("/<int:organisation_id>/status", methods=["GET", "POST"])
 @staff_required(*MEMBERSHIP_MANAGERS)
 def change_status(organisation_id: int):
