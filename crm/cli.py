@@ -124,4 +124,7 @@ def demo_command(print_logins: bool) -> None:
         result = load_demo()
         db.session.commit()
         click.echo(f"Demo data loaded: {len(result.created)} accounts created, {len(result.existing)} already there.")
+        click.echo(
+            f"Member register: {result.organisations} organisations created, {result.linked} member logins linked."
+        )
     click.echo(format_logins())

@@ -21,13 +21,15 @@ class DemoLogin:
     full_name: str
     password: str
     roles: tuple[Role, ...]
+    organisation: str | None = None  # member logins: the demo organisation whose main contact they are
 
     @property
     def role_names(self) -> str:
-        return ", ".join(role.value for role in self.roles)
+        names = ", ".join(role.value for role in self.roles)
+        return f"{names} ({self.organisation})" if self.organisation else names
 
 
-# Member organisations come with the members feature; until then the organisation is part of the name.
+# Member logins are the main contacts of active demo organisations (crm.members.demo).
 DEMO_LOGINS: tuple[DemoLogin, ...] = (
     DemoLogin("ingrid.solberg@etiskhandel.example", "Ingrid Solberg", "Nordlys-over-Tromso-2026", (Role.ADMIN,)),
     DemoLogin("kristian.bakke@etiskhandel.example", "Kristian Bakke", "Bomull-og-rettferd-2026", (Role.ADVISER,)),
@@ -42,17 +44,13 @@ DEMO_LOGINS: tuple[DemoLogin, ...] = (
         (Role.ADVISER, Role.COORDINATOR, Role.FINANCE),
     ),
     DemoLogin(
-        "hanne.lunde@example.no", "Hanne Lunde (Nordlys Tekstil AS)", "Arbeidsklaer-fra-Porto-12", (Role.MEMBER,)
+        "hanne.lunde@example.no", "Hanne Lunde", "Arbeidsklaer-fra-Porto-12", (Role.MEMBER,), "Nordlys Tekstil AS"
     ),
+    DemoLogin("per.johansen@example.no", "Per Johansen", "Kakao-uten-barnearbeid-5", (Role.MEMBER,), "Fjordmat AS"),
     DemoLogin(
-        "per.johansen@example.no", "Per Johansen (Fjellmat Grossist AS)", "Kakao-uten-barnearbeid-5", (Role.MEMBER,)
+        "lise.andersen@example.no", "Lise Andersen", "Innkjop-med-omtanke-2026", (Role.MEMBER,), "Fjordby kommune"
     ),
-    DemoLogin(
-        "lise.andersen@example.no", "Lise Andersen (Nordvik kommune)", "Innkjop-med-omtanke-2026", (Role.MEMBER,)
-    ),
-    DemoLogin(
-        "erik.moen@example.no", "Erik Moen (Havbris Sportsutstyr AS)", "Fotballer-og-fagforening-8", (Role.MEMBER,)
-    ),
+    DemoLogin("erik.moen@example.no", "Erik Moen", "Fotballer-og-fagforening-8", (Role.MEMBER,), "Havbris Klær AS"),
 )
 
 
@@ -60,10 +58,16 @@ DEMO_LOGINS: tuple[DemoLogin, ...] = (
 class DemoResult:
     created: list[User]
     existing: list[User]
+    organisations: int = 0
+    linked: int = 0
 
 
 def load_demo() -> DemoResult:
-    """Create the demo accounts that do not exist yet (flushes, never commits)."""
+    """Create the demo accounts that do not exist yet, the member register's demo (organisations, contacts,
+    memberships) and link each member login to the main contact of its organisation. Idempotent; flushes,
+    never commits."""
+    from crm.members.demo import link_demo_member, load_members_demo
+
     created: list[User] = []
     existing: list[User] = []
     for login in DEMO_LOGINS:
@@ -75,8 +79,13 @@ def load_demo() -> DemoResult:
             email=login.email, full_name=login.full_name, password=login.password, roles=set(login.roles)
         )
         created.append(user)
+    members = load_members_demo()  # after the staff: it assigns the demo advisers
+    linked = 0
+    for login in DEMO_LOGINS:
+        if login.organisation:
+            linked += link_demo_member(find_user_by_email(login.email), login.organisation)
     logger.info("Demo data: %d accounts created, %d already present", len(created), len(existing))
-    return DemoResult(created=created, existing=existing)
+    return DemoResult(created=created, existing=existing, organisations=members["organisations"], linked=linked)
 
 
 def format_logins(logins: tuple[DemoLogin, ...] = DEMO_LOGINS) -> str:

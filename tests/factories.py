@@ -72,3 +72,17 @@ def make_contact(organisation, *, roles=(), **overrides):
     db.session.add(contact)
     db.session.flush()
     return contact
+
+
+def make_member_user(*, organisation=None, contact_roles=None, **overrides):
+    """A member login linked to a contact at an active member organisation (the portal is open to it).
+    ``overrides`` go to ``make_user`` (e.g. ``full_name``, ``roles`` for a staff member who is also a member)."""
+    from crm.auth.models import Role
+    from crm.members.models import ContactRole, MembershipStatus
+
+    overrides.setdefault("roles", {Role.MEMBER})
+    user = make_user(**overrides)
+    organisation = organisation or make_organisation(status=MembershipStatus.ACTIVE)
+    roles = [ContactRole.MAIN_CONTACT] if contact_roles is None else contact_roles
+    make_contact(organisation, roles=roles, name=user.full_name, email=user.email, user_id=user.id)
+    return user

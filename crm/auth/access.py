@@ -47,9 +47,41 @@ def authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
     return _require(lambda user: True, "authenticated")(view)
 
 
+# Features above auth decide whether a member user's organisation still lets them in (members: the
+# membership is current). auth cannot import them, so they register a check: it returns None to let the
+# user in, or the message to show instead of the page.
+_member_access_checks: dict[str, Callable[[Any], str | None]] = {}
+
+
+def register_member_access_check(name: str, check: Callable[[Any], str | None]) -> None:
+    """Run ``check(user)`` before every ``member_required`` view (registering a name again replaces it)."""
+    _member_access_checks[name] = check
+
+
+def member_access_problem(user: Any) -> str | None:
+    """The first registered check's refusal for this member user, or None when every check lets them in."""
+    for check in _member_access_checks.values():
+        problem = check(user)
+        if problem:
+            return problem
+    return None
+
+
 def member_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """A person at a member organisation (the portal)."""
-    return _require(lambda user: user.is_member, "member")(view)
+    """A person at a member organisation (the portal). Every registered member access check runs on
+    every portal page, so access ends with the membership on pages that later features add too."""
+
+    def check(user: Any) -> bool:
+        if not user.is_member:
+            return False
+        problem = member_access_problem(user)
+        if problem:
+            from crm.errors import PermissionDenied
+
+            raise PermissionDenied(problem)
+        return True
+
+    return _require(check, "member")(view)
 
 
 def staff_required(*roles: Role) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

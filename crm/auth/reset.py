@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app
@@ -98,8 +99,11 @@ def request_password_reset(email: str, *, ip_address: str | None = None) -> None
     )
 
 
-def send_invitation(user: User, *, actor: User) -> None:
+def send_invitation(
+    user: User, *, actor: User | None, template: str = "invitation", context: dict[str, Any] | None = None
+) -> None:
     """Queue an invitation with a link to choose a password (valid for 7 days, single use).
+    ``template`` (a mail template) and ``context`` let a feature word its own invitation (the member portal's).
     ``DomainError`` when the user already has a password (they use "forgot password") or is disabled."""
     if user.password_hash or not user.is_enabled:
         raise DomainError(_("Only enabled users who have not chosen a password yet can be invited."))
@@ -107,11 +111,18 @@ def send_invitation(user: User, *, actor: User) -> None:
     queue_email(
         to=user.email,
         to_name=user.full_name,
-        template="invitation",
-        context={"user": user, "url": password_link(user, INVITATION), "days": days, "inviter": actor},
+        template=template,
+        context={
+            **(context or {}),
+            "user": user,
+            "url": password_link(user, INVITATION),
+            "days": days,
+            "inviter": actor,
+        },
         recipient_user_id=user.id,
+        locale=user.locale,
     )
-    record_audit("auth.user.invited", actor=actor, target=user)
+    record_audit("auth.user.invited", actor=actor, target=user, details={"template": template})
 
 
 def set_password_with_token(token: str, new_password: str, *, purpose: str, ip_address: str | None = None) -> User:

@@ -238,7 +238,8 @@ def forgot_password():
 
 
 def _password_link_view(token: str, purpose: str, template: str):
-    if reset.user_for_password_token(token, purpose) is None:
+    link_user = reset.user_for_password_token(token, purpose)
+    if link_user is None:
         return render_template("auth/link_invalid.html", purpose=purpose), 400
     form = NewPasswordForm()
     if form.validate_on_submit():
@@ -254,7 +255,7 @@ def _password_link_view(token: str, purpose: str, template: str):
             _clear_login_throttle(user.email)
             flash(_("Your password is saved. You can log in now."), "success")
             return redirect(url_for("auth.login"))
-    return render_template(template, form=form), 400 if form.errors else 200
+    return render_template(template, form=form, needs_mfa=mfa.mfa_required(link_user)), 400 if form.errors else 200
 
 
 @bp.route("/auth/reset/<token>", methods=["GET", "POST"])

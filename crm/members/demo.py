@@ -17,7 +17,14 @@ from sqlalchemy import select
 from crm.auth.models import Role, User, UserRole
 from crm.extensions import db
 from crm.members.fees import seed_fee_schedules
-from crm.members.models import ContactRole, MembershipStatus, Organisation, OrganisationKind, TransparencyScope
+from crm.members.models import (
+    Contact,
+    ContactRole,
+    MembershipStatus,
+    Organisation,
+    OrganisationKind,
+    TransparencyScope,
+)
 from crm.members.orgnr import generate_orgnr
 from crm.members.services import (
     add_contact,
@@ -25,6 +32,7 @@ from crm.members.services import (
     change_membership_status,
     create_organisation,
     today,
+    update_contact,
     update_membership_details,
 )
 
@@ -255,7 +263,36 @@ def _run_lifecycle(organisation: Organisation, status: MembershipStatus, index: 
             update_membership_details(membership, actor=None, principles_version="2022", principles_accepted_on=day)
         if step is S.ENDED:
             day = membership.end_on or day
-        change_membership_status(membership, step, actor=None, reason=REASONS.get(step), on_date=day)
+        change_membership_status(membership, step, actor=None, reason=REASONS.get(step), on_date=day, invite=False)
         day += timedelta(days=30 if step is not S.ACTIVE else 400)
     if advisers and status in (S.BOARD_REVIEW, S.ACTIVE, S.NOTICE_GIVEN):
         assign_adviser(membership, advisers[index % len(advisers)], actor=None)
+
+
+def link_demo_member(user: User | None, organisation_name: str) -> bool:
+    """Make the demo member login ``user`` the main contact of the demo organisation (its main contact takes
+    the login's name and email), so the login sees that organisation in the portal. Idempotent: a login that
+    is linked already, or an organisation that is missing or not a current member, is left alone.
+    Returns whether it linked."""
+    if user is None or db.session.scalar(select(Contact.id).where(Contact.user_id == user.id)) is not None:
+        return False
+    first_orgnr, last_orgnr = generate_orgnr(0, base=DEMO_ORGNR_BASE), generate_orgnr(999, base=DEMO_ORGNR_BASE)
+    organisation = db.session.scalar(
+        select(Organisation).where(
+            Organisation.name == organisation_name, Organisation.orgnr.between(first_orgnr, last_orgnr)
+        )
+    )
+    if organisation is None or organisation.membership is None or not organisation.membership.status.is_member:
+        logger.warning("Demo login %s: no current member organisation %r", user.email, organisation_name)
+        return False
+    main = next(
+        (c for c in organisation.contacts if c.is_active and ContactRole.MAIN_CONTACT in c.roles and c.user is None),
+        None,
+    )
+    if main is None:
+        logger.warning("Demo login %s: %s has no main contact to link", user.email, organisation_name)
+        return False
+    update_contact(main, {"name": user.full_name, "email": user.email}, actor=None)
+    main.user = user
+    db.session.flush()
+    return True

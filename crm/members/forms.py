@@ -270,6 +270,20 @@ class PortalContactForm(FlaskForm):
         }
 
 
+class PortalInviteForm(FlaskForm):
+    """The main contact invites a colleague to the portal."""
+
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    title = StringField(_l("Title"), validators=[Optional(), Length(max=200)])
+    email = EmailField(_l("Work email"), validators=[DataRequired(), Email(), Length(max=254)])
+    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=30)])
+    roles = MultiCheckboxField(_l("Roles"), choices=lambda: [(r.value, r.label) for r in ContactRole])
+    submit = SubmitField(_l("Send invitation"))
+
+    def values(self) -> dict:
+        return {"name": self.name.data, "title": self.title.data, "email": self.email.data, "phone": self.phone.data}
+
+
 class ImportForm(FlaskForm):
     file = FileField(
         _l("File (CSV or XLSX)"),

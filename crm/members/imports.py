@@ -239,8 +239,20 @@ def progress_key(batch_id: int) -> str:
 
 
 def get_progress(batch: ImportBatch) -> tuple[int, int]:
-    done = redis().get(progress_key(batch.id))
-    return int(done or 0), batch.total_rows
+    """Rows done and rows in the file of the check or import now running. The job writes them to Redis as it
+    goes, because its database transaction (and so ``batch.total_rows``) is only visible when it ends."""
+    value = redis().get(progress_key(batch.id))
+    if not value:
+        return 0, batch.total_rows
+    done, _slash, total = (value.decode() if isinstance(value, bytes) else str(value)).partition("/")
+    try:
+        return int(done), int(total or batch.total_rows)
+    except ValueError:
+        return 0, batch.total_rows
+
+
+def _report_progress(batch_id: int, done: int, total: int) -> None:
+    redis().set(progress_key(batch_id), f"{done}/{total}", ex=86_400)
 
 
 def _process(batch: ImportBatch, actor: User | None) -> tuple[list[RowError], dict[str, int]]:
@@ -252,7 +264,7 @@ def _process(batch: ImportBatch, actor: User | None) -> tuple[list[RowError], di
     except DomainError as exc:
         return [RowError(1, None, exc.message)], summary
     batch.total_rows = len(rows)
-    key = progress_key(batch.id)
+    _report_progress(batch.id, 0, len(rows))  # the import after the check starts from zero again
     for index, (number, cells) in enumerate(rows, start=1):
         savepoint = db.session.begin_nested()
         try:
@@ -263,7 +275,7 @@ def _process(batch: ImportBatch, actor: User | None) -> tuple[list[RowError], di
         else:
             savepoint.commit()
         if index % 25 == 0 or index == len(rows):
-            redis().set(key, index, ex=86_400)
+            _report_progress(batch.id, index, len(rows))
     return errors, summary
 
 

@@ -1,14 +1,8 @@
-"""The staff member list: search, filters, sort and pagination in a constant number of queries.
-
-``Page`` is deliberately small so it can give way to the shared pagination helper when that lands.
-"""
+"""The staff member list: search, filters, sort and pagination in a constant number of queries."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.orm import aliased, contains_eager, selectinload
@@ -26,36 +20,7 @@ from crm.members.models import (
     TransparencyScope,
     organisation_sectors,
 )
-
-
-@dataclass
-class Page:
-    items: list[Any]
-    page: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
-
-    def iter_pages(self, around: int = 2) -> Iterator[int | None]:
-        """Page numbers with ``None`` for a gap: 1 … 4 5 [6] 7 8 … 20."""
-        last = 0
-        for number in range(1, self.pages + 1):
-            if number in (1, self.pages) or abs(number - self.page) <= around:
-                if last and number - last > 1:
-                    yield None
-                yield number
-                last = number
+from crm.pagination import Page, paginate
 
 
 @dataclass
@@ -127,25 +92,21 @@ def filtered_organisations(filters: MemberFilters, *, with_status: bool = True) 
     return stmt
 
 
-def search_members(filters: MemberFilters, *, page: int = 1, per_page: int = 25) -> tuple[Page, dict]:
-    """One page of organisations (with membership, category, adviser and sectors loaded) and the counts
-    per status under the other filters. Three queries plus one for the page's sectors and one for the
-    advisers' roles, whatever the page size."""
-    base = filtered_organisations(filters)
-    total = db.session.scalar(select(func.count()).select_from(base.with_only_columns(Organisation.id).subquery()))
-    page = max(1, min(page, max(1, math.ceil((total or 0) / per_page))))
+def search_members(filters: MemberFilters) -> tuple[Page, dict]:
+    """The page of organisations named by the request's ``?page=`` (with membership, category, adviser and
+    sectors loaded) and the counts per status under the other filters. A count and the page, one query for
+    the page's sectors, one for the advisers' roles and one for the counts, whatever the page size."""
     order = SORTS.get(filters.sort, SORTS["name"])
     stmt = (
-        base.options(
+        filtered_organisations(filters)
+        .options(
             contains_eager(Organisation.membership).contains_eager(Membership.category),
             contains_eager(Organisation.membership).contains_eager(Membership.adviser.of_type(AdviserUser)),
             selectinload(Organisation.sectors),
         )
         .order_by(*order, Organisation.id)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
     )
-    items = list(db.session.scalars(stmt).unique())
+    page = paginate(stmt)
     counts_stmt = (
         filtered_organisations(filters, with_status=False)
         .with_only_columns(Membership.status, func.count(Organisation.id))
@@ -153,7 +114,7 @@ def search_members(filters: MemberFilters, *, page: int = 1, per_page: int = 25)
     )
     counts = dict.fromkeys(MembershipStatus, 0)
     counts.update({status: count for status, count in db.session.execute(counts_stmt)})
-    return Page(items=items, page=page, per_page=per_page, total=total or 0), counts
+    return page, counts
 
 
 def filter_options() -> dict[str, list]:

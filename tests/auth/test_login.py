@@ -11,7 +11,7 @@ from crm.audit.models import AuditEntry
 from crm.auth import services
 from crm.auth.models import Role
 from crm.extensions import db
-from tests.factories import make_staff, make_user
+from tests.factories import make_member_user, make_staff, make_user
 from tests.helpers import DEFAULT_PASSWORD, csrf_token, login, totp_code
 
 WRONG = "feil-passord-helt-sikkert"
@@ -123,7 +123,7 @@ def _client_with_cookie(app, value):
 
 
 def test_logout_invalidates_a_copied_session_cookie(app, client):
-    member = make_user()
+    member = make_member_user()
     login(client, member)
     copied = _session_cookie(client)
     assert _client_with_cookie(app, copied).get("/portal/").status_code == 200
@@ -134,7 +134,7 @@ def test_logout_invalidates_a_copied_session_cookie(app, client):
 
 
 def test_password_change_ends_other_sessions_but_keeps_this_one(app, client):
-    member = make_user()
+    member = make_member_user()
     login(client, member)
     with app.test_client() as other:
         login(other, member)
@@ -207,7 +207,7 @@ def test_sessions_time_out(client, login_age, idle_for):
 
 
 def test_activity_keeps_the_session_alive(client):
-    member = make_user()
+    member = make_member_user()
     login(client, member)
     now = int(time.time())
     with client.session_transaction() as sess:

@@ -47,9 +47,21 @@ from crm.auth.models import Role
 from crm.auth.services import create_user
 from crm.extensions import db
 
+from crm.members.models import Contact, ContactRole, ContactRoleAssignment, Membership, MembershipStatus
+from crm.members.models import Organisation, OrganisationKind
+from crm.members.services import category_for_kind
+
 app = create_app()
 with app.app_context():
-    create_user(email=sys.argv[1], full_name=sys.argv[2], password=sys.argv[3], roles={Role.MEMBER})
+    user = create_user(email=sys.argv[1], full_name=sys.argv[2], password=sys.argv[3], roles={Role.MEMBER})
+    # The portal is open to people at member organisations with a current membership.
+    organisation = Organisation(name="Fjordmat AS", orgnr="974760673", kind=OrganisationKind.COMPANY)
+    organisation.membership = Membership(
+        status=MembershipStatus.ACTIVE, category=category_for_kind(OrganisationKind.COMPANY)
+    )
+    main = ContactRoleAssignment(role=ContactRole.MAIN_CONTACT)
+    contact = Contact(organisation=organisation, name=sys.argv[2], email=sys.argv[1], user=user, role_links=[main])
+    db.session.add(contact)
     db.session.commit()
 """
 

@@ -2,7 +2,7 @@ import pytest
 
 from crm.auth.models import User
 from crm.extensions import db
-from tests.factories import make_user
+from tests.factories import make_member_user
 from tests.helpers import csrf_token, login
 
 
@@ -54,7 +54,7 @@ def test_the_switch_needs_a_csrf_token(client):
 
 
 def test_the_choice_is_remembered_on_the_user_for_the_next_session(app, client):
-    user = make_user()
+    user = make_member_user()
     login(client, user)
     client.post("/language/en", data={"csrf_token": csrf_token(client), "next": "/portal/"})
     db.session.expire_all()

@@ -138,3 +138,9 @@ def test_register_lookup_fills_the_application(client, categories, fake_brreg):
     assert f'<option selected value="{categories["municipality"].id}">' in page
     page = client.get(f"/apply/?lookup={fake.BROKEN}").text
     assert "Fyll inn opplysningene selv" in page
+
+
+def test_the_front_page_links_the_public_to_the_application_form(client):
+    page = client.get("/").text
+    assert '<a class="btn btn-outline-primary" href="/apply/">Søk om medlemskap</a>' in page
+    assert client.get("/apply/").status_code == 200

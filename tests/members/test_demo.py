@@ -1,11 +1,12 @@
 from sqlalchemy import func, select
 from stdnum.no import orgnr
 
-from crm.auth.models import Role
+from crm.audit.models import AuditEntry
+from crm.auth.models import Role, User
 from crm.extensions import db
 from crm.members.demo import load_members_demo
 from crm.members.fees import calculate_fee
-from crm.members.models import Contact, Membership, MembershipStatus, Organisation, OrganisationKind
+from crm.members.models import Contact, ContactRole, Membership, MembershipStatus, Organisation, OrganisationKind
 from tests.factories import make_staff
 
 
@@ -25,3 +26,47 @@ def test_demo_has_every_kind_and_status_with_valid_numbers_and_is_idempotent():
     # Every active member's 2026 fee can be calculated from the seeded schedules.
     assert all(calculate_fee(m, 2026).amount_ore > 0 for m in active)
     assert load_members_demo() == {"organisations": 0, "contacts": 0}
+
+
+def test_the_demo_member_logins_see_their_organisation_in_the_portal(client):
+    from crm.demo import DEMO_LOGINS, load_demo
+    from tests.helpers import login
+
+    result = load_demo()
+    assert result.organisations >= 60
+    members = [lg for lg in DEMO_LOGINS if lg.roles == (Role.MEMBER,)]
+    assert result.linked == len(members) >= 2
+    db.session.commit()
+    for demo in members:
+        user = db.session.scalar(select(User).where(User.email == demo.email))
+        contact = db.session.scalar(select(Contact).where(Contact.user_id == user.id))
+        assert contact.organisation.name == demo.organisation
+        assert contact.organisation.membership.status is MembershipStatus.ACTIVE
+        assert ContactRole.MAIN_CONTACT in contact.roles
+        assert (contact.name, contact.email) == (user.full_name, user.email)
+    counts = (db.session.scalar(select(func.count(Contact.id))), db.session.scalar(select(func.count(AuditEntry.id))))
+    again = load_demo()
+    assert (again.created, again.organisations, again.linked) == ([], 0, 0)
+    assert counts == (
+        db.session.scalar(select(func.count(Contact.id))),
+        db.session.scalar(select(func.count(AuditEntry.id))),
+    )
+    db.session.commit()
+
+    hanne = next(lg for lg in members if lg.email == "hanne.lunde@example.no")
+    login(client, db.session.scalar(select(User).where(User.email == hanne.email)), password=hanne.password)
+    page = client.get("/portal/organisation/")
+    assert page.status_code == 200
+    assert "Nordlys Tekstil AS" in page.text and "Hanne Lunde" in page.text
+
+
+def test_the_cli_reports_the_member_register(app):
+    result = app.test_cli_runner().invoke(args=["crm", "demo"])
+    assert result.exit_code == 0, result.output
+    from crm.demo import DEMO_LOGINS
+    from crm.members.demo import ORGANISATIONS
+
+    linked = sum(1 for lg in DEMO_LOGINS if lg.organisation)
+    expected = f"Member register: {len(ORGANISATIONS)} organisations created, {linked} member logins linked."
+    assert expected in result.output
+    assert "member (Nordlys Tekstil AS)" in result.output

@@ -10,7 +10,7 @@ from crm.auth.models import Role
 from crm.extensions import db
 from crm.members.models import ContactRole, MembershipStatus
 from tests.factories import make_contact, make_organisation, make_staff, make_user
-from tests.members.helpers import login
+from tests.helpers import csrf_token, login
 
 
 def _data(client):
@@ -51,5 +51,6 @@ def test_xlsx_export_escapes_formulas(client):
 def test_export_is_staff_only(client):
     login(client, make_user(roles={Role.MEMBER}))
     assert client.get("/staff/members/export.csv").status_code == 403
+    client.post("/auth/logout", data={"csrf_token": csrf_token(client)})
     login(client, make_staff(Role.FINANCE))
     assert client.get("/staff/members/export.pdf").status_code == 404

@@ -7,11 +7,11 @@ from sqlalchemy import func, select
 from crm.audit.models import AuditEntry
 from crm.auth.models import Role
 from crm.extensions import db
-from crm.jobs import get_queue
 from crm.members.imports import confirm_import
 from crm.members.models import Contact, ContactRole, ImportBatch, ImportStatus, Organisation, OrganisationKind
+from tests.conftest import run_jobs
 from tests.factories import make_contact, make_organisation, make_staff, make_user
-from tests.members.helpers import login
+from tests.helpers import login
 
 CLEAN = (
     "organisasjonsnummer;navn;type;omsetning;kontaktperson;e-post;telefon;roller;bransjer\n"
@@ -38,17 +38,6 @@ def upload(client, content: bytes, filename: str):
         data={"csrf_token": token, "file": (io.BytesIO(content), filename)},
         content_type="multipart/form-data",
     )
-
-
-def run_jobs(app):
-    """Run the queued member jobs as the worker does: each in a fresh app context (and session).
-    (The kernel's AppWorker does not run under RQ 3 yet: its perform_job lacks the new argument.)"""
-    queue = get_queue("default")
-    while queue.job_ids:
-        job = queue.fetch_job(queue.job_ids[0])
-        queue.remove(job)
-        with app.app_context():
-            job.func(*job.args)
 
 
 def latest_batch():

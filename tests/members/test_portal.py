@@ -6,7 +6,7 @@ from crm.auth.models import Role
 from crm.extensions import db
 from crm.members.models import ContactRole, MembershipStatus
 from tests.factories import make_contact, make_organisation, make_staff, make_user
-from tests.members.helpers import login
+from tests.helpers import csrf_token, login
 
 S = MembershipStatus
 
@@ -142,5 +142,6 @@ def test_access_ends_with_the_membership(client, world):
 def test_users_without_a_contact_and_staff_get_403(client, world):
     login(client, make_user(roles={Role.MEMBER}))
     assert client.get("/portal/organisation/").status_code == 403
+    client.post("/auth/logout", data={"csrf_token": csrf_token(client)})
     login(client, make_staff(Role.ADMIN))
     assert client.get("/portal/organisation/").status_code == 403

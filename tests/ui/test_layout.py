@@ -3,7 +3,7 @@ import re
 import pytest
 
 from crm.auth.models import Role
-from tests.factories import make_staff, make_user
+from tests.factories import make_member_user, make_staff, make_user
 from tests.helpers import csrf_token, login
 
 
@@ -24,7 +24,7 @@ def test_staff_pages_have_side_navigation_landmarks_and_one_h1(client):
 
 
 def test_portal_pages_use_the_portal_layout_without_side_navigation(client):
-    login(client, make_user(full_name="Hanne Lunde"))
+    login(client, make_member_user(full_name="Hanne Lunde"))
     html = client.get("/portal/").text
     assert 'class="area-portal"' in html
     assert 'class="sidebar' not in html
@@ -66,7 +66,7 @@ def test_members_see_no_staff_navigation(client):
 
 
 def test_flash_messages_are_shown_in_a_live_region(client):
-    login(client, make_user())
+    login(client, make_member_user())
     token = csrf_token(client)
     response = client.post("/auth/logout", data={"csrf_token": token}, follow_redirects=True)
     assert 'role="status"' in response.text

@@ -121,3 +121,6 @@ class MembershipEvent(db.Model):
 
     membership: Mapped[Membership] = relationship(back_populates="events")
     actor: Mapped[User | None] = relationship()
+
+    # Not stored: the contacts that ``change_membership_status`` invited to the portal with this change.
+    invited = ()

@@ -18,6 +18,12 @@ from crm.members.services.contacts import (
     reactivate_contact,
     update_contact,
 )
+from crm.members.services.invitations import (
+    ensure_portal_user,
+    invite_contact_by_staff,
+    invite_main_contacts,
+    invite_to_portal,
+)
 from crm.members.services.memberships import (
     ALLOWED_TRANSITIONS,
     allowed_transitions,
@@ -41,6 +47,8 @@ from crm.members.services.organisations import (
 )
 from crm.members.services.portal import (
     deactivate_contact_by_member,
+    invite_colleague_by_member,
+    portal_access_problem,
     portal_contact_for,
     update_contact_by_member,
     update_profile_by_member,
@@ -64,14 +72,20 @@ __all__ = [
     "deactivate_contact",
     "deactivate_contact_by_member",
     "ensure_categories",
+    "ensure_portal_user",
     "find_active_contact_by_email",
     "find_organisation_by_orgnr",
     "get_or_create_sectors",
+    "invite_colleague_by_member",
+    "invite_contact_by_staff",
+    "invite_main_contacts",
+    "invite_to_portal",
     "normalise_email",
     "normalise_orgnr",
     "normalise_phone",
     "organisation_audit_trail",
     "organisation_email_history",
+    "portal_access_problem",
     "portal_contact_for",
     "reactivate_contact",
     "set_fee_override",

@@ -12,7 +12,8 @@ from crm.auth.models import User
 from crm.errors import DomainError, PermissionDenied
 from crm.extensions import db
 from crm.members.models import Contact, ContactRole, Membership, MembershipStatus, Organisation
-from crm.members.services.contacts import deactivate_contact, update_contact
+from crm.members.services.contacts import add_contact, deactivate_contact, find_active_contact_by_email, update_contact
+from crm.members.services.invitations import invite_to_portal
 from crm.members.services.organisations import update_organisation
 
 # Members keep their own address and invoicing details up to date; the rest is staff's.
@@ -42,6 +43,26 @@ def portal_contact_for(user: User) -> Contact | None:
         .join(Contact.organisation)
         .join(Organisation.membership)
         .where(Contact.user_id == user.id, Contact.is_active, Membership.status.in_(MEMBER_STATUSES))
+    )
+
+
+def portal_access_problem(user: User, contact: Contact | None) -> str | None:
+    """Why a member user (whose current contact is ``contact``, from ``portal_contact_for``) may not use the
+    portal, or None when they may."""
+    if contact is not None:
+        return None
+    linked = db.session.scalar(select(Contact).where(Contact.user_id == user.id))
+    if linked is None:
+        return _("Your login is not linked to a member organisation. Contact Etisk handel Norge if this is wrong.")
+    if not linked.is_active:
+        return _(
+            "You are registered as having left %(organisation)s, so the member portal is closed to you.",
+            organisation=linked.organisation.name,
+        )
+    return _(
+        "The membership of %(organisation)s is not active, so the member portal is closed. "
+        "Contact Etisk handel Norge if you have questions about the membership.",
+        organisation=linked.organisation.name,
     )
 
 
@@ -91,3 +112,25 @@ def deactivate_contact_by_member(me: Contact, contact: Contact, *, actor: User) 
     if contact.id == me.id:
         raise DomainError(_("You cannot mark yourself as having left; ask your adviser."))
     deactivate_contact(contact, actor=actor)
+
+
+PORTAL_INVITE_FIELDS = frozenset({"name", "title", "email", "phone"})
+
+
+def invite_colleague_by_member(me: Contact, values: Mapping[str, Any], *, roles: Iterable[str], actor: User) -> Contact:
+    """The main contact adds a colleague at their own organisation (other keys in ``values`` are ignored)
+    and the colleague gets a portal login and an emailed invitation to choose a password.
+    ``DomainError`` (field ``email``) when the address is taken; the message names no one, since the
+    address may belong to someone at another organisation."""
+    if not is_main_contact(me):
+        raise PermissionDenied(_("Only the main contact can invite colleagues."))
+    allowed = {key: value for key, value in values.items() if key in PORTAL_INVITE_FIELDS}
+    if not (allowed.get("email") or "").strip():
+        raise DomainError(_("Enter the colleague's work email address."), field="email")
+    if find_active_contact_by_email(allowed["email"]) is not None:
+        raise DomainError(
+            _("This email address is already registered for a contact person. Contact your adviser."), field="email"
+        )
+    contact = add_contact(me.organisation, allowed, roles=roles, actor=actor)
+    invite_to_portal(contact, actor=actor)
+    return contact

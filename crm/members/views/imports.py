@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -54,7 +54,10 @@ def import_status(batch_id: int):
 def import_progress(batch_id: int):
     batch = _load_batch(batch_id)
     done, total = get_progress(batch)
-    return render_template("members/_import_progress.html", batch=batch, done=done, total=total)
+    response = make_response(render_template("members/_import_progress.html", batch=batch, done=done, total=total))
+    if not batch.in_progress and request.headers.get("HX-Request"):
+        response.headers["HX-Refresh"] = "true"  # finished: htmx reloads the page to show the result
+    return response
 
 
 @bp.route("/import/<int:batch_id>/confirm", methods=["POST"])

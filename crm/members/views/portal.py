@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from crm.auth.access import member_required
+from crm.auth.access import member_required, register_member_access_check
 from crm.errors import DomainError, PermissionDenied
 from crm.extensions import db
 from crm.members import services
 from crm.members.fees import calculate_fee
-from crm.members.forms import PortalContactForm, PortalProfileForm
+from crm.members.forms import PortalContactForm, PortalInviteForm, PortalProfileForm
 from crm.members.models import Contact
 from crm.members.services.portal import colleague_for, is_main_contact
 from crm.members.views.blueprints import portal_bp
@@ -22,9 +22,20 @@ from crm.members.views.staff import field_error
 from crm.ui import register_nav
 
 
+def _portal_access(user) -> str | None:
+    """Runs before every ``member_required`` view (any feature's): a member user whose organisation's
+    membership is not current, or who has left it, gets a page saying so instead of the page asked for."""
+    contact = services.portal_contact_for(user)
+    g.portal_contact = contact
+    return services.portal_access_problem(user, contact)
+
+
+register_member_access_check("members", _portal_access)
+
+
 def _me() -> Contact:
-    """The logged-in member's contact record; 403 when they have none or the membership is not current."""
-    contact = services.portal_contact_for(current_user)
+    """The logged-in member's contact record (``member_required`` has checked the membership is current)."""
+    contact = g.get("portal_contact") or services.portal_contact_for(current_user)
     if contact is None:
         abort(403)
     return contact
@@ -111,6 +122,29 @@ def edit_contact(contact_id: int):
             flash(_("Saved."), "success")
             return redirect(url_for("member_portal.organisation"))
     return render_template("members/portal_contact_form.html", form=form, contact=contact, me=me, is_main=main)
+
+
+@portal_bp.route("/contacts/new", methods=["GET", "POST"])
+@member_required
+def invite_contact():
+    me = _me()
+    if not is_main_contact(me):
+        abort(403)
+    form = PortalInviteForm()
+    if form.validate_on_submit():
+        try:
+            contact = services.invite_colleague_by_member(
+                me, form.values(), roles=form.roles.data or [], actor=current_user
+            )
+        except PermissionDenied:
+            raise
+        except DomainError as exc:
+            field_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("%(name)s is added and invited to the portal by email.", name=contact.name), "success")
+            return redirect(url_for("member_portal.organisation"))
+    return render_template("members/portal_invite_form.html", form=form), 400 if form.errors else 200
 
 
 @portal_bp.route("/contacts/<int:contact_id>/deactivate", methods=["POST"])

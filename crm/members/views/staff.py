@@ -8,7 +8,6 @@ from decimal import Decimal
 from flask import (
     Response,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -105,8 +104,7 @@ def field_error(form, exc: DomainError) -> None:
 @staff_required()
 def index():
     filters = _filters_from_args()
-    page_number = _int_arg("page") or 1
-    page, counts = search_members(filters, page=page_number, per_page=current_app.config["PER_PAGE"])
+    page, counts = search_members(filters)
     args = {key: value for key, value in request.args.items() if key != "page" and value}
     return render_template(
         "members/list.html",
@@ -338,6 +336,24 @@ def deactivate_contact(contact_id: int):
     return redirect(url_for("members.show", organisation_id=contact.organisation_id, tab="contacts"))
 
 
+@bp.route("/contacts/<int:contact_id>/invite", methods=["POST"])
+@staff_required(*EDITORS)
+def invite_contact(contact_id: int):
+    contact = _load_contact(contact_id)  # CSRFProtect has checked the form's token already
+    try:
+        sent = services.invite_contact_by_staff(contact, actor=current_user)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "danger")
+    else:
+        db.session.commit()
+        if sent:
+            flash(_("A portal invitation was sent by email to %(names)s.", names=contact.name), "success")
+        else:
+            flash(_("%(name)s already has a password and can log in to the portal.", name=contact.name), "info")
+    return redirect(url_for("members.edit_contact", contact_id=contact.id))
+
+
 @bp.route("/<int:organisation_id>/status", methods=["GET", "POST"])
 @staff_required(*MEMBERSHIP_MANAGERS)
 def change_status(organisation_id: int):
@@ -347,7 +363,7 @@ def change_status(organisation_id: int):
     form.set_choices(services.allowed_transitions(membership.status))
     if form.validate_on_submit():
         try:
-            services.change_membership_status(
+            event = services.change_membership_status(
                 membership,
                 _status_from_form(form.to_status.data),
                 actor=current_user,
@@ -358,8 +374,11 @@ def change_status(organisation_id: int):
         except DomainError as exc:
             field_error(form, exc)
         else:
+            invited = ", ".join(contact.name for contact in event.invited)
             db.session.commit()
             flash(_("The membership is now: %(status)s.", status=membership.status.label), "success")
+            if invited:
+                flash(_("A portal invitation was sent by email to %(names)s.", names=invited), "info")
             return redirect(url_for("members.show", organisation_id=organisation.id, tab="membership"))
     return render_template("members/status_form.html", form=form, organisation=organisation, membership=membership)
 
