@@ -72,3 +72,14 @@ def make_contact(organisation, *, roles=(), **overrides):
     db.session.add(contact)
     db.session.flush()
     return contact
+
+
+# --- advisory ------------------------------------------------------------------------------------------
+def make_case(organisation, *, requester=None, actor=None, **overrides):
+    """A case opened through the service (assignment, deadlines, receipt)."""
+    from crm.advisory.services import open_case
+
+    n = next(_sequence)
+    values = {"subject": f"Spørsmål {n}", "description": "Hvordan kartlegger vi risiko i leverandørkjeden?"}
+    values.update(overrides)
+    return open_case(organisation=organisation, requester=requester, actor=actor, **values)
