@@ -284,6 +284,8 @@ def reassign_case(case: Case, *, assignee: User | None, note: str | None, actor:
     case.assignee = assignee
     if assignee is not None and case.status is S.NEW:
         case.status = S.ASSIGNED
+    elif assignee is None and case.status is S.ASSIGNED:
+        case.status = S.NEW  # back in the unassigned queue
     if note and note.strip():
         db.session.add(CaseMessage(case=case, kind=MessageKind.INTERNAL_NOTE, author=actor, body=note.strip()))
     db.session.flush()

@@ -291,3 +291,71 @@ def test_upload_refusals(client, world, app, monkeypatch, name, data, message):
     assert response.status_code == 400
     assert message in response.text
     assert db.session.scalar(select(func.count(CaseAttachment.id))) == 0
+
+
+def _csrf(page, prefix=""):
+    name = f"{prefix}-csrf_token" if prefix else "csrf_token"
+    return re.search(rf'name="{name}"[^>]*value="([^"]+)"', page.text).group(1)
+
+
+def test_staff_status_change_reassign_and_time(client, world):
+    login(client, world["adviser"])
+    case = world["shared"]
+    page = client.get(f"/staff/advisory/{case.id}")
+    response = client.post(
+        f"/staff/advisory/{case.id}/status",
+        data={"status-csrf_token": _csrf(page, "status"), "status-status": "resolved"},
+    )
+    assert response.status_code == 302
+    # A transition the table refuses is a clear error and changes nothing.
+    page = client.get(f"/staff/advisory/{case.id}")
+    response = client.post(
+        f"/staff/advisory/{case.id}/status", data={"status-csrf_token": _csrf(page, "status"), "status-status": "new"}
+    )
+    assert response.status_code == 400
+    db.session.refresh(case)
+    assert case.status is CaseStatus.RESOLVED
+    response = client.post(
+        f"/staff/advisory/{case.id}/reassign",
+        data={
+            "reassign-csrf_token": _csrf(page, "reassign"),
+            "reassign-assignee_id": str(world["backup"].id),
+            "reassign-note": "Ferie",
+        },
+    )
+    assert response.status_code == 302
+    response = client.post(
+        f"/staff/advisory/{case.id}/time",
+        data={
+            "time-csrf_token": _csrf(page, "time"),
+            "time-minutes": "30",
+            "time-spent_on": "2026-01-05",
+            "time-note": "Møte",
+        },
+    )
+    assert response.status_code == 302
+    db.session.refresh(case)
+    assert case.assignee == world["backup"] and case.time_entries[0].minutes == 30
+
+
+def test_templates_and_absences_pages(client, world):
+    login(client, world["adviser"])
+    page = client.get("/staff/advisory/templates/new")
+    response = client.post(
+        "/staff/advisory/templates/new", data={"csrf_token": _csrf(page), "name": "Møte", "body": "Hei {contact}"}
+    )
+    assert response.status_code == 302
+    assert "Møte" in client.get("/staff/advisory/templates").text
+    page = client.get("/staff/advisory/absences")
+    response = client.post(
+        "/staff/advisory/absences",
+        data={
+            "csrf_token": _csrf(page),
+            "adviser_id": str(world["adviser"].id),
+            "backup_id": str(world["backup"].id),
+            "starts_on": "2027-07-01",
+            "ends_on": "2027-07-31",
+        },
+    )
+    assert response.status_code == 302
+    assert "31.07.2027" in client.get("/staff/advisory/absences").text
