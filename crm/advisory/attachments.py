@@ -20,6 +20,8 @@ from typing import IO
 
 from flask import current_app
 from flask_babel import gettext as _
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from crm.advisory.models import Case, CaseAttachment, CaseMessage
 from crm.auth.models import User
@@ -125,7 +127,10 @@ def store_attachment(
     data = read_limited(stream)
     content_type = check_file(name, data)
     stored_name = secrets.token_hex(16)
-    (attachments_dir() / stored_name).write_bytes(data)
+    path = attachments_dir() / stored_name
+    path.write_bytes(data)
+    # A rollback of this transaction removes the file again (see _forget_files_on_rollback).
+    db.session.info.setdefault(_WRITTEN_KEY, []).append(path)
     attachment = CaseAttachment(
         case=case,
         message=message,
@@ -149,6 +154,21 @@ def check_uploads(files) -> None:
         data = read_limited(upload.stream)
         upload.stream.seek(0)
         check_file(name, data)
+
+
+_WRITTEN_KEY = "advisory_written_files"
+
+
+@event.listens_for(Session, "after_commit")
+def _keep_files_on_commit(session: Session) -> None:
+    session.info.pop(_WRITTEN_KEY, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_files_on_rollback(session: Session, previous_transaction) -> None:
+    if previous_transaction.parent is None:
+        for path in session.info.pop(_WRITTEN_KEY, []):
+            path.unlink(missing_ok=True)
 
 
 def attachment_path(attachment: CaseAttachment) -> Path:

@@ -164,3 +164,12 @@ class AbsenceForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """A bare form for buttons that post (close, reopen, delete)."""
+
+
+class TargetForm(FlaskForm):
+    """One service target row (the page renders its inputs with per-row ids)."""
+
+    first_hours = IntegerField(_l("First response (business hours)"), validators=[DataRequired(), NumberRange(1, 2000)])
+    resolution_hours = IntegerField(
+        _l("Resolution (business hours)"), validators=[DataRequired(), NumberRange(1, 5000)]
+    )

@@ -66,3 +66,19 @@ def test_names_with_paths_are_refused(name):
 
 def test_control_characters_are_dropped():
     assert clean_filename("rap\u200bport\x07.pdf") == "rapport.pdf"
+
+
+def test_a_rolled_back_upload_leaves_no_file(app):
+    from crm.advisory.attachments import attachment_path, store_attachment
+    from crm.extensions import db
+    from tests.advisory.helpers import build_world
+    from tests.factories import make_case
+
+    world = build_world(commit=False)
+    case = make_case(world["a"], requester=world["req"], actor=world["req_user"])
+    db.session.commit()
+    attachment = store_attachment(case, filename="a.pdf", stream=io.BytesIO(b"%PDF-1.4"), actor=world["req_user"])
+    path = attachment_path(attachment)
+    assert path.is_file()
+    db.session.rollback()
+    assert not path.exists()

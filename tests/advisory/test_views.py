@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from crm.advisory import services
-from crm.advisory.models import Case, CaseAccessLog, CaseAttachment, CaseStatus, Theme, Visibility
+from crm.advisory.models import Case, CaseAccessLog, CaseAttachment, CaseStatus, Theme, Urgency, Visibility
 from crm.auth.models import Role
 from crm.extensions import db
 from tests.advisory.helpers import build_world
@@ -359,3 +359,28 @@ def test_templates_and_absences_pages(client, world):
     )
     assert response.status_code == 302
     assert "31.07.2027" in client.get("/staff/advisory/absences").text
+
+
+def test_admin_sets_a_service_target_and_new_cases_use_it(client, world):
+    admin = make_staff(Role.ADMIN)
+    db.session.commit()
+    login(client, admin)
+    page = client.get("/staff/advisory/targets")
+    assert page.status_code == 200
+    category_id = world["a"].membership.category_id
+    response = client.post(
+        f"/staff/advisory/targets/{category_id}/high",
+        data={"csrf_token": _csrf(page), "first_hours": "2", "resolution_hours": "1"},
+    )
+    assert response.status_code == 302
+    assert services.targets_for(world["a"], Urgency.HIGH) == services.DEFAULT_TARGETS[Urgency.HIGH]
+    client.post(
+        f"/staff/advisory/targets/{category_id}/high",
+        data={"csrf_token": _csrf(page), "first_hours": "2", "resolution_hours": "12"},
+    )
+    assert services.targets_for(world["a"], Urgency.HIGH) == (2, 12)
+
+
+def test_advisers_cannot_change_targets(client, world):
+    login(client, world["adviser"])
+    assert client.get("/staff/advisory/targets").status_code == 403

@@ -22,6 +22,7 @@ from crm.advisory.forms import (
     ReplyTemplateForm,
     StaffReplyForm,
     StatusForm,
+    TargetForm,
     TimeEntryForm,
     UploadForm,
 )
@@ -32,7 +33,9 @@ from crm.advisory.models import (
     CaseMessage,
     CaseStatus,
     ReplyTemplate,
+    ServiceTarget,
     Theme,
+    Urgency,
 )
 from crm.advisory.queue import QueueFilter, dashboard_stats, portfolio, queue_counts, queue_stmt
 from crm.advisory.views.common import bp, case_attachment, check_all, download, export_text, field_error, store_all
@@ -69,6 +72,7 @@ def queue():
         now=utcnow(),
         statuses=list(CaseStatus),
         themes=list(Theme),
+        is_admin=Role.ADMIN in current_user.roles,
     )
 
 
@@ -359,6 +363,53 @@ def absences():
         .order_by(AdviserAbsence.starts_on)
     ).all()
     return render_template("advisory/absences.html", form=form, items=items)
+
+
+# --- service targets -------------------------------------------------------------------------------------
+
+
+@bp.route("/targets")
+@staff_required(Role.ADMIN)
+def targets():
+    from crm.members.models import MembershipCategory
+
+    categories = db.session.scalars(select(MembershipCategory).order_by(MembershipCategory.sort_order)).all()
+    rows = {(t.category_id, t.urgency): t for t in db.session.scalars(select(ServiceTarget))}
+    return render_template(
+        "advisory/targets.html",
+        categories=categories,
+        urgencies=list(Urgency),
+        rows=rows,
+        defaults=services.DEFAULT_TARGETS,
+    )
+
+
+@bp.route("/targets/<int:category_id>/<urgency>", methods=["POST"])
+@staff_required(Role.ADMIN)
+def save_target(category_id: int, urgency: str):
+    from crm.members.models import MembershipCategory
+
+    if db.session.get(MembershipCategory, category_id) is None or urgency not in {u.value for u in Urgency}:
+        abort(404)
+    form = TargetForm()
+    if not form.validate_on_submit():
+        flash(_("Give whole hours: first response at least 1, resolution at least as long."), "danger")
+        return redirect(url_for("advisory.targets"))
+    try:
+        services.set_service_target(
+            category_id,
+            Urgency(urgency),
+            first_hours=form.first_hours.data,
+            resolution_hours=form.resolution_hours.data,
+            actor=current_user,
+        )
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "danger")
+    else:
+        db.session.commit()
+        flash(_("Saved."), "success")
+    return redirect(url_for("advisory.targets"))
 
 
 register_nav(_l("Advisory cases"), "advisory.queue", audience="staff", roles=TEAM, order=30)
