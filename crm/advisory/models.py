@@ -170,7 +170,7 @@ class Case(TimestampMixin, db.Model):
     status: Mapped[CaseStatus] = mapped_column(str_enum(CaseStatus), default=CaseStatus.NEW)
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
-    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     first_response_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     resolution_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     first_responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -17,6 +17,7 @@ from tests.apps import ROOT, free_port
 
 pytestmark = pytest.mark.browser
 
+ARTIFACTS = ROOT / "test-artifacts"
 AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]}}
 MEMBER = "hanne.lunde@example.no"
 ADVISER = "ingrid.solberg@etiskhandel.example"  # an administrator: part of the adviser team
@@ -146,6 +147,8 @@ def test_member_opens_a_case_and_an_adviser_answers_it(live_server, browser):
     page.locator("#reply-body").fill("Start med en risikobasert prioritering etter land og bransje.")
     page.get_by_role("button", name="Send svar").click()
     expect(page.get_by_text("Svaret er sendt til medlemmet.")).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "advisory-staff-case.png", full_page=True)
     for path in ("/staff/advisory/dashboard", "/staff/advisory/portfolio", "/staff/advisory/templates"):
         page.goto(live_server + path)
         assert _violations(page) == [], path
@@ -157,5 +160,6 @@ def test_member_opens_a_case_and_an_adviser_answers_it(live_server, browser):
     page.goto(case_url)
     expect(page.get_by_text("Start med en risikobasert prioritering")).to_be_visible()
     expect(page.get_by_text("Sjekk om de har risikoanalyse")).to_have_count(0)
+    page.screenshot(path=ARTIFACTS / "advisory-portal-case.png", full_page=True)
     assert errors == []
     context.close()

@@ -207,6 +207,7 @@ def test_queue_filters_and_constant_query_count(client, world, count_queries):
     with count_queries() as few:
         page = client.get("/staff/advisory/")
     assert page.status_code == 200 and "Felles sak om lønn" in page.text
+    assert "arbeidstimer igjen" in page.text or "Overskredet med" in page.text
     for n in range(12):
         make_case(
             world["b"],

@@ -50,6 +50,7 @@ from crm.pagination import paginate
 from crm.ui import register_nav
 
 TEAM = (Role.ADVISER,)  # administrators always pass staff_required
+ACCESS_LABELS = {"view": _l("viewed"), "export": _l("exported"), "download": _l("downloaded a file")}
 
 
 def _case(case_id: int) -> Case:
@@ -122,6 +123,7 @@ def _render_case(case: Case, **forms):
         access_log=services.access_log(case, limit=10),
         now=utcnow(),
         oecd_steps=OECD_STEPS,
+        access_labels=ACCESS_LABELS,
     )
 
 
