@@ -254,9 +254,11 @@ def _apply_status(case: Case, new: CaseStatus, now: datetime) -> None:
         case.closed_at = now
         case.resolved_at = case.resolved_at or now
     if not old.is_open and new.is_open:
-        # Back to work: a fresh resolution target from now.
-        _first, resolution_hours = targets_for(case.organisation, case.urgency)
+        # Back to work: fresh targets from now (the first response too, if there never was one).
+        first_hours, resolution_hours = targets_for(case.organisation, case.urgency)
         case.resolution_due_at = add_business_hours(now, resolution_hours)
+        if case.first_responded_at is None:
+            case.first_response_due_at = add_business_hours(now, first_hours)
         case.resolved_at = None
         case.closed_at = None
     case.status = new

@@ -28,3 +28,12 @@ def test_demo_cases_cover_every_status_several_themes_and_breaches_and_load_once
     contact = portal_contact_for(hanne)
     assert contact is not None and any(c.organisation_id == contact.organisation_id for c in cases)
     assert load_advisory_demo() == {"cases": 0}
+
+
+def test_advisory_demo_command(app):
+    load_demo()
+    load_members_demo()
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["crm", "advisory-demo"])
+    assert result.exit_code == 0, result.output
+    assert "Demo advisory cases loaded: 12" in result.output

@@ -254,3 +254,14 @@ def test_breach(world):
     assert not case.is_breached(TUESDAY_9 + timedelta(hours=1))
     assert case.is_breached(datetime(2026, 3, 11, 9, 1, tzinfo=OSLO))
     assert db.session.get(Case, case.id) is case
+
+
+def test_reopening_an_unanswered_case_gives_fresh_targets(world):
+    case = open_at(world)
+    closed = datetime(2026, 3, 10, 10, 0, tzinfo=OSLO)
+    services.close_by_member(case, contact=world["req"], actor=world["req_user"], now=closed)
+    reopened = datetime(2026, 3, 16, 9, 0, tzinfo=OSLO)  # Monday
+    services.reopen_by_member(case, contact=world["req"], actor=world["req_user"], now=reopened)
+    assert case.first_response_due_at == datetime(2026, 3, 17, 9, 0, tzinfo=OSLO)
+    assert case.resolution_due_at == datetime(2026, 3, 23, 9, 0, tzinfo=OSLO)
+    assert not case.is_breached(reopened)

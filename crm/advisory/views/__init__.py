@@ -10,8 +10,10 @@ __all__ = ["bp", "init_app", "portal", "portal_bp", "staff"]
 
 
 def init_app(app: Flask) -> None:
+    from crm.advisory.cli import register_commands
     from crm.advisory.deadlines import business_seconds_between
 
+    register_commands()
     app.register_blueprint(portal_bp)
     # Time left on a deadline in business hours (negative once passed), as the targets count it.
     app.jinja_env.filters["business_hours_until"] = lambda due, now: round(business_seconds_between(now, due) / 3600, 1)
