@@ -106,6 +106,10 @@ class Config:
     PRINCIPLES_VERSION = os.environ.get("PRINCIPLES_VERSION", "2022")
     APPLICATION_LIMIT_PER_IP = os.environ.get("CRM_APPLICATION_LIMIT_PER_IP", "5 per hour")
 
+    # Advisory case attachments: stored outside static/ under random names, served only as downloads.
+    ATTACHMENTS_DIR = os.environ.get("CRM_ATTACHMENTS_DIR") or str(INSTANCE_DIR / "attachments")
+    ATTACHMENT_MAX_BYTES = int(os.environ.get("CRM_ATTACHMENT_MAX_MB", "10")) * 1024 * 1024
+
     # RQ
     RQ_QUEUES = ("emails", "billing", "default")
 

@@ -32,6 +32,7 @@ class ConnectionBoundSession(FlaskSession):
 class SuiteConfig(TestingConfig):
     INSTANCE_PATH = _tmp
     EMBEDDED_REDIS_PATH = os.path.join(_tmp, "redis.db")
+    ATTACHMENTS_DIR = os.path.join(_tmp, "attachments")
 
 
 def _fresh_request_globals(sender, **extra):

@@ -86,3 +86,14 @@ def make_member_user(*, organisation=None, contact_roles=None, **overrides):
     roles = [ContactRole.MAIN_CONTACT] if contact_roles is None else contact_roles
     make_contact(organisation, roles=roles, name=user.full_name, email=user.email, user_id=user.id)
     return user
+
+
+# --- advisory ------------------------------------------------------------------------------------------
+def make_case(organisation, *, requester=None, actor=None, **overrides):
+    """A case opened through the service (assignment, deadlines, receipt)."""
+    from crm.advisory.services import open_case
+
+    n = next(_sequence)
+    values = {"subject": f"Spørsmål {n}", "description": "Hvordan kartlegger vi risiko i leverandørkjeden?"}
+    values.update(overrides)
+    return open_case(organisation=organisation, requester=requester, actor=actor, **values)

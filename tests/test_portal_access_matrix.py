@@ -6,15 +6,17 @@ A portal route with an id argument not listed in ``B_IDS`` fails the test: say w
 takes, so that new portal pages are checked too.
 """
 
+import io
 import re
 
 import pytest
 from sqlalchemy import select
 
+from crm.advisory.attachments import store_attachment
 from crm.auth.models import Role, User
 from crm.extensions import db
 from crm.members.models import Contact, ContactRole, Membership, MembershipStatus, Organisation
-from tests.factories import make_contact, make_member_user, make_organisation, make_staff
+from tests.factories import make_case, make_contact, make_member_user, make_organisation, make_staff
 from tests.helpers import csrf_token, login
 
 S = MembershipStatus
@@ -33,8 +35,21 @@ def world():
     b_plain = make_member_user(organisation=b, full_name="Bjørn Beta", contact_roles=[ContactRole.TEAM_MEMBER])
     b_left = make_contact(b, name="Berit Borte", is_active=False)
     db.session.commit()
+    b_plain_contact = db.session.scalar(select(Contact).where(Contact.user_id == b_plain.id))
+    b_case = make_case(b, requester=b_plain_contact, actor=b_plain)
+    b_file = store_attachment(b_case, filename="b.pdf", stream=io.BytesIO(b"%PDF-1.4 beta"), actor=b_plain)
+    db.session.commit()
     b_contacts = db.session.scalars(select(Contact.id).where(Contact.organisation_id == b.id)).all()
-    return {"a": a, "b": b, "a_main": a_main, "b_plain": b_plain, "b_contacts": b_contacts, "b_left": b_left}
+    return {
+        "a": a,
+        "b": b,
+        "a_main": a_main,
+        "b_plain": b_plain,
+        "b_contacts": b_contacts,
+        "b_left": b_left,
+        "b_case": b_case.id,
+        "b_file": b_file.id,
+    }
 
 
 # Which of member B's object ids each URL argument takes.
@@ -43,6 +58,8 @@ B_IDS = {
     "organisation_id": lambda w: [w["b"].id],
     "membership_id": lambda w: [w["b"].membership.id],
     "user_id": lambda w: [w["b_plain"].id],
+    "case_id": lambda w: [w["b_case"]],
+    "attachment_id": lambda w: [w["b_file"]],
 }
 
 HOSTILE_FORM = {

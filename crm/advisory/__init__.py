@@ -1,0 +1,1 @@
+"""Advisory cases: members ask, advisers triage, answer and close cases on time, in confidence."""

@@ -1,0 +1,92 @@
+"""Blueprints and helpers shared by the staff and portal pages."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, send_file
+from werkzeug.datastructures import FileStorage
+
+from crm.advisory.attachments import attachment_path, check_uploads, store_attachment
+from crm.advisory.models import Case, CaseAttachment, CaseMessage
+from crm.auth.models import User
+from crm.errors import DomainError
+from crm.extensions import db
+
+bp = Blueprint("advisory", __name__, url_prefix="/staff/advisory")
+portal_bp = Blueprint("advisory_portal", __name__, url_prefix="/portal/advisory")
+
+# Served files must never run in our origin: a download, no sniffing, and a sandbox if opened anyway.
+DOWNLOAD_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'"
+
+
+def uploads(form) -> list[FileStorage]:
+    return [f for f in (form.files.data or []) if isinstance(f, FileStorage) and f.filename]
+
+
+def check_all(files: list[FileStorage]) -> None:
+    check_uploads(files)
+
+
+def store_all(case: Case, files: list[FileStorage], *, actor: User, message: CaseMessage | None = None) -> None:
+    for upload in files:
+        store_attachment(case, filename=upload.filename, stream=upload.stream, actor=actor, message=message)
+
+
+def field_error(form, exc: DomainError) -> None:
+    """A refused operation's message next to its field (or as a flash), after undoing its flushes."""
+    db.session.rollback()
+    field = getattr(form, exc.field, None) if exc.field else None
+    if field is not None:
+        field.errors = [*field.errors, exc.message] if isinstance(field.errors, list) else [exc.message]
+    else:
+        flash(exc.message, "danger")
+
+
+def download(attachment: CaseAttachment):
+    path = attachment_path(attachment)
+    if not path.is_file():
+        from flask import abort
+
+        abort(404)
+    response = send_file(
+        path,
+        mimetype=attachment.content_type,
+        as_attachment=True,
+        download_name=attachment.original_name,
+        max_age=0,
+        etag=False,
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def case_attachment(case: Case, attachment_id: int) -> CaseAttachment | None:
+    attachment = db.session.get(CaseAttachment, attachment_id)
+    if attachment is None or attachment.case_id != case.id:
+        return None
+    return attachment
+
+
+def export_text(case: Case, messages: list[CaseMessage], *, include_internal: bool) -> str:
+    """A plain-text copy of the case; member exports get ``include_internal=False``."""
+    from flask_babel import gettext as _
+
+    from crm.i18n import format_datetime_no
+
+    lines = [
+        f"[Sak #{case.id}] {case.subject}",
+        f"{_('Organisation')}: {case.organisation.name}",
+        f"{_('Status')}: {case.status.label}",
+        f"{_('Opened')}: {format_datetime_no(case.opened_at)}",
+        "",
+        case.description,
+        "",
+    ]
+    for message in messages:
+        if message.is_internal and not include_internal:
+            continue
+        who = message.author.full_name if message.author else ""
+        label = _("Internal note") if message.is_internal else ""
+        lines += [f"--- {format_datetime_no(message.created_at)} {who} {label}".rstrip(), message.body, ""]
+    return "\n".join(lines)

@@ -1,0 +1,432 @@
+"""Staff pages: the queue, the case page, the dashboard, the portfolio, reply templates and absences.
+
+Only the adviser team (advisers and administrators) see cases. Every view and export of a case writes
+a ``CaseAccessLog`` row.
+"""
+
+from __future__ import annotations
+
+from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from crm.advisory import services
+from crm.advisory.forms import (
+    AbsenceForm,
+    ConfirmForm,
+    NoteForm,
+    ReassignForm,
+    ReplyTemplateForm,
+    StaffReplyForm,
+    StatusForm,
+    TargetForm,
+    TimeEntryForm,
+    UploadForm,
+)
+from crm.advisory.models import (
+    OECD_STEPS,
+    AdviserAbsence,
+    Case,
+    CaseMessage,
+    CaseStatus,
+    ReplyTemplate,
+    ServiceTarget,
+    Theme,
+    Urgency,
+)
+from crm.advisory.queue import QueueFilter, dashboard_stats, portfolio, queue_counts, queue_stmt
+from crm.advisory.views.common import bp, case_attachment, check_all, download, export_text, field_error, store_all
+from crm.auth.access import staff_required
+from crm.auth.models import Role
+from crm.errors import DomainError
+from crm.extensions import db
+from crm.members.panels import register_panel
+from crm.members.services import today
+from crm.models import utcnow
+from crm.pagination import paginate
+from crm.ui import register_nav
+
+TEAM = (Role.ADVISER,)  # administrators always pass staff_required
+ACCESS_LABELS = {"view": _l("viewed"), "export": _l("exported"), "download": _l("downloaded a file")}
+
+
+def _case(case_id: int) -> Case:
+    case = db.session.get(Case, case_id)
+    if case is None:
+        abort(404)
+    return case
+
+
+@bp.route("/")
+@staff_required(*TEAM)
+def queue():
+    filters = QueueFilter.from_args(request.args)
+    page = paginate(queue_stmt(filters, user=current_user))
+    return render_template(
+        "advisory/queue.html",
+        page=page,
+        filters=filters,
+        counts=queue_counts(current_user),
+        now=utcnow(),
+        statuses=list(CaseStatus),
+        themes=list(Theme),
+        is_admin=Role.ADMIN in current_user.roles,
+    )
+
+
+def _reassign_form() -> ReassignForm:
+    form = ReassignForm(prefix="reassign")
+    form.assignee_id.choices = [(0, _("Unassigned")), *((u.id, u.full_name) for u in services.advisers())]
+    return form
+
+
+def _status_form(case: Case) -> StatusForm:
+    form = StatusForm(prefix="status")
+    order = list(CaseStatus)
+    form.status.choices = [(s.value, s.label) for s in sorted(services.STAFF_TRANSITIONS[case.status], key=order.index)]
+    return form
+
+
+def _render_case(case: Case, **forms):
+    services.log_access(case, user=current_user, action="view")
+    db.session.commit()
+    reply = forms.pop("reply", None) or StaffReplyForm(prefix="reply")
+    template_id = request.args.get("template", type=int)
+    if template_id and request.method == "GET":
+        template = db.session.get(ReplyTemplate, template_id)
+        if template is not None:
+            reply.body.data = services.render_reply_template(template, case, actor=current_user)
+    messages = db.session.scalars(
+        select(CaseMessage)
+        .where(CaseMessage.case_id == case.id)
+        .options(selectinload(CaseMessage.author), selectinload(CaseMessage.attachments))
+        .order_by(CaseMessage.created_at, CaseMessage.id)
+    ).all()
+    reassign = forms.pop("reassign", None) or _reassign_form()
+    if request.method == "GET":
+        reassign.assignee_id.data = case.assignee_id or 0
+    return render_template(
+        "advisory/staff_case.html",
+        case=case,
+        messages=messages,
+        reply=reply,
+        note=forms.pop("note", None) or NoteForm(prefix="note"),
+        reassign=reassign,
+        status=forms.pop("status", None) or _status_form(case),
+        time=forms.pop("time", None) or TimeEntryForm(prefix="time"),
+        upload=forms.pop("upload", None) or UploadForm(prefix="upload"),
+        templates=db.session.scalars(select(ReplyTemplate).order_by(ReplyTemplate.name)).all(),
+        yearly_minutes=services.yearly_minutes(case.organisation_id, today().year),
+        access_log=services.access_log(case, limit=10),
+        now=utcnow(),
+        oecd_steps=OECD_STEPS,
+        access_labels=ACCESS_LABELS,
+    )
+
+
+@bp.route("/<int:case_id>")
+@staff_required(*TEAM)
+def show(case_id: int):
+    return _render_case(_case(case_id))
+
+
+def _done(case: Case, message: str):
+    db.session.commit()
+    flash(message, "success")
+    return redirect(url_for("advisory.show", case_id=case.id))
+
+
+@bp.route("/<int:case_id>/reply", methods=["POST"])
+@staff_required(*TEAM)
+def reply(case_id: int):
+    case = _case(case_id)
+    form = StaffReplyForm(prefix="reply")
+    if form.validate_on_submit():
+        files = [f for f in (form.files.data or []) if getattr(f, "filename", None)]
+        try:
+            check_all(files)
+            then = CaseStatus(form.then.data) if form.then.data else None
+            message = services.add_staff_reply(case, form.body.data, actor=current_user, then=then)
+            store_all(case, files, actor=current_user, message=message)
+        except DomainError as exc:
+            field_error(form, exc)
+        else:
+            return _done(case, _("The reply is sent to the member."))
+    return _render_case(case, reply=form), 400
+
+
+@bp.route("/<int:case_id>/note", methods=["POST"])
+@staff_required(*TEAM)
+def note(case_id: int):
+    case = _case(case_id)
+    form = NoteForm(prefix="note")
+    if form.validate_on_submit():
+        try:
+            services.add_internal_note(case, form.body.data, actor=current_user)
+        except DomainError as exc:
+            field_error(form, exc)
+        else:
+            return _done(case, _("The internal note is saved."))
+    return _render_case(case, note=form), 400
+
+
+@bp.route("/<int:case_id>/reassign", methods=["POST"])
+@staff_required(*TEAM)
+def reassign(case_id: int):
+    case = _case(case_id)
+    form = _reassign_form()
+    if form.validate_on_submit():
+        from crm.auth.models import User
+
+        assignee = db.session.get(User, form.assignee_id.data) if form.assignee_id.data else None
+        try:
+            services.reassign_case(case, assignee=assignee, note=form.note.data, actor=current_user)
+        except DomainError as exc:
+            field_error(form, exc)
+        else:
+            return _done(case, _("The case is reassigned."))
+    return _render_case(case, reassign=form), 400
+
+
+@bp.route("/<int:case_id>/status", methods=["POST"])
+@staff_required(*TEAM)
+def change_status(case_id: int):
+    case = _case(case_id)
+    form = _status_form(case)
+    if form.validate_on_submit():
+        try:
+            services.change_status(case, CaseStatus(form.status.data), actor=current_user)
+        except DomainError as exc:
+            field_error(form, exc)
+        else:
+            return _done(case, _("The status is changed."))
+    return _render_case(case, status=form), 400
+
+
+@bp.route("/<int:case_id>/time", methods=["POST"])
+@staff_required(*TEAM)
+def log_time(case_id: int):
+    case = _case(case_id)
+    form = TimeEntryForm(prefix="time")
+    if form.validate_on_submit():
+        try:
+            services.add_time_entry(
+                case, minutes=form.minutes.data, spent_on=form.spent_on.data, note=form.note.data, actor=current_user
+            )
+        except DomainError as exc:
+            field_error(form, exc)
+        else:
+            return _done(case, _("The time is logged."))
+    return _render_case(case, time=form), 400
+
+
+@bp.route("/<int:case_id>/files", methods=["POST"])
+@staff_required(*TEAM)
+def upload(case_id: int):
+    case = _case(case_id)
+    form = UploadForm(prefix="upload")
+    files = [f for f in (form.files.data or []) if getattr(f, "filename", None)]
+    if form.validate_on_submit() and files:
+        try:
+            check_all(files)
+            store_all(case, files, actor=current_user)
+        except DomainError as exc:
+            field_error(form, exc)
+        else:
+            return _done(case, _("The files are added."))
+    elif not files:
+        form.files.errors = [_("Choose one or more files.")]
+    return _render_case(case, upload=form), 400
+
+
+@bp.route("/<int:case_id>/files/<int:attachment_id>")
+@staff_required(*TEAM)
+def attachment(case_id: int, attachment_id: int):
+    case = _case(case_id)
+    found = case_attachment(case, attachment_id)
+    if found is None:
+        abort(404)
+    services.log_access(case, user=current_user, action="download")
+    db.session.commit()
+    return download(found)
+
+
+@bp.route("/<int:case_id>/export")
+@staff_required(*TEAM)
+def export(case_id: int):
+    case = _case(case_id)
+    services.log_access(case, user=current_user, action="export")
+    db.session.commit()
+    text = export_text(case, list(case.messages), include_internal=True)
+    return Response(
+        text,
+        mimetype="text/plain",
+        headers={"Content-Disposition": f'attachment; filename="sak-{case.id}.txt"'},
+    )
+
+
+@bp.route("/dashboard")
+@staff_required(*TEAM)
+def dashboard():
+    year = request.args.get("year", type=int) or today().year
+    return render_template(
+        "advisory/dashboard.html",
+        stats=dashboard_stats(year),
+        counts=queue_counts(current_user),
+        year=year,
+        oecd_steps=OECD_STEPS,
+    )
+
+
+@bp.route("/portfolio")
+@staff_required(*TEAM)
+def my_portfolio():
+    return render_template("advisory/portfolio.html", rows=portfolio(current_user))
+
+
+# --- reply templates --------------------------------------------------------------------------------------
+
+
+@bp.route("/templates")
+@staff_required(*TEAM)
+def templates():
+    items = db.session.scalars(select(ReplyTemplate).order_by(ReplyTemplate.name)).all()
+    return render_template("advisory/templates.html", items=items, confirm=ConfirmForm())
+
+
+@bp.route("/templates/new", methods=["GET", "POST"])
+@bp.route("/templates/<int:template_id>/edit", methods=["GET", "POST"])
+@staff_required(*TEAM)
+def edit_template(template_id: int | None = None):
+    template = db.session.get(ReplyTemplate, template_id) if template_id else None
+    if template_id and template is None:
+        abort(404)
+    form = ReplyTemplateForm(obj=template)
+    if form.validate_on_submit():
+        try:
+            services.save_reply_template(template, name=form.name.data, body=form.body.data, actor=current_user)
+        except DomainError as exc:
+            field_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("Saved."), "success")
+            return redirect(url_for("advisory.templates"))
+    return render_template("advisory/template_form.html", form=form, template=template)
+
+
+@bp.route("/templates/<int:template_id>/delete", methods=["POST"])
+@staff_required(*TEAM)
+def delete_template(template_id: int):
+    template = db.session.get(ReplyTemplate, template_id)
+    if template is None:
+        abort(404)
+    if ConfirmForm().validate_on_submit():
+        services.delete_reply_template(template, actor=current_user)
+        db.session.commit()
+        flash(_("The template is deleted."), "success")
+    return redirect(url_for("advisory.templates"))
+
+
+# --- absences ---------------------------------------------------------------------------------------------
+
+
+@bp.route("/absences", methods=["GET", "POST"])
+@staff_required(*TEAM)
+def absences():
+    form = AbsenceForm()
+    people = services.advisers()
+    form.adviser_id.choices = [(u.id, u.full_name) for u in people]
+    form.backup_id.choices = [(0, _("No backup (unassigned queue)")), *((u.id, u.full_name) for u in people)]
+    if form.validate_on_submit():
+        from crm.auth.models import User
+
+        try:
+            services.add_absence(
+                db.session.get(User, form.adviser_id.data),
+                starts_on=form.starts_on.data,
+                ends_on=form.ends_on.data,
+                backup=db.session.get(User, form.backup_id.data) if form.backup_id.data else None,
+                note=form.note.data,
+                actor=current_user,
+            )
+        except DomainError as exc:
+            field_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("Saved."), "success")
+            return redirect(url_for("advisory.absences"))
+    items = db.session.scalars(
+        select(AdviserAbsence)
+        .where(AdviserAbsence.ends_on >= today())
+        .options(selectinload(AdviserAbsence.adviser), selectinload(AdviserAbsence.backup))
+        .order_by(AdviserAbsence.starts_on)
+    ).all()
+    return render_template("advisory/absences.html", form=form, items=items)
+
+
+# --- service targets -------------------------------------------------------------------------------------
+
+
+@bp.route("/targets")
+@staff_required(Role.ADMIN)
+def targets():
+    from crm.members.models import MembershipCategory
+
+    categories = db.session.scalars(select(MembershipCategory).order_by(MembershipCategory.sort_order)).all()
+    rows = {(t.category_id, t.urgency): t for t in db.session.scalars(select(ServiceTarget))}
+    return render_template(
+        "advisory/targets.html",
+        categories=categories,
+        urgencies=list(Urgency),
+        rows=rows,
+        defaults=services.DEFAULT_TARGETS,
+    )
+
+
+@bp.route("/targets/<int:category_id>/<urgency>", methods=["POST"])
+@staff_required(Role.ADMIN)
+def save_target(category_id: int, urgency: str):
+    from crm.members.models import MembershipCategory
+
+    if db.session.get(MembershipCategory, category_id) is None or urgency not in {u.value for u in Urgency}:
+        abort(404)
+    form = TargetForm()
+    if not form.validate_on_submit():
+        flash(_("Give whole hours: first response at least 1, resolution at least as long."), "danger")
+        return redirect(url_for("advisory.targets"))
+    try:
+        services.set_service_target(
+            category_id,
+            Urgency(urgency),
+            first_hours=form.first_hours.data,
+            resolution_hours=form.resolution_hours.data,
+            actor=current_user,
+        )
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "danger")
+    else:
+        db.session.commit()
+        flash(_("Saved."), "success")
+    return redirect(url_for("advisory.targets"))
+
+
+register_nav(_l("Advisory cases"), "advisory.queue", audience="staff", roles=TEAM, order=30)
+
+
+def _organisation_cases_panel(organisation) -> str:
+    from crm.advisory.queue import organisation_cases
+
+    allowed = current_user.has_role(Role.ADVISER, Role.ADMIN)
+    return render_template(
+        "advisory/_organisation_cases.html",
+        allowed=allowed,
+        cases=organisation_cases(organisation.id) if allowed else [],
+        yearly_minutes=services.yearly_minutes(organisation.id, today().year) if allowed else 0,
+    )
+
+
+register_panel("cases", _l("Cases"), _organisation_cases_panel, order=60)

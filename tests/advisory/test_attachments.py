@@ -1,0 +1,84 @@
+import io
+import zipfile
+
+import pytest
+
+from crm.advisory.attachments import check_file, clean_filename
+from crm.errors import DomainError
+
+
+def office(*entries: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        for entry in entries:
+            archive.writestr(entry, "<x/>")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "content_type"),
+    [
+        ("rapport.PDF", b"%PDF-1.7\n", "application/pdf"),
+        ("bilde.png", b"\x89PNG\r\n\x1a\n....", "image/png"),
+        ("foto.jpg", b"\xff\xd8\xff\xe0....", "image/jpeg"),
+        (
+            "notat.docx",
+            office("word/document.xml"),
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ),
+        ("ark.xlsx", office("xl/workbook.xml"), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (
+            "lysark.pptx",
+            office("ppt/presentation.xml"),
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        ),
+        ("gammel.doc", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1....", "application/msword"),
+    ],
+)
+def test_allowed_files(app, name, data, content_type):
+    assert check_file(name, data) == content_type
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("rapport.pdf", b"<html><script>alert(1)</script></html>"),  # renamed HTML
+        ("notat.docx", office("xl/workbook.xml")),  # a spreadsheet called a document
+        ("notat.docx", b"PK\x03\x04garbage"),
+        ("ark.xlsx", office()),
+        ("side.html", b"<html></html>"),
+        ("script.svg", b"<svg onload='alert(1)'/>"),
+        ("uten-endelse", b"%PDF-1.7"),
+        ("tom.pdf", b""),
+    ],
+)
+def test_refused_files(app, name, data):
+    with pytest.raises(DomainError):
+        check_file(name, data)
+
+
+@pytest.mark.parametrize("name", ["../secret.pdf", "a/b.pdf", "C:\\temp\\x.pdf", ".htaccess", "", "  "])
+def test_names_with_paths_are_refused(name):
+    with pytest.raises(DomainError):
+        clean_filename(name)
+
+
+def test_control_characters_are_dropped():
+    assert clean_filename("rap\u200bport\x07.pdf") == "rapport.pdf"
+
+
+def test_a_rolled_back_upload_leaves_no_file(app):
+    from crm.advisory.attachments import attachment_path, store_attachment
+    from crm.extensions import db
+    from tests.advisory.helpers import build_world
+    from tests.factories import make_case
+
+    world = build_world(commit=False)
+    case = make_case(world["a"], requester=world["req"], actor=world["req_user"])
+    db.session.commit()
+    attachment = store_attachment(case, filename="a.pdf", stream=io.BytesIO(b"%PDF-1.4"), actor=world["req_user"])
+    path = attachment_path(attachment)
+    assert path.is_file()
+    db.session.rollback()
+    assert not path.exists()

@@ -1,0 +1,70 @@
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from crm.advisory import services
+from crm.advisory.models import CaseStatus, Theme
+from crm.advisory.queue import QueueFilter, dashboard_stats, portfolio, queue_counts, queue_stmt
+from crm.extensions import db
+from crm.members.services import get_or_create_sectors
+from tests.advisory.helpers import build_world
+from tests.factories import make_case
+
+OSLO = ZoneInfo("Europe/Oslo")
+
+
+def test_queue_sorts_by_what_is_due_first_and_counts():
+    world = build_world(commit=False)
+    base = datetime(2026, 3, 10, 9, 0, tzinfo=OSLO)
+    late = make_case(world["a"], requester=world["req"], actor=world["req_user"], now=base, subject="Sen")
+    early = make_case(world["a"], requester=world["req"], actor=world["req_user"], now=base - timedelta(days=7))
+    paused = make_case(world["a"], requester=world["req"], actor=world["req_user"], now=base - timedelta(days=9))
+    services.change_status(paused, CaseStatus.WAITING_FOR_MEMBER, actor=world["adviser"], now=base)
+    unassigned = make_case(world["b"], requester=world["b_contact"], actor=world["b_user"], now=base)
+    services.reassign_case(unassigned, assignee=None, note=None, actor=world["adviser"])
+    closed = make_case(world["a"], requester=world["req"], actor=world["req_user"], now=base)
+    services.change_status(closed, CaseStatus.CLOSED, actor=world["adviser"], now=base)
+    now = base + timedelta(hours=1)
+    order = list(db.session.scalars(queue_stmt(QueueFilter(), user=world["adviser"], now=now)))
+    assert order[0] == early and order[-1] == paused and closed not in order
+    assert order.index(late) < order.index(paused)
+    counts = queue_counts(world["adviser"], now=now)
+    assert counts["mine"] == 3 and counts["unassigned"] == 1 and counts["breached"] == 1
+    breached = list(db.session.scalars(queue_stmt(QueueFilter(view="breached"), user=world["adviser"], now=now)))
+    assert breached == [early]
+
+
+def test_dashboard_counts_by_theme_step_sector_quarter_and_averages():
+    world = build_world(commit=False)
+    world["a"].sectors = get_or_create_sectors(["Tekstil og klær"])
+    opened = datetime(2026, 2, 2, 9, 0, tzinfo=OSLO)
+    case = make_case(
+        world["a"],
+        requester=world["req"],
+        actor=world["req_user"],
+        now=opened,
+        themes=[Theme.CHILD_LABOUR],
+        oecd_step=2,
+    )
+    services.add_staff_reply(
+        case, "Svar", actor=world["adviser"], then=CaseStatus.RESOLVED, now=opened + timedelta(hours=3)
+    )
+    make_case(world["b"], requester=world["b_contact"], actor=world["b_user"], now=opened + timedelta(days=100))
+    stats = dashboard_stats(2026)
+    assert stats["total"] == 2
+    assert dict(stats["by_theme"])[Theme.CHILD_LABOUR] == 1
+    assert dict(stats["by_step"])[2] == 1 and dict(stats["by_step"])[None] == 1
+    assert stats["by_sector"] == [("Tekstil og klær", 1)]
+    assert dict(stats["by_quarter"]) == {1: 1, 2: 1, 3: 0, 4: 0}
+    assert stats["avg_first_response_hours"] == 3 and stats["avg_resolution_hours"] == 3
+    assert dashboard_stats(2025)["total"] == 0
+
+
+def test_portfolio_lists_open_cases_and_last_contact():
+    world = build_world(commit=False)
+    at = datetime(2026, 3, 10, 9, 0, tzinfo=OSLO)
+    case = make_case(world["a"], requester=world["req"], actor=world["req_user"], now=at)
+    services.add_staff_reply(case, "Svar", actor=world["adviser"], now=at + timedelta(hours=2))
+    services.add_internal_note(case, "Notat", actor=world["adviser"], now=at + timedelta(days=3))
+    rows = portfolio(world["adviser"])
+    assert [(r["organisation"].name, r["open_cases"]) for r in rows] == [("Alfa AS", 1)]
+    assert rows[0]["last_contact"] == at + timedelta(hours=2)  # internal notes are not contact

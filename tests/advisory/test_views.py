@@ -1,0 +1,387 @@
+import io
+import re
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from crm.advisory import services
+from crm.advisory.models import Case, CaseAccessLog, CaseAttachment, CaseStatus, Theme, Urgency, Visibility
+from crm.auth.models import Role
+from crm.extensions import db
+from tests.advisory.helpers import build_world
+from tests.factories import make_case, make_staff
+from tests.helpers import login
+
+
+@pytest.fixture
+def world():
+    w = build_world(commit=False)
+    w["shared"] = make_case(w["a"], requester=w["req"], actor=w["req_user"], subject="Felles sak om lønn")
+    w["private"] = make_case(
+        w["a"], requester=w["req"], actor=w["req_user"], subject="Privat sak", visibility=Visibility.PRIVATE
+    )
+    w["b_case"] = make_case(w["b"], requester=w["b_contact"], actor=w["b_user"], subject="Betas sak")
+    services.add_internal_note(w["shared"], "HEMMELIG-NOTAT om medlemmet", actor=w["adviser"])
+    services.add_staff_reply(w["shared"], "Svar til medlemmet", actor=w["adviser"])
+    db.session.commit()
+    return w
+
+
+def token(client, url="/portal/advisory/"):
+    page = client.get(url)
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)
+    return match.group(1)
+
+
+# --- access matrix ---------------------------------------------------------------------------------------
+
+MEMBER_MATRIX = [
+    # user, case, may see
+    ("req_user", "shared", True),
+    ("req_user", "private", True),
+    ("main_user", "private", True),
+    ("other_user", "shared", True),
+    ("other_user", "private", False),
+    ("b_user", "shared", False),
+    ("b_user", "private", False),
+    ("b_user", "b_case", True),
+    ("req_user", "b_case", False),
+]
+
+
+@pytest.mark.parametrize(("who", "which", "allowed"), MEMBER_MATRIX)
+def test_member_access_matrix(client, world, who, which, allowed):
+    login(client, world[who])
+    case = world[which]
+    page = client.get(f"/portal/advisory/{case.id}")
+    assert page.status_code == (200 if allowed else 404)
+    listing = client.get("/portal/advisory/").text
+    assert (case.subject in listing) is allowed
+    # Replying follows the same rule.
+    response = client.post(
+        f"/portal/advisory/{case.id}/reply", data={"reply-body": "Hei", "reply-csrf_token": token(client)}
+    )
+    assert response.status_code == (302 if allowed else 404)
+
+
+@pytest.mark.parametrize(
+    ("roles", "status"),
+    [({Role.ADVISER}, 200), ({Role.ADMIN}, 200), ({Role.COORDINATOR}, 403), ({Role.FINANCE}, 403)],
+)
+def test_staff_access(client, world, roles, status):
+    user = make_staff(*roles)
+    db.session.commit()
+    login(client, user)
+    assert client.get(f"/staff/advisory/{world['shared'].id}").status_code == status
+    assert client.get("/staff/advisory/").status_code == status
+
+
+def test_member_cannot_use_staff_pages(client, world):
+    login(client, world["main_user"])
+    assert client.get(f"/staff/advisory/{world['shared'].id}").status_code == 403
+
+
+# --- internal notes ----------------------------------------------------------------------------------------
+
+
+def test_internal_notes_absent_from_member_pages_emails_and_export(client, world):
+    login(client, world["req_user"])
+    case = world["shared"]
+    for url in ("/portal/advisory/", f"/portal/advisory/{case.id}", f"/portal/advisory/{case.id}/export"):
+        response = client.get(url)
+        assert response.status_code == 200
+        assert "HEMMELIG" not in response.text, url
+    assert "Svar til medlemmet" in client.get(f"/portal/advisory/{case.id}/export").text
+    from crm.mail.models import OutboxMessage
+
+    for message in db.session.scalars(select(OutboxMessage)):
+        if message.to_address != world["adviser"].email:
+            assert "HEMMELIG" not in message.body_text + message.body_html + message.subject
+
+
+def test_staff_case_page_shows_notes_and_logs_access(client, world):
+    login(client, world["adviser"])
+    case = world["shared"]
+    page = client.get(f"/staff/advisory/{case.id}")
+    assert "HEMMELIG-NOTAT" in page.text and "Internt notat" in page.text
+    export = client.get(f"/staff/advisory/{case.id}/export")
+    assert export.headers["Content-Disposition"].startswith("attachment")
+    actions = db.session.scalars(
+        select(CaseAccessLog.action).where(
+            CaseAccessLog.case_id == case.id, CaseAccessLog.user_id == world["adviser"].id
+        )
+    ).all()
+    assert sorted(actions) == ["export", "view"]
+
+
+# --- portal flows ------------------------------------------------------------------------------------------
+
+
+def test_member_opens_a_transparency_act_request(client, world):
+    login(client, world["req_user"])
+    response = client.post(
+        "/portal/advisory/new",
+        data={
+            "csrf_token": token(client, "/portal/advisory/new"),
+            "case_type": "transparency_request",
+            "received_on": "2026-01-05",
+            "subject": "Innsynskrav fra journalist",
+            "description": "Vi har fått et krav om informasjon.",
+            "themes": ["transparency_act", "child_labour"],
+            "oecd_step": "5",
+            "urgency": "high",
+            "visibility": "private",
+        },
+    )
+    assert response.status_code == 302
+    case = db.session.scalar(select(Case).where(Case.subject == "Innsynskrav fra journalist"))
+    assert case.legal_deadline_on == date(2026, 1, 26)
+    assert case.themes == [Theme.CHILD_LABOUR, Theme.TRANSPARENCY_ACT]
+    assert case.visibility is Visibility.PRIVATE and case.oecd_step == 5
+    page = client.get(response.headers["Location"])
+    assert "26.01.2026" in page.text and "Lovpålagt svarfrist" in page.text
+
+
+def test_transparency_request_needs_the_date_received(client, world):
+    login(client, world["req_user"])
+    before = db.session.scalar(select(func.count(Case.id)))
+    response = client.post(
+        "/portal/advisory/new",
+        data={
+            "csrf_token": token(client, "/portal/advisory/new"),
+            "case_type": "transparency_request",
+            "subject": "Innsynskrav",
+            "description": "Tekst",
+            "urgency": "normal",
+            "visibility": "organisation",
+        },
+    )
+    assert response.status_code == 400
+    assert "Oppgi datoen" in response.text
+    assert db.session.scalar(select(func.count(Case.id))) == before
+
+
+def test_member_closes_and_reopens(client, world):
+    login(client, world["req_user"])
+    case = world["shared"]
+    client.post(f"/portal/advisory/{case.id}/close", data={"csrf_token": token(client)})
+    db.session.refresh(case)
+    assert case.status is CaseStatus.CLOSED
+    client.post(f"/portal/advisory/{case.id}/reopen", data={"csrf_token": token(client)})
+    db.session.refresh(case)
+    assert case.status is CaseStatus.REOPENED
+
+
+# --- staff flows -------------------------------------------------------------------------------------------
+
+
+def test_adviser_replies_and_waits_for_member(client, world):
+    login(client, world["adviser"])
+    case = world["private"]
+    page = client.get(f"/staff/advisory/{case.id}")
+    csrf = re.search(r'name="reply-csrf_token"[^>]*value="([^"]+)"', page.text).group(1)
+    response = client.post(
+        f"/staff/advisory/{case.id}/reply",
+        data={"reply-csrf_token": csrf, "reply-body": "Kan dere sende mer?", "reply-then": "waiting_for_member"},
+    )
+    assert response.status_code == 302
+    db.session.refresh(case)
+    assert case.status is CaseStatus.WAITING_FOR_MEMBER and case.first_responded_at is not None
+
+
+def test_reply_template_prefills_the_reply(client, world):
+    template = services.save_reply_template(
+        None, name="Hilsen", body="Hei {contact}, {adviser}", actor=world["adviser"]
+    )
+    db.session.commit()
+    login(client, world["adviser"])
+    page = client.get(f"/staff/advisory/{world['shared'].id}?template={template.id}")
+    assert "Hei Per Spør, Kari Rådgiver" in page.text
+
+
+def test_queue_filters_and_constant_query_count(client, world, count_queries):
+    login(client, world["adviser"])
+    client.get("/staff/advisory/")  # warm up (session, user)
+    db.session.commit()  # as after the cases below: the identity map starts empty both times
+    with count_queries() as few:
+        page = client.get("/staff/advisory/")
+    assert page.status_code == 200 and "Felles sak om lønn" in page.text
+    assert "arbeidstimer igjen" in page.text or "Overskredet med" in page.text
+    for n in range(12):
+        make_case(
+            world["b"],
+            requester=world["b_contact"],
+            actor=world["b_user"],
+            subject=f"Ekstra {n}",
+            themes=[Theme.LIVING_WAGE],
+        )
+    db.session.commit()
+    with count_queries() as many:
+        page = client.get("/staff/advisory/")
+    assert many.count == few.count, (
+        "\n\n".join(s[:150] for s in many.statements) + "\n=====\n" + "\n\n".join(s[:150] for s in few.statements)
+    )
+    mine = client.get("/staff/advisory/?view=mine").text
+    assert "Felles sak om lønn" in mine and "Ekstra 1" not in mine
+    themed = client.get("/staff/advisory/?theme=living_wage").text
+    assert "Ekstra 1" in themed and "Felles sak om lønn" not in themed
+
+
+def test_dashboard_portfolio_and_organisation_tab(client, world):
+    login(client, world["adviser"])
+    assert client.get("/staff/advisory/dashboard").status_code == 200
+    portfolio = client.get("/staff/advisory/portfolio").text
+    assert "Alfa AS" in portfolio and "Beta AS" not in portfolio
+    tab = client.get(f"/staff/members/{world['a'].id}?tab=cases").text
+    assert "Felles sak om lønn" in tab and "Betas sak" not in tab
+
+
+def test_organisation_tab_hides_cases_from_coordinators(client, world):
+    coordinator = make_staff(Role.COORDINATOR)
+    db.session.commit()
+    login(client, coordinator)
+    tab = client.get(f"/staff/members/{world['a'].id}?tab=cases")
+    assert tab.status_code == 200 and "Felles sak om lønn" not in tab.text
+
+
+# --- attachments -------------------------------------------------------------------------------------------
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def upload(client, case, name, data):
+    return client.post(
+        f"/portal/advisory/{case.id}/files",
+        data={"upload-csrf_token": token(client), "upload-files": [(io.BytesIO(data), name)]},
+        content_type="multipart/form-data",
+    )
+
+
+def test_upload_and_download_with_safe_headers(app, client, world):
+    login(client, world["req_user"])
+    case = world["shared"]
+    assert upload(client, case, "rapport.pdf", PDF).status_code == 302
+    attachment = db.session.scalar(select(CaseAttachment).where(CaseAttachment.case_id == case.id))
+    assert attachment.original_name == "rapport.pdf" and attachment.stored_name != "rapport.pdf"
+    with client.get(f"/portal/advisory/{case.id}/files/{attachment.id}") as response:
+        assert response.data == PDF
+        assert response.headers["Content-Disposition"].startswith("attachment")
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert "sandbox" in response.headers["Content-Security-Policy"]
+    # Another organisation's user cannot fetch it.
+    with app.test_client() as other:
+        login(other, world["b_user"])
+        assert other.get(f"/portal/advisory/{case.id}/files/{attachment.id}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("rapport.pdf", b"<!doctype html><script>alert(1)</script>", "ikke den typen fil"),
+        ("../../etc/passwd.pdf", PDF, "mapper"),
+        ("side.html", b"<html></html>", "Bare PDF"),
+        ("stor.pdf", PDF + b"0" * (200 * 1024), "større enn"),
+        ("falsk.docx", b"PK\x03\x04 not really a zip", "ikke den typen fil"),
+    ],
+)
+def test_upload_refusals(client, world, app, monkeypatch, name, data, message):
+    monkeypatch.setitem(app.config, "ATTACHMENT_MAX_BYTES", 100 * 1024)
+    login(client, world["req_user"])
+    response = upload(client, world["shared"], name, data)
+    assert response.status_code == 400
+    assert message in response.text
+    assert db.session.scalar(select(func.count(CaseAttachment.id))) == 0
+
+
+def _csrf(page, prefix=""):
+    name = f"{prefix}-csrf_token" if prefix else "csrf_token"
+    return re.search(rf'name="{name}"[^>]*value="([^"]+)"', page.text).group(1)
+
+
+def test_staff_status_change_reassign_and_time(client, world):
+    login(client, world["adviser"])
+    case = world["shared"]
+    page = client.get(f"/staff/advisory/{case.id}")
+    response = client.post(
+        f"/staff/advisory/{case.id}/status",
+        data={"status-csrf_token": _csrf(page, "status"), "status-status": "resolved"},
+    )
+    assert response.status_code == 302
+    # A transition the table refuses is a clear error and changes nothing.
+    page = client.get(f"/staff/advisory/{case.id}")
+    response = client.post(
+        f"/staff/advisory/{case.id}/status", data={"status-csrf_token": _csrf(page, "status"), "status-status": "new"}
+    )
+    assert response.status_code == 400
+    db.session.refresh(case)
+    assert case.status is CaseStatus.RESOLVED
+    response = client.post(
+        f"/staff/advisory/{case.id}/reassign",
+        data={
+            "reassign-csrf_token": _csrf(page, "reassign"),
+            "reassign-assignee_id": str(world["backup"].id),
+            "reassign-note": "Ferie",
+        },
+    )
+    assert response.status_code == 302
+    response = client.post(
+        f"/staff/advisory/{case.id}/time",
+        data={
+            "time-csrf_token": _csrf(page, "time"),
+            "time-minutes": "30",
+            "time-spent_on": "2026-01-05",
+            "time-note": "Møte",
+        },
+    )
+    assert response.status_code == 302
+    db.session.refresh(case)
+    assert case.assignee == world["backup"] and case.time_entries[0].minutes == 30
+
+
+def test_templates_and_absences_pages(client, world):
+    login(client, world["adviser"])
+    page = client.get("/staff/advisory/templates/new")
+    response = client.post(
+        "/staff/advisory/templates/new", data={"csrf_token": _csrf(page), "name": "Møte", "body": "Hei {contact}"}
+    )
+    assert response.status_code == 302
+    assert "Møte" in client.get("/staff/advisory/templates").text
+    page = client.get("/staff/advisory/absences")
+    response = client.post(
+        "/staff/advisory/absences",
+        data={
+            "csrf_token": _csrf(page),
+            "adviser_id": str(world["adviser"].id),
+            "backup_id": str(world["backup"].id),
+            "starts_on": "2027-07-01",
+            "ends_on": "2027-07-31",
+        },
+    )
+    assert response.status_code == 302
+    assert "31.07.2027" in client.get("/staff/advisory/absences").text
+
+
+def test_admin_sets_a_service_target_and_new_cases_use_it(client, world):
+    admin = make_staff(Role.ADMIN)
+    db.session.commit()
+    login(client, admin)
+    page = client.get("/staff/advisory/targets")
+    assert page.status_code == 200
+    category_id = world["a"].membership.category_id
+    response = client.post(
+        f"/staff/advisory/targets/{category_id}/high",
+        data={"csrf_token": _csrf(page), "first_hours": "2", "resolution_hours": "1"},
+    )
+    assert response.status_code == 302
+    assert services.targets_for(world["a"], Urgency.HIGH) == services.DEFAULT_TARGETS[Urgency.HIGH]
+    client.post(
+        f"/staff/advisory/targets/{category_id}/high",
+        data={"csrf_token": _csrf(page), "first_hours": "2", "resolution_hours": "12"},
+    )
+    assert services.targets_for(world["a"], Urgency.HIGH) == (2, 12)
+
+
+def test_advisers_cannot_change_targets(client, world):
+    login(client, world["adviser"])
+    assert client.get("/staff/advisory/targets").status_code == 403
