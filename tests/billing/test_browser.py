@@ -77,6 +77,7 @@ def billing_app(tmp_path_factory):
         STRIPE_MAX_RPS="200",
     )
     server = None
+    log = open(instance / "server.log", "w")  # noqa: SIM115 - closed below
     try:
         _run([sys.executable, "-c", SEED, FINANCE_EMAIL, PASSWORD], env)
         port = free_port()
@@ -85,7 +86,7 @@ def billing_app(tmp_path_factory):
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=log,
         )
         base_url = f"http://127.0.0.1:{port}/"
         _wait_until_serving(base_url, server)
@@ -94,6 +95,7 @@ def billing_app(tmp_path_factory):
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
+        log.close()
         stripe.stop()
         stop_embedded_redis(redis_path, wait=False)
 
@@ -132,3 +134,75 @@ def test_finance_previews_starts_and_follows_a_billing_run(billing_app, page):  
     assert len(stripe.objects("invoice")) == 5
     page.screenshot(path=ARTIFACTS / "billing-run-done.png", full_page=True)
     assert page.console_errors == []
+
+
+START_RUN_IF_NONE = """
+from sqlalchemy import select
+from crm import create_app
+from crm.auth.models import User
+from crm.billing.models import BillingRun
+from crm.billing.services import start_billing_run
+from crm.extensions import db
+
+app = create_app()
+with app.app_context():
+    if db.session.scalar(select(BillingRun.id)) is None:
+        start_billing_run(2026, actor=db.session.scalar(select(User)))
+        db.session.commit()
+"""
+
+
+def test_the_same_event_delivered_at_once_by_two_connections_is_stored_and_paid_once(billing_app):
+    """A real race, unlike the in-process webhook tests: two HTTP requests in the threaded server at once,
+    then a third; one stored event, one payment, one receipt."""
+    import json
+    import sqlite3
+    import threading
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    from tests.billing.conftest import sign
+
+    base_url, env, stripe = billing_app
+    _run([sys.executable, "-c", START_RUN_IF_NONE], env)
+    _run(flask_command("crm", "worker", "--burst", "--no-scheduler"), env)
+    paid = stripe.pay(stripe.objects("invoice")[0]["id"])
+    [event] = [e for e in stripe.events("invoice.paid") if e["data"]["object"]["id"] == paid["id"]]
+    body = json.dumps(event).encode()
+
+    def post() -> int:
+        request = urllib.request.Request(
+            base_url + "stripe/webhook",
+            data=body,
+            headers={"Stripe-Signature": sign(body, secret="whsec_browser"), "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    statuses: list[int] = []
+    threads = [threading.Thread(target=lambda: statuses.append(post())) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    statuses.append(post())
+    _run(flask_command("crm", "worker", "--burst", "--no-scheduler"), env)
+
+    # The app here runs on SQLite, where the second writer may find the database locked and answer 500;
+    # Stripe redelivers any non-2xx answer, so that is safe. On PostgreSQL the unique constraint decides.
+    assert 200 in statuses[:2] and all(status == 200 or status >= 500 for status in statuses[:2])
+    assert statuses[2] == 200
+    database = sqlite3.connect(Path(env["CRM_INSTANCE_PATH"]) / "crm.sqlite")
+    try:
+        stored = database.execute("SELECT count(*) FROM stripe_events WHERE stripe_event_id = ?", (event["id"],))
+        assert stored.fetchone()[0] == 1
+        status = database.execute("SELECT status FROM invoices WHERE stripe_invoice_id = ?", (paid["id"],))
+        assert status.fetchone()[0] == "paid"
+        receipts = database.execute("SELECT count(*) FROM outbox_messages WHERE template = 'billing_receipt'")
+        assert receipts.fetchone()[0] == 1
+    finally:
+        database.close()
