@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import and_, case, func, select
@@ -21,9 +22,25 @@ class InvoiceFilters:
     year: int | None = None
     status: str = ""  # an InvoiceStatus value or "overdue"
     category_id: int | None = None
+    issued_from: date | None = None  # the accounting period, by invoice date
+    issued_to: date | None = None
 
     def as_args(self) -> dict[str, Any]:
-        return {k: v for k, v in (("year", self.year), ("status", self.status), ("category", self.category_id)) if v}
+        pairs = (
+            ("year", self.year),
+            ("status", self.status),
+            ("category", self.category_id),
+            ("from", self.issued_from.isoformat() if self.issued_from else None),
+            ("to", self.issued_to.isoformat() if self.issued_to else None),
+        )
+        return {k: v for k, v in pairs if v}
+
+
+def _date_arg(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
 
 
 def filters_from_args(args) -> InvoiceFilters:
@@ -36,6 +53,8 @@ def filters_from_args(args) -> InvoiceFilters:
         year=int(year) if year.isdigit() else None,
         status=status,
         category_id=int(category) if category.isdigit() else None,
+        issued_from=_date_arg(args.get("from", "")),
+        issued_to=_date_arg(args.get("to", "")),
     )
 
 
@@ -47,6 +66,10 @@ def _filtered(filters: InvoiceFilters):
         stmt = stmt.where(Invoice.status == InvoiceStatus.OPEN, Invoice.due_on < today())
     elif filters.status:
         stmt = stmt.where(Invoice.status == InvoiceStatus(filters.status))
+    if filters.issued_from:
+        stmt = stmt.where(Invoice.issued_on >= filters.issued_from)
+    if filters.issued_to:
+        stmt = stmt.where(Invoice.issued_on <= filters.issued_to)
     if filters.category_id:
         stmt = stmt.join(Membership, Membership.id == Invoice.membership_id).where(
             Membership.category_id == filters.category_id

@@ -94,3 +94,20 @@ def test_the_export_lists_invoices_with_amounts_and_the_ehf_flag(app, stripe_ser
     assert by_number[public.number]["ehf"] == "yes"
     assert by_number[public.number]["peppol_id"] == f"0192:{public.orgnr}"
     assert by_number[public.number]["customer"] == "'=Kommune"  # no formula in a spreadsheet
+
+
+def test_the_export_covers_a_period_by_invoice_date(app, client, stripe_server):
+    from crm.auth.models import Role
+    from tests.conftest import login
+    from tests.factories import make_staff
+
+    invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+    day = invoice.issued_on
+    inside = client.get(f"/staff/billing/export.csv?from={day}&to={day}").text
+    before = client.get(f"/staff/billing/export.csv?to={day - timedelta(days=1)}").text
+    assert invoice.number in inside
+    assert invoice.number not in before
+    assert before.startswith("invoice_number,invoice_date")

@@ -56,6 +56,7 @@ def test_the_request_rate_is_shared_by_every_gateway(app, stripe_server):
     for n in range(40):
         gateways[n % 2].list_events(limit=1)
     elapsed = time.monotonic() - started
-    # 10 tokens at once, then 30 more at 10 per second: about 3 seconds (unthrottled: well under one).
+    # 10 tokens at once, then 30 more at 10 per second: about 3 seconds. Two separate buckets would let
+    # 20 through at once and 20 per second after: about 1 second.
     assert elapsed >= 2.7
-    assert sum(g.stats.waited_seconds for g in gateways) > 1.5
+    assert all(g.stats.waited_seconds > 0 for g in gateways), "both waited for the shared bucket"
