@@ -44,7 +44,22 @@ def reconcile(year: int, *, fix: bool = False) -> list[str]:
             differences.append(f"{label}: {item}")
         if found and fix:
             apply_stripe_invoice(invoice, remote, force=True)
+    known = set(db.session.scalars(select(Invoice.stripe_invoice_id).where(Invoice.stripe_invoice_id.is_not(None))))
+    for remote in _stripe_invoices(gateway):
+        key = (remote.get("metadata") or {}).get("crm_key", "")
+        if key.split(":")[2:3] == [str(year)] and remote["id"] not in known:
+            differences.append(f"Stripe invoice {remote['id']} ({key}) has no local invoice")
     if fix:
         db.session.flush()
     logger.info("reconcile %s: %s differences (fix=%s)", year, len(differences), fix)
     return differences
+
+
+def _stripe_invoices(gateway):
+    starting_after = None
+    while True:
+        page = gateway.list_invoices(limit=100, starting_after=starting_after)
+        yield from page["data"]
+        if not page.get("has_more") or not page["data"]:
+            return
+        starting_after = page["data"][-1]["id"]

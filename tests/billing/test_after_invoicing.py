@@ -111,3 +111,16 @@ def test_the_export_covers_a_period_by_invoice_date(app, client, stripe_server):
     assert invoice.number in inside
     assert invoice.number not in before
     assert before.startswith("invoice_number,invoice_date")
+
+
+def test_reconcile_reports_a_stripe_invoice_with_no_local_row(app, stripe_server):
+    from crm.billing.services import get_or_create_invoice, next_stripe_step
+
+    organisation = make_billable()
+    invoice, _created = get_or_create_invoice(organisation.membership, YEAR, InvoiceKind.MEMBERSHIP)
+    db.session.commit()
+    next_stripe_step(invoice)  # created at Stripe; the local link is lost
+    db.session.rollback()
+    invoice.stripe_invoice_id = None
+    remote_id = stripe_server.objects("invoice")[0]["id"]
+    assert any(remote_id in line and "no local invoice" in line for line in reconcile(YEAR))

@@ -1,34 +1,26 @@
-"""Billing use cases: invoice rows, the Stripe steps of one invoice, billing runs, voiding and credit notes.
+"""Invoices: the local row per (membership, year, kind), its Stripe steps, and Stripe's state applied to it.
 
-Services flush, never commit. ``create_stripe_invoice`` is the exception that proves the rule: it is
-driven by the ``invoice_membership`` job, which commits after every step so that a job killed half-way
-resumes where it stopped (``Invoice.stripe_step``) and Stripe's idempotency keys make repeats harmless.
+Services flush, never commit. ``next_stripe_step`` does one Stripe step per call; the ``bill_membership``
+job commits after each, so a job killed half-way resumes where it stopped (``Invoice.stripe_step``), and
+Stripe's idempotency keys make a repeated step harmless.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
 
-from crm.audit.services import record_audit
 from crm.auth.models import User
 from crm.billing.models import (
-    BillingRun,
-    BillingRunItem,
-    BillingRunStatus,
-    CreditNote,
     Invoice,
     InvoiceKind,
     InvoiceLine,
     InvoiceStatus,
-    RunItemStatus,
     StripeCustomer,
     StripeTaxRate,
     VatTreatment,
@@ -36,11 +28,9 @@ from crm.billing.models import (
 from crm.billing.stripe_gateway import StripeGateway, get_gateway
 from crm.errors import DomainError
 from crm.extensions import db
-from crm.jobs import enqueue_after_commit
 from crm.mail.services import queue_email
-from crm.members.fees import FeeCalculation, calculate_fee
+from crm.members.fees import calculate_fee
 from crm.members.models import Membership, MembershipStatus, Organisation
-from crm.members.services import today
 from crm.models import utcnow
 
 logger = logging.getLogger(__name__)
@@ -58,45 +48,6 @@ def _vat(amount_ore: int, treatment: VatTreatment) -> int:
     return (amount_ore * treatment.percent + 50) // 100
 
 
-# --- who can be invoiced ---------------------------------------------------------------------------------
-
-
-@dataclass
-class PreviewRow:
-    membership: Membership
-    fee: FeeCalculation | None
-    reason: str | None
-
-    @property
-    def organisation(self) -> Organisation:
-        return self.membership.organisation
-
-
-def billable_memberships(year: int) -> list[Membership]:
-    """Members in good standing whose membership does not end before ``year``."""
-    stmt = (
-        select(Membership)
-        .join(Membership.organisation)
-        .where(
-            Membership.status.in_(BILLABLE_STATUSES),
-            (Membership.end_on.is_(None)) | (func.coalesce(Membership.end_on, date(year, 1, 1)) >= date(year, 1, 1)),
-        )
-        .options(
-            selectinload(Membership.organisation).selectinload(Organisation.parent),
-            selectinload(Membership.category),
-        )
-        .order_by(func.lower(Organisation.name), Membership.id)
-    )
-    return list(db.session.scalars(stmt))
-
-
-def invoiced_membership_ids(year: int) -> set[int]:
-    rows = db.session.scalars(
-        select(Invoice.membership_id).where(Invoice.year == year, Invoice.status != InvoiceStatus.VOID)
-    )
-    return set(rows)
-
-
 def cannot_invoice_reason(membership: Membership, year: int) -> str | None:
     organisation = membership.organisation
     if not organisation.invoice_email:
@@ -104,26 +55,6 @@ def cannot_invoice_reason(membership: Membership, year: int) -> str | None:
     if organisation.buyer_reference_required and not organisation.default_buyer_reference:
         return _("The buyer requires a buyer reference, and none is registered.")
     return None
-
-
-def preview_billing_run(year: int) -> list[PreviewRow]:
-    """Every billable membership with its fee and explanation, or the reason it cannot be invoiced."""
-    invoiced = invoiced_membership_ids(year)
-    rows = []
-    for membership in billable_memberships(year):
-        if membership.id in invoiced:
-            rows.append(PreviewRow(membership, None, _("Already invoiced for %(year)s.", year=year)))
-            continue
-        reason = cannot_invoice_reason(membership, year)
-        fee = None
-        try:
-            fee = calculate_fee(membership, year)
-        except DomainError as exc:
-            reason = reason or exc.message
-        if fee is not None and fee.amount_ore <= 0 and reason is None:
-            reason = _("The fee is zero.")
-        rows.append(PreviewRow(membership, fee, reason))
-    return rows
 
 
 # --- the local invoice row --------------------------------------------------------------------------------
@@ -342,177 +273,3 @@ def apply_stripe_invoice(invoice: Invoice, data: dict, *, force: bool = False) -
         changed.append("receipt")
     db.session.flush()
     return changed
-
-
-# --- billing runs -----------------------------------------------------------------------------------------
-
-
-def start_billing_run(year: int, *, actor: User) -> BillingRun:
-    """Create a run for ``year`` with one item per billable membership and enqueue a job per item on the
-    ``billing`` queue (after commit). Memberships that cannot be invoiced, or already are, are skipped
-    with the reason. Starting again never bills twice: the invoice row per (membership, year) decides."""
-    if year < 2000 or year > 2100:
-        raise DomainError(_("Choose a valid year."), field="year")
-    run = BillingRun(year=year, created_by=actor)
-    db.session.add(run)
-    queued = 0
-    for row in preview_billing_run(year):
-        item = BillingRunItem(membership_id=row.membership.id, error=row.reason)
-        item.status = RunItemStatus.SKIPPED if row.reason else RunItemStatus.QUEUED
-        run.items.append(item)
-    db.session.flush()
-    from crm.billing.jobs import BILLING_RETRY, invoice_run_item
-
-    for item in run.items:
-        if item.status is RunItemStatus.QUEUED:
-            enqueue_after_commit(invoice_run_item, item.id, queue="billing", retry=BILLING_RETRY)
-            queued += 1
-    if not queued:
-        run.status = BillingRunStatus.FINISHED
-        run.finished_at = utcnow()
-    record_audit(
-        "billing.run.started",
-        actor=actor,
-        target=run,
-        details={"year": year, "queued": queued, "skipped": len(run.items) - queued},
-    )
-    logger.info("billing run %s for %s started by %s: %s queued", run.id, year, actor.email, queued)
-    return run
-
-
-def run_progress(run: BillingRun) -> dict[RunItemStatus, int]:
-    counts = dict.fromkeys(RunItemStatus, 0)
-    rows = db.session.execute(
-        select(BillingRunItem.status, func.count())
-        .where(BillingRunItem.run_id == run.id)
-        .group_by(BillingRunItem.status)
-    )
-    counts.update({status: count for status, count in rows})
-    return counts
-
-
-def finish_run_if_done(run: BillingRun) -> None:
-    if run.status is BillingRunStatus.RUNNING and not run_progress(run)[RunItemStatus.QUEUED]:
-        run.status = BillingRunStatus.FINISHED
-        run.finished_at = utcnow()
-        db.session.flush()
-
-
-def retry_failed_items(run: BillingRun, *, actor: User) -> int:
-    """Queue the run's failed items again; returns how many."""
-    from crm.billing.jobs import BILLING_RETRY, invoice_run_item
-
-    items = list(
-        db.session.scalars(
-            select(BillingRunItem).where(BillingRunItem.run_id == run.id, BillingRunItem.status == RunItemStatus.FAILED)
-        )
-    )
-    for item in items:
-        item.status = RunItemStatus.QUEUED
-        enqueue_after_commit(invoice_run_item, item.id, queue="billing", retry=BILLING_RETRY)
-    if items:
-        run.status = BillingRunStatus.RUNNING
-        run.finished_at = None
-        record_audit("billing.run.retried", actor=actor, target=run, details={"items": len(items)})
-    db.session.flush()
-    return len(items)
-
-
-# --- staff corrections ------------------------------------------------------------------------------------
-
-
-def void_invoice(invoice: Invoice, *, actor: User, reason: str) -> None:
-    """Void an open invoice at Stripe and here. Raises ``DomainError`` unless it is open, or without a reason."""
-    if not (reason and reason.strip()):
-        raise DomainError(_("Give a reason."), field="reason")
-    if invoice.status is not InvoiceStatus.OPEN or not invoice.stripe_invoice_id:
-        raise DomainError(_("Only an open invoice can be voided."))
-    data = get_gateway().void_invoice(invoice.stripe_invoice_id, f"{invoice.idempotency_base}:void")
-    apply_stripe_invoice(invoice, data)
-    record_audit(
-        "billing.invoice.voided",
-        actor=actor,
-        target=invoice,
-        details={"number": invoice.number, "reason": reason.strip()},
-    )
-
-
-def issue_credit_note(invoice: Invoice, amount_ore: int, *, actor: User, reason: str) -> CreditNote:
-    """Credit part or all of an open or paid invoice at Stripe. Raises ``DomainError`` for a missing reason,
-    a non-positive amount or more than what is left to credit."""
-    if not (reason and reason.strip()):
-        raise DomainError(_("Give a reason."), field="reason")
-    if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.PAID) or not invoice.stripe_invoice_id:
-        raise DomainError(_("Only an open or paid invoice can be credited."))
-    if amount_ore <= 0 or amount_ore > invoice.gross_ore - invoice.credited_ore:
-        raise DomainError(_("The amount must be more than zero and at most what is left to credit."), field="amount")
-    sequence = len(invoice.credit_notes) + 1
-    data = get_gateway().create_credit_note(
-        invoice.stripe_invoice_id,
-        f"{invoice.idempotency_base}:credit:{sequence}",
-        amount=amount_ore,
-        memo=reason.strip(),
-    )
-    note = CreditNote(
-        amount_ore=amount_ore,
-        reason=reason.strip(),
-        number=data.get("number"),
-        stripe_credit_note_id=data["id"],
-        created_by_id=actor.id,
-    )
-    invoice.credit_notes.append(note)
-    invoice.credited_ore += amount_ore
-    db.session.flush()
-    record_audit(
-        "billing.invoice.credited",
-        actor=actor,
-        target=invoice,
-        details={"number": invoice.number, "amount_ore": amount_ore, "reason": note.reason, "credit_note": note.number},
-    )
-    return note
-
-
-# --- overdue and reminders --------------------------------------------------------------------------------
-
-REMINDER_DAYS = (7, 21)
-
-
-def send_due_reminders(on: date | None = None) -> dict[str, int]:
-    """Remind open invoices 7 and 21 days past due, once each (through the outbox). Never touches the
-    membership. Returns counts by reminder."""
-    on = on or today()
-    sent = {"7": 0, "21": 0}
-    stmt = (
-        select(Invoice)
-        .where(Invoice.status == InvoiceStatus.OPEN, Invoice.due_on < on - timedelta(days=REMINDER_DAYS[0] - 1))
-        .where((Invoice.reminder_7_sent_at.is_(None)) | (Invoice.reminder_21_sent_at.is_(None)))
-        .with_for_update(skip_locked=True)
-    )
-    for invoice in db.session.scalars(stmt):
-        days = invoice.days_overdue(on)
-        for limit, field in ((21, "reminder_21_sent_at"), (7, "reminder_7_sent_at")):
-            if days >= limit and getattr(invoice, field) is None:
-                if limit == 21:
-                    invoice.reminder_7_sent_at = invoice.reminder_7_sent_at or utcnow()  # never two at once
-                setattr(invoice, field, utcnow())
-                if invoice.invoice_email:
-                    queue_email(
-                        to=invoice.invoice_email,
-                        template="billing_reminder",
-                        context={"invoice": invoice, "days": days, "final": limit == 21},
-                    )
-                sent[str(limit)] += 1
-                break
-    db.session.flush()
-    return sent
-
-
-def overdue_invoices(on: date | None = None) -> list[Invoice]:
-    on = on or today()
-    return list(
-        db.session.scalars(
-            select(Invoice)
-            .where(Invoice.status == InvoiceStatus.OPEN, Invoice.due_on < on)
-            .order_by(Invoice.due_on, Invoice.id)
-        )
-    )
