@@ -133,6 +133,13 @@ def test_finance_previews_starts_and_follows_a_billing_run(billing_app, page):  
         worker.wait(timeout=60)
     assert len(stripe.objects("invoice")) == 5
     page.screenshot(path=ARTIFACTS / "billing-run-done.png", full_page=True)
+
+    page.get_by_role("link", name="Fakturaer 2026").click()
+    expect(page.get_by_role("heading", name="Fakturaer")).to_be_visible()
+    assert serious_accessibility_problems(page) == []
+    page.locator("tbody a").first.click()
+    expect(page.get_by_role("heading", name="Annuller fakturaen")).to_be_visible()
+    assert serious_accessibility_problems(page) == []
     assert page.console_errors == []
 
 

@@ -142,3 +142,22 @@ def test_the_organisation_page_has_an_invoices_tab(app, client, stripe_server):
     login(client, user)
     page = client.get(f"/staff/members/{organisation.id}?tab=invoices").text
     assert invoice.number in page
+
+
+def test_the_invoice_list_filters_by_status_and_category(app, client, stripe_server):
+    from crm.members.models import OrganisationKind
+
+    company = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    municipality = bill_membership(
+        make_billable(kind=OrganisationKind.MUNICIPALITY, inhabitants=30_000).membership.id,
+        YEAR,
+        InvoiceKind.MEMBERSHIP,
+    )
+    company.due_on = company.due_on.replace(year=YEAR - 1)
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+    overdue = client.get("/staff/billing/invoices?status=overdue").text
+    assert company.number in overdue and municipality.number not in overdue
+    by_category = client.get(f"/staff/billing/invoices?category={municipality.membership.category_id}").text
+    assert municipality.number in by_category and company.number not in by_category
