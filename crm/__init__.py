@@ -11,7 +11,7 @@ from flask import Flask
 from crm.config import Config, config_from_environment
 
 # Features in dependency order; each may offer views.bp, views.init_app(app) and jobs.py.
-FEATURES = ("home", "audit", "auth", "mail", "members", "advisory")
+FEATURES = ("home", "audit", "auth", "mail", "members", "billing", "advisory")
 
 
 def create_app(config: type[Config] | None = None) -> Flask:

@@ -109,6 +109,18 @@ class Config:
     # Advisory case attachments: stored outside static/ under random names, served only as downloads.
     ATTACHMENTS_DIR = os.environ.get("CRM_ATTACHMENTS_DIR") or str(INSTANCE_DIR / "attachments")
     ATTACHMENT_MAX_BYTES = int(os.environ.get("CRM_ATTACHMENT_MAX_MB", "10")) * 1024 * 1024
+    # Stripe billing. The API base is Stripe's unless tests or the benchmark point it at a local server.
+    STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY") or ""
+    STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET") or ""
+    STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE") or "https://api.stripe.com"
+    # Outbound Stripe requests per second, shared by every worker through Redis.
+    STRIPE_MAX_RPS = float(os.environ.get("STRIPE_MAX_RPS", "20"))
+    STRIPE_TIMEOUT_SECONDS = float(os.environ.get("STRIPE_TIMEOUT_SECONDS", "20"))
+    STRIPE_RETRIES = 4  # per request, with exponential backoff from STRIPE_RETRY_BACKOFF seconds
+    STRIPE_RETRY_BACKOFF = 0.5
+    BILLING_DAYS_UNTIL_DUE = int(os.environ.get("BILLING_DAYS_UNTIL_DUE", "30"))
+    # VAT on membership fees is the accountant's decision: vat_25, exempt or outside_scope.
+    BILLING_FEE_VAT = os.environ.get("BILLING_FEE_VAT", "outside_scope")
 
     # RQ
     RQ_QUEUES = ("emails", "billing", "default")
@@ -144,6 +156,11 @@ class TestingConfig(Config):
     SERVER_NAME = "crm.test"
     BRREG_API_URL = "http://127.0.0.1:9/enhetsregisteret/api/enheter"  # never the internet; tests start a fake
     BASE_URL = "http://crm.test"
+    STRIPE_SECRET_KEY = "sk_test_crm"  # noqa: S105 - test-only
+    STRIPE_WEBHOOK_SECRET = "whsec_test_crm"  # noqa: S105 - test-only
+    STRIPE_API_BASE = "http://127.0.0.1:9"  # never the internet; tests start tests/stripe_server.py
+    STRIPE_MAX_RPS = 2000.0  # the rate-limit tests set their own
+    STRIPE_RETRY_BACKOFF = 0.005
 
 
 class ProductionConfig(Config):
@@ -155,7 +172,15 @@ class ProductionConfig(Config):
     @classmethod
     def validate(cls) -> None:
         env = os.environ
-        required = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MAIL_SERVER", "MAIL_DEFAULT_SENDER")
+        required = (
+            "SECRET_KEY",
+            "DATABASE_URL",
+            "REDIS_URL",
+            "MAIL_SERVER",
+            "MAIL_DEFAULT_SENDER",
+            "STRIPE_SECRET_KEY",
+            "STRIPE_WEBHOOK_SECRET",
+        )
         missing = [name for name in required if not env.get(name, "").strip()]
         if missing:
             raise ConfigError(f"Production configuration is missing: {', '.join(missing)}")
@@ -167,6 +192,8 @@ class ProductionConfig(Config):
             raise ConfigError(f"REDIS_URL must start with one of {', '.join(REDIS_URL_SCHEMES)}")
         if not _bool("CRM_REQUIRE_STAFF_MFA", True):
             raise ConfigError("CRM_REQUIRE_STAFF_MFA=0 is allowed in development only")
+        if env.get("BILLING_FEE_VAT", "outside_scope") not in ("vat_25", "exempt", "outside_scope"):
+            raise ConfigError("BILLING_FEE_VAT must be vat_25, exempt or outside_scope")
 
 
 CONFIGS = {

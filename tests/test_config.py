@@ -23,6 +23,8 @@ PRODUCTION_ENV = {
     "REDIS_URL": "redis://redis.internal:6379/0",
     "MAIL_SERVER": "smtp.internal",
     "MAIL_DEFAULT_SENDER": "Etisk handel Norge <post@etiskhandel.no>",
+    "STRIPE_SECRET_KEY": "sk_live_example",
+    "STRIPE_WEBHOOK_SECRET": "whsec_example",
 }
 
 
@@ -157,3 +159,9 @@ def test_environment_is_read_into_the_config_classes(tmp_path):
         "port": 5123,
         "instance": str(tmp_path),
     }
+
+
+def test_production_refuses_an_unknown_fee_vat_treatment(production_env):
+    production_env.setenv("BILLING_FEE_VAT", "vat_15")
+    with pytest.raises(ConfigError, match="BILLING_FEE_VAT"):
+        ProductionConfig.validate()

@@ -55,6 +55,8 @@ def production_env(tmp_path):
         REDIS_URL=start_embedded_redis(redis_path),
         MAIL_SERVER="127.0.0.1",
         MAIL_DEFAULT_SENDER="Etisk handel Norge <post@etiskhandel.example>",
+        STRIPE_SECRET_KEY="sk_test_deployment",
+        STRIPE_WEBHOOK_SECRET="whsec_deployment",
         GUNICORN_BIND=f"127.0.0.1:{port}",
         GUNICORN_WORKERS="1",
     )

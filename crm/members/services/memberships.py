@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date
 
 from flask_babel import gettext as _
@@ -44,6 +45,20 @@ ALLOWED_TRANSITIONS: dict[MembershipStatus, frozenset[MembershipStatus]] = {
     S.REJECTED: frozenset({S.APPLIED}),
     S.EXCLUDED: frozenset(),
 }
+
+# --- status-change listeners ------------------------------------------------------------------------------
+# Higher features (billing's pro-rata invoice on activation) react to status changes without members
+# importing them: a listener runs inside the same transaction, after the change is flushed.
+StatusListener = Callable[[Membership, MembershipStatus, MembershipStatus, "User | None"], None]
+_STATUS_LISTENERS: list[StatusListener] = []
+
+
+def on_membership_status_change(listener: StatusListener) -> StatusListener:
+    """Register ``listener(membership, from_status, to_status, actor)``; usable as a decorator."""
+    if listener not in _STATUS_LISTENERS:
+        _STATUS_LISTENERS.append(listener)
+    return listener
+
 
 # --- memberships -----------------------------------------------------------------------------------------
 
@@ -135,6 +150,8 @@ def change_membership_status(
         from crm.members.services.invitations import invite_main_contacts
 
         event.invited = invite_main_contacts(membership, actor=actor)
+    for listener in _STATUS_LISTENERS:
+        listener(membership, from_status, to_status, actor)
     return event
 
 

@@ -1,0 +1,26 @@
+"""Input shapes of the billing screens."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import DecimalField, IntegerField, TextAreaField
+from wtforms.validators import DataRequired, Length, NumberRange
+
+
+class RunForm(FlaskForm):
+    year = IntegerField(_l("Year"), validators=[DataRequired(), NumberRange(min=2000, max=2100)])
+
+
+class VoidForm(FlaskForm):
+    reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
+
+
+class CreditNoteForm(FlaskForm):
+    amount = DecimalField(_l("Amount (NOK)"), places=2, validators=[DataRequired(), NumberRange(min=Decimal("0.01"))])
+    reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
+
+    def amount_ore(self) -> int:
+        return int((Decimal(self.amount.data) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))

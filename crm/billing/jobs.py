@@ -1,0 +1,154 @@
+"""Billing jobs: one invoice per job, webhook event processing, the daily reminders, pro rata on activation.
+
+Every job takes ids, loads fresh state, commits after each Stripe step and is safe to run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from rq import Retry, get_current_job
+from sqlalchemy import select
+
+from crm.auth.models import User
+from crm.billing.models import (
+    BillingRunItem,
+    Invoice,
+    InvoiceKind,
+    RunItemStatus,
+    StripeEvent,
+)
+from crm.billing.services import finish_run_if_done, get_or_create_invoice, next_stripe_step, send_due_reminders
+from crm.billing.stripe_gateway import StripeGatewayError, StripeUnavailable, get_gateway
+from crm.errors import DomainError
+from crm.extensions import db
+from crm.jobs import enqueue_after_commit, periodic
+from crm.members.models import Membership, MembershipStatus
+from crm.members.services import on_membership_status_change
+
+logger = logging.getLogger(__name__)
+
+# A Stripe outage: retry the job for about an hour before the item counts as failed (staff can retry it).
+BILLING_RETRY = Retry(max=8, interval=[5, 15, 30, 60, 120, 300, 600, 1800])
+
+
+def _retries_left() -> int:
+    job = get_current_job()
+    return int(job.retries_left or 0) if job is not None else 0
+
+
+def bill_membership(membership_id: int, year: int, kind: InvoiceKind, actor_id: int | None = None) -> Invoice:
+    """Create (or find) the local invoice row, then take it through Stripe step by step, committing each.
+    Raises ``DomainError`` (cannot be invoiced) or ``StripeGatewayError``."""
+    membership = db.session.get(Membership, membership_id)
+    if membership is None:
+        raise DomainError(f"membership {membership_id} does not exist")
+    actor = db.session.get(User, actor_id) if actor_id else None
+    invoice, _created = get_or_create_invoice(membership, year, kind, actor=actor)
+    db.session.commit()
+    gateway = get_gateway()
+    invoice_id = invoice.id
+    while True:
+        # One job at a time per invoice: a second run's job for the same membership waits here.
+        invoice = db.session.scalar(select(Invoice).where(Invoice.id == invoice_id).with_for_update())
+        assert invoice is not None
+        progressed = next_stripe_step(invoice, gateway)
+        db.session.commit()
+        if not progressed:
+            return invoice
+
+
+def invoice_run_item(item_id: int) -> None:
+    """Invoice one membership of a billing run and record the outcome on the run item."""
+    item = db.session.get(BillingRunItem, item_id)
+    if item is None or item.status is not RunItemStatus.QUEUED:
+        return
+    membership_id, year, actor_id = item.membership_id, item.run.year, item.run.created_by_id
+    item.attempts += 1
+    db.session.commit()
+    error: str | None = None
+    invoice_id: int | None = None
+    status = RunItemStatus.DONE
+    try:
+        invoice_id = bill_membership(membership_id, year, InvoiceKind.MEMBERSHIP, actor_id).id
+    except DomainError as exc:
+        db.session.rollback()
+        status, error = RunItemStatus.FAILED, exc.message
+    except StripeUnavailable as exc:
+        db.session.rollback()
+        error = exc.message
+        if _retries_left() > 0:
+            _record(item_id, RunItemStatus.QUEUED, error, None)
+            raise  # RQ runs the job again after its interval
+        status = RunItemStatus.FAILED
+    except StripeGatewayError as exc:
+        db.session.rollback()
+        status, error = RunItemStatus.FAILED, exc.message
+    _record(item_id, status, error, invoice_id)
+
+
+def _record(item_id: int, status: RunItemStatus, error: str | None, invoice_id: int | None) -> None:
+    item = db.session.get(BillingRunItem, item_id)
+    assert item is not None
+    item.status, item.error = status, error
+    if invoice_id is not None:
+        item.invoice_id = invoice_id
+    db.session.flush()
+    finish_run_if_done(item.run)
+    db.session.commit()
+    if status is RunItemStatus.FAILED:
+        logger.warning("billing run item %s failed: %s", item_id, error)
+
+
+def invoice_membership(membership_id: int, year: int, kind: str = InvoiceKind.MEMBERSHIP.value) -> None:
+    """Invoice one membership outside a run (the pro-rata invoice on activation). Retried by RQ while
+    Stripe is unavailable; a membership that cannot be invoiced is logged for finance to handle."""
+    try:
+        bill_membership(membership_id, year, InvoiceKind(kind))
+    except DomainError as exc:
+        db.session.rollback()
+        logger.warning("membership %s not invoiced for %s: %s", membership_id, year, exc.message)
+
+
+def process_stripe_event(event_row_id: int) -> None:
+    """Apply one stored webhook event (once; a repeat finds it processed)."""
+    row = db.session.scalar(select(StripeEvent).where(StripeEvent.id == event_row_id).with_for_update())
+    if row is None:
+        return
+    from crm.billing.webhooks import process_event
+
+    try:
+        process_event(row)
+    except StripeGatewayError as exc:
+        db.session.rollback()
+        row = db.session.get(StripeEvent, event_row_id)
+        if row is not None:
+            row.error = exc.message
+            db.session.commit()
+        raise
+    db.session.commit()
+
+
+@periodic(timedelta(days=1), queue="billing", name="billing.daily_reminders")
+def daily_reminders() -> None:
+    """Send the +7 and +21 days overdue reminders; membership status is never touched."""
+    sent = send_due_reminders()
+    db.session.commit()
+    logger.info("billing reminders sent: %s", sent)
+
+
+def _on_status_change(membership: Membership, from_status, to_status, actor) -> None:
+    # A first activation (not a withdrawn notice) bills the joining year's share.
+    if to_status is MembershipStatus.ACTIVE and from_status is MembershipStatus.BOARD_REVIEW and membership.start_on:
+        enqueue_after_commit(
+            invoice_membership,
+            membership.id,
+            membership.start_on.year,
+            InvoiceKind.PRO_RATA.value,
+            queue="billing",
+            retry=BILLING_RETRY,
+        )
+
+
+on_membership_status_change(_on_status_change)

@@ -1,0 +1,151 @@
+"""Read-side queries of the billing screens: filtered invoice lists with totals, history, runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import selectinload
+
+from crm.audit.models import AuditEntry
+from crm.billing.models import BillingRun, BillingRunItem, Invoice, InvoiceStatus, RunItemStatus, StripeEvent
+from crm.extensions import db
+from crm.members.models import Membership, MembershipCategory
+from crm.members.services import today
+from crm.pagination import Page, paginate
+
+
+@dataclass
+class InvoiceFilters:
+    year: int | None = None
+    status: str = ""  # an InvoiceStatus value or "overdue"
+    category_id: int | None = None
+    issued_from: date | None = None  # the accounting period, by invoice date
+    issued_to: date | None = None
+
+    def as_args(self) -> dict[str, Any]:
+        pairs = (
+            ("year", self.year),
+            ("status", self.status),
+            ("category", self.category_id),
+            ("from", self.issued_from.isoformat() if self.issued_from else None),
+            ("to", self.issued_to.isoformat() if self.issued_to else None),
+        )
+        return {k: v for k, v in pairs if v}
+
+
+def _date_arg(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def filters_from_args(args) -> InvoiceFilters:
+    year = args.get("year", "")
+    category = args.get("category", "")
+    status = args.get("status", "")
+    if status not in {s.value for s in InvoiceStatus} | {"overdue"}:
+        status = ""
+    return InvoiceFilters(
+        year=int(year) if year.isdigit() else None,
+        status=status,
+        category_id=int(category) if category.isdigit() else None,
+        issued_from=_date_arg(args.get("from", "")),
+        issued_to=_date_arg(args.get("to", "")),
+    )
+
+
+def _filtered(filters: InvoiceFilters):
+    stmt = select(Invoice)
+    if filters.year:
+        stmt = stmt.where(Invoice.year == filters.year)
+    if filters.status == "overdue":
+        stmt = stmt.where(Invoice.status == InvoiceStatus.OPEN, Invoice.due_on < today())
+    elif filters.status:
+        stmt = stmt.where(Invoice.status == InvoiceStatus(filters.status))
+    if filters.issued_from:
+        stmt = stmt.where(Invoice.issued_on >= filters.issued_from)
+    if filters.issued_to:
+        stmt = stmt.where(Invoice.issued_on <= filters.issued_to)
+    if filters.category_id:
+        stmt = stmt.join(Membership, Membership.id == Invoice.membership_id).where(
+            Membership.category_id == filters.category_id
+        )
+    return stmt
+
+
+def search_invoices(filters: InvoiceFilters) -> tuple[Page, dict[str, int]]:
+    """One page of invoices, overdue first (oldest due date first), then newest; totals of every match."""
+    stmt = _filtered(filters)
+    is_overdue = and_(Invoice.status == InvoiceStatus.OPEN, Invoice.due_on < today())
+    page = paginate(
+        stmt.options(selectinload(Invoice.organisation)).order_by(
+            case((is_overdue, 0), else_=1), case((is_overdue, Invoice.due_on), else_=None), Invoice.id.desc()
+        )
+    )
+    sums = db.session.execute(
+        _filtered(filters).with_only_columns(
+            func.count(Invoice.id),
+            func.coalesce(func.sum(Invoice.net_ore), 0),
+            func.coalesce(func.sum(Invoice.vat_ore), 0),
+            func.coalesce(func.sum(Invoice.gross_ore), 0),
+        )
+    ).one()
+    return page, {"count": sums[0], "net": sums[1], "vat": sums[2], "gross": sums[3]}
+
+
+def filtered_invoices(filters: InvoiceFilters) -> list[Invoice]:
+    stmt = (
+        _filtered(filters)
+        .options(selectinload(Invoice.organisation))
+        .order_by(Invoice.year, Invoice.number, Invoice.id)
+    )
+    return list(db.session.scalars(stmt))
+
+
+def categories() -> list[MembershipCategory]:
+    return list(db.session.scalars(select(MembershipCategory).order_by(MembershipCategory.sort_order)))
+
+
+def invoice_events(invoice: Invoice) -> list[dict[str, Any]]:
+    """Stripe events about the invoice and staff actions on it, newest first."""
+    history: list[dict[str, Any]] = []
+    if invoice.stripe_invoice_id:
+        for event in db.session.scalars(
+            select(StripeEvent).where(StripeEvent.object_id == invoice.stripe_invoice_id).order_by(StripeEvent.id)
+        ):
+            history.append(
+                {"at": event.received_at, "what": event.type, "who": "Stripe", "processed": event.processed_at}
+            )
+    for entry in db.session.scalars(
+        select(AuditEntry).where(AuditEntry.target_type == "invoices", AuditEntry.target_id == str(invoice.id))
+    ):
+        reason = (entry.details or {}).get("reason")
+        history.append({"at": entry.at, "what": entry.action, "who": entry.actor_label, "reason": reason})
+    return sorted(history, key=lambda item: item["at"], reverse=True)
+
+
+def organisation_invoices(organisation_id: int, *, include_drafts: bool = True) -> list[Invoice]:
+    stmt = select(Invoice).where(Invoice.organisation_id == organisation_id)
+    if not include_drafts:
+        stmt = stmt.where(Invoice.status != InvoiceStatus.DRAFT)
+    return list(db.session.scalars(stmt.order_by(Invoice.year.desc(), Invoice.id.desc())))
+
+
+def failed_items(run: BillingRun) -> list[BillingRunItem]:
+    return list(
+        db.session.scalars(
+            select(BillingRunItem)
+            .where(BillingRunItem.run_id == run.id, BillingRunItem.status == RunItemStatus.FAILED)
+            .options(selectinload(BillingRunItem.membership).selectinload(Membership.organisation))
+            .order_by(BillingRunItem.id)
+            .limit(200)
+        )
+    )
+
+
+def recent_runs(limit: int = 50) -> list[BillingRun]:
+    return list(db.session.scalars(select(BillingRun).order_by(BillingRun.id.desc()).limit(limit)))

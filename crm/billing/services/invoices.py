@@ -1,0 +1,275 @@
+"""Invoices: the local row per (membership, year, kind), its Stripe steps, and Stripe's state applied to it.
+
+Services flush, never commit. ``next_stripe_step`` does one Stripe step per call; the ``bill_membership``
+job commits after each, so a job killed half-way resumes where it stopped (``Invoice.stripe_step``), and
+Stripe's idempotency keys make a repeated step harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from crm.auth.models import User
+from crm.billing.models import (
+    Invoice,
+    InvoiceKind,
+    InvoiceLine,
+    InvoiceStatus,
+    StripeCustomer,
+    StripeTaxRate,
+    VatTreatment,
+)
+from crm.billing.stripe_gateway import StripeGateway, get_gateway
+from crm.errors import DomainError
+from crm.extensions import db
+from crm.mail.services import queue_email
+from crm.members.fees import calculate_fee
+from crm.members.models import Membership, MembershipStatus, Organisation
+from crm.models import utcnow
+
+logger = logging.getLogger(__name__)
+
+BILLABLE_STATUSES = (MembershipStatus.ACTIVE, MembershipStatus.NOTICE_GIVEN)
+# An idempotency key lives 24 hours at Stripe; a retry after that looks the invoice up by its metadata first.
+IDEMPOTENCY_WINDOW = timedelta(hours=23)
+
+
+def fee_vat_treatment() -> VatTreatment:
+    return VatTreatment(current_app.config["BILLING_FEE_VAT"])
+
+
+def _vat(amount_ore: int, treatment: VatTreatment) -> int:
+    return (amount_ore * treatment.percent + 50) // 100
+
+
+def cannot_invoice_reason(membership: Membership, year: int) -> str | None:
+    organisation = membership.organisation
+    if not organisation.invoice_email:
+        return _("No invoice email address.")
+    if organisation.buyer_reference_required and not organisation.default_buyer_reference:
+        return _("The buyer requires a buyer reference, and none is registered.")
+    return None
+
+
+# --- the local invoice row --------------------------------------------------------------------------------
+
+
+def get_or_create_invoice(
+    membership: Membership, year: int, kind: InvoiceKind, *, actor: User | None = None
+) -> tuple[Invoice, bool]:
+    """The invoice row for (membership, year, kind), created with its lines from the fee rules if missing.
+
+    Raises ``DomainError`` when the membership cannot be invoiced (see ``cannot_invoice_reason``), the fee
+    cannot be calculated, or the membership already has another live invoice for the year."""
+    existing = db.session.scalar(
+        select(Invoice).where(Invoice.membership_id == membership.id, Invoice.year == year, Invoice.kind == kind)
+    )
+    if existing is not None:
+        return existing, False
+    other = db.session.scalar(
+        select(Invoice.id).where(
+            Invoice.membership_id == membership.id, Invoice.year == year, Invoice.status != InvoiceStatus.VOID
+        )
+    )
+    if other is not None:
+        raise DomainError(_("The membership is already invoiced for %(year)s.", year=year))
+    reason = cannot_invoice_reason(membership, year)
+    if reason:
+        raise DomainError(reason)
+    fee = calculate_fee(membership, year)
+    if fee.amount_ore <= 0:
+        raise DomainError(_("The fee is zero."))
+    organisation = membership.organisation
+    treatment = fee_vat_treatment()
+    description = _(
+        "Membership fee %(year)s, Etisk handel Norge (%(category)s)", year=year, category=membership.category.name
+    )
+    if kind is InvoiceKind.PRO_RATA and fee.pro_rata_percent != 100:
+        description += f" – {fee.pro_rata_percent} %"
+    vat = _vat(fee.amount_ore, treatment)
+    invoice = Invoice(
+        membership_id=membership.id,
+        organisation_id=organisation.id,
+        year=year,
+        kind=kind,
+        status=InvoiceStatus.DRAFT,
+        net_ore=fee.amount_ore,
+        vat_ore=vat,
+        gross_ore=fee.amount_ore + vat,
+        explanation=list(fee.lines),
+        customer_name=organisation.name,
+        orgnr=organisation.orgnr,
+        invoice_email=organisation.invoice_email,
+        buyer_reference=organisation.default_buyer_reference,
+        ehf=bool(organisation.ehf_receiver or organisation.is_contracting_authority),
+        created_by_id=getattr(actor, "id", None),
+        lines=[
+            InvoiceLine(
+                position=0, description=description, amount_ore=fee.amount_ore, vat_treatment=treatment, vat_ore=vat
+            )
+        ],
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(invoice)
+    except IntegrityError:
+        # Another job created it between our check and insert; theirs is the one.
+        existing = db.session.scalar(
+            select(Invoice).where(Invoice.membership_id == membership.id, Invoice.year == year, Invoice.kind == kind)
+        )
+        if existing is None:
+            raise
+        return existing, False
+    logger.info("invoice %s created for membership %s %s %s", invoice.id, membership.id, year, kind.value)
+    return invoice, True
+
+
+# --- the Stripe side, one step at a time ------------------------------------------------------------------
+
+
+def ensure_stripe_customer(organisation: Organisation, gateway: StripeGateway) -> str:
+    found = db.session.get(StripeCustomer, organisation.id)
+    if found is not None:
+        return found.stripe_customer_id
+    customer = gateway.create_customer(
+        organisation.id, name=organisation.name, email=organisation.invoice_email, orgnr=organisation.orgnr
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(StripeCustomer(organisation_id=organisation.id, stripe_customer_id=customer["id"]))
+    except IntegrityError:
+        pass  # a parallel job stored the same customer (same idempotency key, same id)
+    return customer["id"]
+
+
+def ensure_tax_rate(treatment: VatTreatment, gateway: StripeGateway) -> str | None:
+    if treatment.percent == 0:
+        return None  # exempt and outside-scope lines carry no tax rate
+    found = db.session.get(StripeTaxRate, treatment)
+    if found is not None:
+        return found.stripe_tax_rate_id
+    rate = gateway.create_tax_rate(treatment.value, percentage=treatment.percent, display_name="MVA")
+    try:
+        with db.session.begin_nested():
+            db.session.add(StripeTaxRate(treatment=treatment, stripe_tax_rate_id=rate["id"]))
+    except IntegrityError:
+        pass
+    return rate["id"]
+
+
+def next_stripe_step(invoice: Invoice, gateway: StripeGateway | None = None) -> bool:
+    """Do the next Stripe step of ``invoice`` (customer + create, add lines, finalise) and record it.
+    Returns False when nothing is left to do. Each step is idempotent at Stripe by its key."""
+    gateway = gateway or get_gateway()
+    key = invoice.idempotency_base
+    if invoice.stripe_step == "none":
+        customer_id = ensure_stripe_customer(invoice.organisation, gateway)
+        found = None
+        if invoice.stripe_attempted_at and utcnow() - invoice.stripe_attempted_at > IDEMPOTENCY_WINDOW:
+            found = gateway.find_invoice(key)
+        invoice.stripe_attempted_at = invoice.stripe_attempted_at or utcnow()
+        if found is None:
+            custom_fields = []
+            if invoice.orgnr:
+                custom_fields.append({"name": "Org.nr.", "value": invoice.orgnr})
+            if invoice.buyer_reference:
+                custom_fields.append({"name": "Deres ref.", "value": invoice.buyer_reference[:140]})
+            found = gateway.create_invoice(
+                key,
+                customer_id=customer_id,
+                days_until_due=current_app.config["BILLING_DAYS_UNTIL_DUE"],
+                description=" ".join(invoice.explanation)[:1000] or invoice.lines[0].description,
+                custom_fields=custom_fields,
+                metadata={"invoice_id": str(invoice.id), "membership_id": str(invoice.membership_id)},
+            )
+        invoice.stripe_customer_id = customer_id
+        invoice.stripe_invoice_id = found["id"]
+        invoice.stripe_step = "lines" if found.get("lines", {}).get("data") else "created"
+    elif invoice.stripe_step == "created":
+        lines = []
+        for line in invoice.lines:
+            item: dict = {"amount": line.amount_ore, "description": line.description}
+            rate = ensure_tax_rate(line.vat_treatment, gateway)
+            if rate:
+                item["tax_rates"] = [rate]
+            lines.append(item)
+        gateway.add_lines(invoice.stripe_invoice_id, f"{key}:lines", lines)
+        invoice.stripe_step = "lines"
+    elif invoice.stripe_step == "lines":
+        data = gateway.finalize_invoice(invoice.stripe_invoice_id, f"{key}:finalize")
+        invoice.stripe_step = "finalized"
+        apply_stripe_invoice(invoice, data)
+    else:
+        return False
+    db.session.flush()
+    return True
+
+
+def _ts(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value else None
+
+
+STRIPE_STATUS = {s.value: s for s in InvoiceStatus}
+# Stripe's states only move forward: draft -> open -> paid | void | uncollectible; uncollectible -> paid | void.
+_RANK = {
+    InvoiceStatus.DRAFT: 0,
+    InvoiceStatus.OPEN: 1,
+    InvoiceStatus.UNCOLLECTIBLE: 2,
+    InvoiceStatus.PAID: 3,
+    InvoiceStatus.VOID: 3,
+}
+
+
+def apply_stripe_invoice(invoice: Invoice, data: dict, *, force: bool = False) -> list[str]:
+    """Copy Stripe's view of the invoice onto the row, never moving its status backwards (an older
+    snapshot cannot undo a newer state) unless ``force`` (reconciliation); a payment queues the receipt
+    email, once. Returns what changed."""
+    changed = []
+    status = STRIPE_STATUS.get(data.get("status") or "")
+    forward = status is not None and (
+        _RANK[status] > _RANK[invoice.status] or (_RANK[status] == _RANK[invoice.status] < 3)
+    )
+    if status is not None and status is not invoice.status and (force or forward):
+        logger.info("invoice %s %s -> %s (Stripe)", invoice.id, invoice.status.value, status.value)
+        invoice.status = status
+        changed.append("status")
+    transitions = data.get("status_transitions") or {}
+    if data.get("number") and invoice.number != data["number"]:
+        invoice.number = data["number"]
+        changed.append("number")
+    for field, value in (
+        ("hosted_invoice_url", data.get("hosted_invoice_url")),
+        ("invoice_pdf", data.get("invoice_pdf")),
+    ):
+        if value and getattr(invoice, field) != value:
+            setattr(invoice, field, value)
+            changed.append(field)
+    if transitions.get("finalized_at") and invoice.finalized_at is None:
+        invoice.finalized_at = _ts(transitions["finalized_at"])
+        invoice.issued_on = invoice.finalized_at.date() if invoice.finalized_at else None
+    if data.get("due_date") and invoice.due_on is None:
+        invoice.due_on = _ts(data["due_date"]).date()  # type: ignore[union-attr]
+    if invoice.stripe_step != "finalized" and invoice.status is not InvoiceStatus.DRAFT:
+        invoice.stripe_step = "finalized"
+    if "total" in data and invoice.status is not InvoiceStatus.DRAFT and data["total"] != invoice.gross_ore:
+        logger.warning("invoice %s: Stripe total %s differs from ours %s", invoice.id, data["total"], invoice.gross_ore)
+    paid = int(data.get("amount_paid") or 0)
+    if paid > invoice.paid_ore:
+        invoice.paid_ore = paid
+        changed.append("paid_ore")
+    if invoice.status is InvoiceStatus.PAID and invoice.paid_at is None:
+        invoice.paid_at = _ts(transitions.get("paid_at")) or utcnow()
+    if invoice.status is InvoiceStatus.VOID and invoice.voided_at is None:
+        invoice.voided_at = _ts(transitions.get("voided_at")) or utcnow()
+    if invoice.status is InvoiceStatus.PAID and invoice.receipt_sent_at is None and invoice.invoice_email:
+        invoice.receipt_sent_at = utcnow()
+        queue_email(to=invoice.invoice_email, template="billing_receipt", context={"invoice": invoice})
+        changed.append("receipt")
+    db.session.flush()
+    return changed

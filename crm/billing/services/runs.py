@@ -1,0 +1,163 @@
+"""Billing runs: the preview, one job per membership, progress and retries."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from crm.audit.services import record_audit
+from crm.auth.models import User
+from crm.billing.models import (
+    BillingRun,
+    BillingRunItem,
+    BillingRunStatus,
+    Invoice,
+    InvoiceStatus,
+    RunItemStatus,
+)
+from crm.billing.services.invoices import BILLABLE_STATUSES, cannot_invoice_reason
+from crm.errors import DomainError
+from crm.extensions import db
+from crm.jobs import enqueue_after_commit
+from crm.members.fees import FeeCalculation, calculate_fee
+from crm.members.models import Membership, Organisation
+from crm.models import utcnow
+
+logger = logging.getLogger(__name__)
+
+# --- who can be invoiced ---------------------------------------------------------------------------------
+
+
+@dataclass
+class PreviewRow:
+    membership: Membership
+    fee: FeeCalculation | None
+    reason: str | None
+
+    @property
+    def organisation(self) -> Organisation:
+        return self.membership.organisation
+
+
+def billable_memberships(year: int) -> list[Membership]:
+    """Members in good standing whose membership does not end before ``year``."""
+    stmt = (
+        select(Membership)
+        .join(Membership.organisation)
+        .where(
+            Membership.status.in_(BILLABLE_STATUSES),
+            (Membership.end_on.is_(None)) | (func.coalesce(Membership.end_on, date(year, 1, 1)) >= date(year, 1, 1)),
+        )
+        .options(
+            selectinload(Membership.organisation).selectinload(Organisation.parent),
+            selectinload(Membership.category),
+        )
+        .order_by(func.lower(Organisation.name), Membership.id)
+    )
+    return list(db.session.scalars(stmt))
+
+
+def invoiced_membership_ids(year: int) -> set[int]:
+    rows = db.session.scalars(
+        select(Invoice.membership_id).where(Invoice.year == year, Invoice.status != InvoiceStatus.VOID)
+    )
+    return set(rows)
+
+
+def preview_billing_run(year: int) -> list[PreviewRow]:
+    """Every billable membership with its fee and explanation, or the reason it cannot be invoiced."""
+    invoiced = invoiced_membership_ids(year)
+    rows = []
+    for membership in billable_memberships(year):
+        if membership.id in invoiced:
+            rows.append(PreviewRow(membership, None, _("Already invoiced for %(year)s.", year=year)))
+            continue
+        reason = cannot_invoice_reason(membership, year)
+        fee = None
+        try:
+            fee = calculate_fee(membership, year)
+        except DomainError as exc:
+            reason = reason or exc.message
+        if fee is not None and fee.amount_ore <= 0 and reason is None:
+            reason = _("The fee is zero.")
+        rows.append(PreviewRow(membership, fee, reason))
+    return rows
+
+
+# --- billing runs -----------------------------------------------------------------------------------------
+
+
+def start_billing_run(year: int, *, actor: User) -> BillingRun:
+    """Create a run for ``year`` with one item per billable membership and enqueue a job per item on the
+    ``billing`` queue (after commit). Memberships that cannot be invoiced, or already are, are skipped
+    with the reason. Starting again never bills twice: the invoice row per (membership, year) decides."""
+    if year < 2000 or year > 2100:
+        raise DomainError(_("Choose a valid year."), field="year")
+    run = BillingRun(year=year, created_by=actor)
+    db.session.add(run)
+    queued = 0
+    for row in preview_billing_run(year):
+        item = BillingRunItem(membership_id=row.membership.id, error=row.reason)
+        item.status = RunItemStatus.SKIPPED if row.reason else RunItemStatus.QUEUED
+        run.items.append(item)
+    db.session.flush()
+    from crm.billing.jobs import BILLING_RETRY, invoice_run_item
+
+    for item in run.items:
+        if item.status is RunItemStatus.QUEUED:
+            enqueue_after_commit(invoice_run_item, item.id, queue="billing", retry=BILLING_RETRY)
+            queued += 1
+    if not queued:
+        run.status = BillingRunStatus.FINISHED
+        run.finished_at = utcnow()
+    record_audit(
+        "billing.run.started",
+        actor=actor,
+        target=run,
+        details={"year": year, "queued": queued, "skipped": len(run.items) - queued},
+    )
+    logger.info("billing run %s for %s started by %s: %s queued", run.id, year, actor.email, queued)
+    return run
+
+
+def run_progress(run: BillingRun) -> dict[RunItemStatus, int]:
+    counts = dict.fromkeys(RunItemStatus, 0)
+    rows = db.session.execute(
+        select(BillingRunItem.status, func.count())
+        .where(BillingRunItem.run_id == run.id)
+        .group_by(BillingRunItem.status)
+    )
+    counts.update({status: count for status, count in rows})
+    return counts
+
+
+def finish_run_if_done(run: BillingRun) -> None:
+    if run.status is BillingRunStatus.RUNNING and not run_progress(run)[RunItemStatus.QUEUED]:
+        run.status = BillingRunStatus.FINISHED
+        run.finished_at = utcnow()
+        db.session.flush()
+
+
+def retry_failed_items(run: BillingRun, *, actor: User) -> int:
+    """Queue the run's failed items again; returns how many."""
+    from crm.billing.jobs import BILLING_RETRY, invoice_run_item
+
+    items = list(
+        db.session.scalars(
+            select(BillingRunItem).where(BillingRunItem.run_id == run.id, BillingRunItem.status == RunItemStatus.FAILED)
+        )
+    )
+    for item in items:
+        item.status = RunItemStatus.QUEUED
+        enqueue_after_commit(invoice_run_item, item.id, queue="billing", retry=BILLING_RETRY)
+    if items:
+        run.status = BillingRunStatus.RUNNING
+        run.finished_at = None
+        record_audit("billing.run.retried", actor=actor, target=run, details={"items": len(items)})
+    db.session.flush()
+    return len(items)

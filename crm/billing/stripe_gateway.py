@@ -1,0 +1,313 @@
+"""The only module that imports ``stripe``.
+
+Every call goes through ``StripeGateway._call``, which
+- waits for a token from a request-rate bucket shared by every worker through Redis (``STRIPE_MAX_RPS``);
+- retries 429, 5xx and connection errors with exponential backoff, sending the same idempotency key
+  each time, so a retried create returns the first answer instead of creating a second object;
+- turns Stripe's errors into ``StripeUnavailable`` (temporary: retry later) or ``StripeRefused``.
+
+The gateway returns plain dicts (Stripe's JSON), so no other module depends on the SDK's types.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+from flask import Flask, current_app
+
+logger = logging.getLogger(__name__)
+
+# Redis Lua: a token bucket refilled at ``rate`` per second up to ``capacity`` tokens. Returns 0 when a token
+# was taken, else the milliseconds to wait. Redis' own clock keeps several hosts consistent.
+_BUCKET_SCRIPT = """
+local key = KEYS[1]
+local rate = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', key, 'tokens', 'at')
+local tokens = tonumber(state[1])
+local at = tonumber(state[2])
+if tokens == nil then tokens = capacity; at = now end
+tokens = math.min(capacity, tokens + (now - at) * rate)
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+else
+  wait = math.ceil((1 - tokens) / rate * 1000)
+end
+redis.call('HSET', key, 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', key, math.ceil(capacity / rate * 1000) + 1000)
+return wait
+"""
+BUCKET_KEY = "crm:stripe:bucket"
+
+
+class StripeGatewayError(Exception):
+    """Stripe did not do what was asked; ``message`` is safe to log."""
+
+    temporary = False
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message, self.code, self.status = message, code, status
+
+
+class StripeUnavailable(StripeGatewayError):
+    """Stripe could not be reached or kept answering 429/5xx after the retries: try again later."""
+
+    temporary = True
+
+
+class StripeRefused(StripeGatewayError):
+    """Stripe refused the request (4xx): retrying the same request will not help."""
+
+
+class WebhookSignatureError(Exception):
+    """The webhook's ``Stripe-Signature`` is missing, wrong or too old."""
+
+
+class RateLimiter:
+    def __init__(self, connection: Any, rate: float, capacity: float | None = None) -> None:
+        self.connection, self.rate = connection, rate
+        # A burst of at most one second's worth (and at least one token).
+        self.capacity = max(1.0, capacity if capacity is not None else rate)
+        self._script = connection.register_script(_BUCKET_SCRIPT)
+
+    def acquire(self) -> float:
+        """Block until a request may go out; returns the seconds waited."""
+        waited = 0.0
+        while True:
+            wait_ms = int(self._script(keys=[BUCKET_KEY], args=[self.rate, self.capacity]))
+            if wait_ms <= 0:
+                return waited
+            time.sleep(wait_ms / 1000)
+            waited += wait_ms / 1000
+
+
+@dataclass
+class GatewayStats:
+    calls: int = 0
+    attempts: int = 0
+    retries: int = 0
+    waited_seconds: float = 0.0
+
+
+class StripeGateway:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        api_base: str,
+        redis_connection: Any,
+        max_rps: float = 20,
+        timeout: float = 20,
+        retries: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+    ) -> None:
+        http_client = stripe.RequestsClient(timeout=timeout)
+        self.client = stripe.StripeClient(
+            api_key or "sk_missing",
+            base_addresses={"api": api_base},
+            max_network_retries=0,  # we retry ourselves, through the rate limiter
+            http_client=http_client,
+        )
+        self.limiter = RateLimiter(redis_connection, max_rps)
+        self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
+        self.stats = GatewayStats()
+
+    # --- the one way out ---------------------------------------------------------------------------
+
+    def _call(self, what: str, func: Callable[..., Any], *args: Any, key: str | None = None, **params: Any) -> dict:
+        options: dict[str, Any] = {"idempotency_key": key} if key else {}
+        self.stats.calls += 1
+        attempt = 0
+        while True:
+            self.stats.waited_seconds += self.limiter.acquire()
+            self.stats.attempts += 1
+            try:
+                result = func(*args, params=params or None, options=options or None)
+                return result.to_dict() if hasattr(result, "to_dict") else dict(result)
+            except (stripe.RateLimitError, stripe.APIConnectionError, stripe.APIError) as exc:
+                status = getattr(exc, "http_status", None)
+                if isinstance(exc, stripe.APIError) and status is not None and status < 500:
+                    raise StripeRefused(_message(exc), code=exc.code, status=status) from exc
+                if attempt >= self.retries:
+                    logger.warning("stripe %s gave up after %s attempts: %s", what, attempt + 1, _message(exc))
+                    raise StripeUnavailable(_message(exc), code=getattr(exc, "code", None), status=status) from exc
+                delay = min(self.max_backoff, self.backoff * 2**attempt)
+                logger.info("stripe %s: %s; retry %s in %.2fs", what, _message(exc), attempt + 1, delay)
+                attempt += 1
+                self.stats.retries += 1
+                time.sleep(delay)
+            except stripe.IdempotencyError as exc:
+                raise StripeRefused(_message(exc), code="idempotency_error", status=exc.http_status) from exc
+            except stripe.StripeError as exc:
+                status = exc.http_status
+                if status is not None and status >= 500:  # pragma: no cover - APIError covers these
+                    raise StripeUnavailable(_message(exc), status=status) from exc
+                raise StripeRefused(_message(exc), code=exc.code, status=status) from exc
+
+    # --- customers and tax rates -------------------------------------------------------------------
+
+    def create_customer(self, organisation_id: int, *, name: str, email: str | None, orgnr: str | None) -> dict:
+        params: dict[str, Any] = {"name": name, "metadata": {"organisation_id": str(organisation_id)}}
+        if email:
+            params["email"] = email
+        if orgnr:
+            params["metadata"]["orgnr"] = orgnr
+        return self._call(
+            "customer.create", self.client.v1.customers.create, key=f"customer:{organisation_id}", **params
+        )
+
+    def retrieve_customer(self, customer_id: str) -> dict:
+        return self._call("customer.retrieve", self.client.v1.customers.retrieve, customer_id)
+
+    def create_tax_rate(self, treatment: str, *, percentage: int, display_name: str) -> dict:
+        return self._call(
+            "tax_rate.create",
+            self.client.v1.tax_rates.create,
+            key=f"tax_rate:{treatment}",
+            percentage=percentage,
+            display_name=display_name,
+            inclusive=False,
+            country="NO",
+            metadata={"treatment": treatment},
+        )
+
+    # --- invoices ----------------------------------------------------------------------------------
+
+    def create_invoice(
+        self,
+        key: str,
+        *,
+        customer_id: str,
+        days_until_due: int,
+        description: str,
+        custom_fields: list[dict[str, str]],
+        metadata: dict[str, str],
+    ) -> dict:
+        """A draft ``send_invoice`` invoice; ``key`` (``invoice:<membership>:<year>:<kind>``) makes it unique."""
+        return self._call(
+            "invoice.create",
+            self.client.v1.invoices.create,
+            key=key,
+            customer=customer_id,
+            collection_method="send_invoice",
+            days_until_due=days_until_due,
+            currency="nok",
+            auto_advance=True,
+            pending_invoice_items_behavior="exclude",
+            description=description,
+            custom_fields=custom_fields,
+            metadata={**metadata, "crm_key": key},
+        )
+
+    def find_invoice(self, key: str) -> dict | None:
+        """The invoice created with ``key`` (through its metadata), for retries after Stripe forgot the key."""
+        found = self._call(
+            "invoice.search", self.client.v1.invoices.search, query=f"metadata['crm_key']:'{key}'", limit=1
+        )
+        return found["data"][0] if found.get("data") else None
+
+    def add_lines(self, invoice_id: str, key: str, lines: list[dict[str, Any]]) -> dict:
+        """``lines``: ``{"amount": øre, "description": str, "tax_rates": [ids]}``."""
+        return self._call("invoice.add_lines", self.client.v1.invoices.add_lines, invoice_id, key=key, lines=lines)
+
+    def finalize_invoice(self, invoice_id: str, key: str) -> dict:
+        """Finalise; with ``auto_advance`` Stripe also emails a ``send_invoice`` invoice to the customer."""
+        return self._call(
+            "invoice.finalize", self.client.v1.invoices.finalize_invoice, invoice_id, key=key, auto_advance=True
+        )
+
+    def send_invoice(self, invoice_id: str, key: str) -> dict:
+        return self._call("invoice.send", self.client.v1.invoices.send_invoice, invoice_id, key=key)
+
+    def void_invoice(self, invoice_id: str, key: str) -> dict:
+        return self._call("invoice.void", self.client.v1.invoices.void_invoice, invoice_id, key=key)
+
+    def mark_uncollectible(self, invoice_id: str, key: str) -> dict:
+        return self._call("invoice.uncollectible", self.client.v1.invoices.mark_uncollectible, invoice_id, key=key)
+
+    def retrieve_invoice(self, invoice_id: str) -> dict:
+        return self._call("invoice.retrieve", self.client.v1.invoices.retrieve, invoice_id)
+
+    def list_invoices(self, *, limit: int = 100, starting_after: str | None = None) -> dict:
+        params: dict[str, Any] = {"limit": limit}
+        if starting_after:
+            params["starting_after"] = starting_after
+        return self._call("invoice.list", self.client.v1.invoices.list, **params)
+
+    def create_credit_note(self, invoice_id: str, key: str, *, amount: int, memo: str) -> dict:
+        return self._call(
+            "credit_note.create",
+            self.client.v1.credit_notes.create,
+            key=key,
+            invoice=invoice_id,
+            amount=amount,
+            memo=memo[:500],
+        )
+
+    def list_events(self, *, limit: int = 100, starting_after: str | None = None, type: str | None = None) -> dict:
+        params: dict[str, Any] = {"limit": limit}
+        if starting_after:
+            params["starting_after"] = starting_after
+        if type:
+            params["type"] = type
+        return self._call("event.list", self.client.v1.events.list, **params)
+
+
+def _message(exc: Exception) -> str:
+    return getattr(exc, "user_message", None) or str(exc) or exc.__class__.__name__
+
+
+def verify_webhook(payload: bytes, signature: str | None, secret: str, tolerance: int = 300) -> dict[str, Any]:
+    """The event in ``payload`` if ``signature`` (``t=...,v1=...``) is Stripe's HMAC-SHA256 of it made
+    with ``secret`` within ``tolerance`` seconds; else ``WebhookSignatureError``."""
+    if not signature:
+        raise WebhookSignatureError("missing Stripe-Signature header")
+    if not secret:
+        raise WebhookSignatureError("no webhook secret configured")
+    try:
+        event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=tolerance)
+    except stripe.SignatureVerificationError as exc:
+        raise WebhookSignatureError(str(exc)) from None
+    except ValueError as exc:
+        raise WebhookSignatureError(f"invalid payload: {exc}") from None
+    return event.to_dict()
+
+
+def get_gateway(app: Flask | None = None) -> StripeGateway:
+    """The process's gateway for the app (one HTTP session, one shared rate limit)."""
+    from crm.extensions import redis
+
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    config = app.config
+    settings = (
+        config["STRIPE_SECRET_KEY"],
+        config["STRIPE_API_BASE"],
+        config["STRIPE_MAX_RPS"],
+        config["STRIPE_TIMEOUT_SECONDS"],
+        config.get("STRIPE_RETRIES", 4),
+        config.get("STRIPE_RETRY_BACKOFF", 0.5),
+    )
+    cached = app.extensions.get("crm_stripe_gateway")
+    if cached is not None and cached[0] == settings:
+        return cached[1]
+    gateway = StripeGateway(
+        api_key=settings[0],
+        api_base=settings[1],
+        redis_connection=redis(),
+        max_rps=settings[2],
+        timeout=settings[3],
+        retries=settings[4],
+        backoff=settings[5],
+    )
+    app.extensions["crm_stripe_gateway"] = (settings, gateway)
+    return gateway

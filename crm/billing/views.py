@@ -1,0 +1,258 @@
+"""Billing screens (staff: invoices and billing runs; portal: the organisation's invoices) and the Stripe webhook."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Flask, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from crm.auth.access import member_required, public, staff_required
+from crm.auth.models import Role
+from crm.billing import listing, services
+from crm.billing.forms import CreditNoteForm, RunForm, VoidForm
+from crm.billing.models import BillingRun, Invoice, InvoiceStatus, RunItemStatus
+from crm.billing.stripe_gateway import StripeGatewayError, WebhookSignatureError, verify_webhook
+from crm.billing.webhooks import record_stripe_event, security_logger
+from crm.errors import DomainError
+from crm.extensions import csrf, db
+from crm.ui import register_nav
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("billing", __name__, url_prefix="/staff/billing")
+webhook_bp = Blueprint("stripe_webhook", __name__)
+portal_bp = Blueprint("billing_portal", __name__, url_prefix="/portal/invoices")
+
+FINANCE = (Role.FINANCE,)  # admins always pass
+
+
+# --- the webhook --------------------------------------------------------------------------------------------
+
+
+@webhook_bp.route("/stripe/webhook", methods=["POST"])
+@public
+@csrf.exempt
+def stripe_webhook():
+    payload = request.get_data(cache=False)
+    try:
+        event = verify_webhook(
+            payload, request.headers.get("Stripe-Signature"), current_app.config["STRIPE_WEBHOOK_SECRET"]
+        )
+    except WebhookSignatureError as exc:
+        security_logger.warning("security: rejected Stripe webhook from %s: %s", request.remote_addr, exc)
+        return jsonify(error="invalid signature"), 400
+    if not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+        security_logger.warning("security: signed Stripe webhook without id or type from %s", request.remote_addr)
+        return jsonify(error="invalid event"), 400
+    _row, created = record_stripe_event(event)
+    db.session.commit()
+    return jsonify(received=True, duplicate=not created), 200
+
+
+# --- staff: invoices ----------------------------------------------------------------------------------------
+
+
+@bp.route("/invoices")
+@staff_required(*FINANCE)
+def invoices():
+    filters = listing.filters_from_args(request.args)
+    page, totals = listing.search_invoices(filters)
+    return render_template(
+        "billing/invoices.html",
+        page=page,
+        totals=totals,
+        filters=filters,
+        statuses=list(InvoiceStatus),
+        categories=listing.categories(),
+        today=services.today(),
+    )
+
+
+@bp.route("/invoices/<int:invoice_id>")
+@staff_required(*FINANCE)
+def invoice(invoice_id: int):
+    found = db.get_or_404(Invoice, invoice_id)
+    return render_template(
+        "billing/invoice.html",
+        invoice=found,
+        events=listing.invoice_events(found),
+        void_form=VoidForm(),
+        credit_form=CreditNoteForm(),
+        today=services.today(),
+    )
+
+
+@bp.route("/invoices/<int:invoice_id>/void", methods=["POST"])
+@staff_required(*FINANCE)
+def void(invoice_id: int):
+    found = db.get_or_404(Invoice, invoice_id)
+    form = VoidForm()
+    if not form.validate_on_submit():
+        flash(_("Give a reason."), "error")
+        return redirect(url_for(".invoice", invoice_id=invoice_id))
+    try:
+        services.void_invoice(found, actor=current_user, reason=form.reason.data)
+        db.session.commit()
+    except (DomainError, StripeGatewayError) as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for(".invoice", invoice_id=invoice_id))
+    flash(_("The invoice is void."), "success")
+    return redirect(url_for(".invoice", invoice_id=invoice_id))
+
+
+@bp.route("/invoices/<int:invoice_id>/credit", methods=["POST"])
+@staff_required(*FINANCE)
+def credit(invoice_id: int):
+    found = db.get_or_404(Invoice, invoice_id)
+    form = CreditNoteForm()
+    if not form.validate_on_submit():
+        flash(_("Give an amount and a reason."), "error")
+        return redirect(url_for(".invoice", invoice_id=invoice_id))
+    try:
+        services.issue_credit_note(found, form.amount_ore(), actor=current_user, reason=form.reason.data)
+        db.session.commit()
+    except (DomainError, StripeGatewayError) as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for(".invoice", invoice_id=invoice_id))
+    flash(_("The credit note is issued."), "success")
+    return redirect(url_for(".invoice", invoice_id=invoice_id))
+
+
+@bp.route("/export.csv")
+@staff_required(*FINANCE)
+def export():
+    from crm.billing.export import invoices_csv
+
+    filters = listing.filters_from_args(request.args)
+    body = invoices_csv(filters)
+    name = f"invoices-{filters.year or 'all'}.csv"
+    return current_app.response_class(
+        body, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+# --- staff: billing runs ------------------------------------------------------------------------------------
+
+
+@bp.route("/runs/new")
+@staff_required(*FINANCE)
+def run_preview():
+    form = RunForm(request.args, meta={"csrf": False})
+    year = form.year.data if form.validate() else services.today().year
+    rows = services.preview_billing_run(year)
+    billable = [row for row in rows if row.reason is None]
+    return render_template(
+        "billing/run_preview.html",
+        year=year,
+        rows=rows,
+        billable=billable,
+        total_ore=sum(row.fee.amount_ore for row in billable if row.fee),
+        form=RunForm(year=year),
+    )
+
+
+@bp.route("/runs", methods=["POST"])
+@staff_required(*FINANCE)
+def run_start():
+    form = RunForm()
+    if not form.validate_on_submit():
+        flash(_("Choose a valid year."), "error")
+        return redirect(url_for(".run_preview"))
+    try:
+        run = services.start_billing_run(form.year.data, actor=current_user)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for(".run_preview", year=form.year.data))
+    flash(_("The billing run has started."), "success")
+    return redirect(url_for(".run", run_id=run.id))
+
+
+def _run_context(run_id: int) -> dict:
+    run = db.get_or_404(BillingRun, run_id)
+    counts = services.run_progress(run)
+    total = sum(counts.values())
+    return {
+        "run": run,
+        "counts": counts,
+        "total": total,
+        "statuses": RunItemStatus,
+        "failed": listing.failed_items(run) if counts[RunItemStatus.FAILED] else [],
+        "percent": int(100 * (total - counts[RunItemStatus.QUEUED]) / total) if total else 100,
+    }
+
+
+@bp.route("/runs/<int:run_id>")
+@staff_required(*FINANCE)
+def run(run_id: int):
+    return render_template("billing/run.html", retry_form=RunForm(), **_run_context(run_id))
+
+
+@bp.route("/runs/<int:run_id>/progress")
+@staff_required(*FINANCE)
+def run_progress(run_id: int):
+    return render_template("billing/_run_progress.html", **_run_context(run_id))
+
+
+@bp.route("/runs/<int:run_id>/retry", methods=["POST"])
+@staff_required(*FINANCE)
+def run_retry(run_id: int):
+    found = db.get_or_404(BillingRun, run_id)
+    count = services.retry_failed_items(found, actor=current_user)
+    db.session.commit()
+    flash(_("%(count)s invoices queued again.", count=count), "success")
+    return redirect(url_for(".run", run_id=run_id))
+
+
+@bp.route("/runs")
+@staff_required(*FINANCE)
+def runs():
+    return render_template("billing/runs.html", runs=listing.recent_runs())
+
+
+# --- portal -------------------------------------------------------------------------------------------------
+
+
+@portal_bp.route("/")
+@member_required
+def portal_invoices():
+    from crm.members.services import portal_contact_for
+
+    contact = portal_contact_for(current_user)
+    if contact is None:
+        abort(403)
+    return render_template(
+        "billing/portal_invoices.html",
+        organisation=contact.organisation,
+        invoices=listing.organisation_invoices(contact.organisation_id, include_drafts=False),
+        today=services.today(),
+    )
+
+
+# --- the organisation page's tab ----------------------------------------------------------------------------
+
+
+def _organisation_tab(organisation) -> str:
+    return render_template(
+        "billing/_organisation_invoices.html",
+        invoices=listing.organisation_invoices(organisation.id),
+        today=services.today(),
+    )
+
+
+def init_app(app: Flask) -> None:
+    from crm.billing.cli import register_commands
+    from crm.members.panels import register_panel
+
+    app.register_blueprint(webhook_bp)
+    app.register_blueprint(portal_bp)
+    register_panel("invoices", _l("Invoices"), _organisation_tab, order=60)
+    register_nav(_l("Invoices"), "billing.invoices", audience="staff", roles=FINANCE, order=60)
+    register_nav(_l("Invoices"), "billing_portal.portal_invoices", audience="member", order=60)
+    register_commands()

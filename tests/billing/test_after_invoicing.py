@@ -1,0 +1,126 @@
+"""Reminders, reconciliation and the accounting export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from crm.billing.export import invoices_csv
+from crm.billing.jobs import bill_membership
+from crm.billing.listing import InvoiceFilters
+from crm.billing.models import InvoiceKind, InvoiceStatus
+from crm.billing.reconcile import reconcile
+from crm.billing.services import overdue_invoices, send_due_reminders
+from crm.extensions import db
+from crm.mail.models import OutboxMessage
+from crm.members.models import MembershipStatus
+from tests.billing.conftest import YEAR, make_billable
+
+
+def _reminders() -> list[str]:
+    return list(db.session.scalars(select(OutboxMessage.subject).where(OutboxMessage.template == "billing_reminder")))
+
+
+def test_reminders_go_at_7_and_21_days_overdue_once_each(app, stripe_server):
+    organisation = make_billable()
+    invoice = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    due = invoice.due_on
+
+    assert send_due_reminders(due + timedelta(days=6)) == {"7": 0, "21": 0}
+    assert send_due_reminders(due + timedelta(days=7)) == {"7": 1, "21": 0}
+    assert send_due_reminders(due + timedelta(days=8)) == {"7": 0, "21": 0}
+    assert send_due_reminders(due + timedelta(days=21)) == {"7": 0, "21": 1}
+    assert send_due_reminders(due + timedelta(days=40)) == {"7": 0, "21": 0}
+
+    subjects = _reminders()
+    assert len(subjects) == 2
+    assert subjects[0].startswith("Påminnelse: faktura")
+    assert subjects[1].startswith("Andre purring: faktura")
+    assert organisation.membership.status is MembershipStatus.ACTIVE
+    assert overdue_invoices(due + timedelta(days=1)) == [invoice]
+
+
+def test_a_paid_invoice_gets_no_reminder(app, stripe_server):
+    invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    invoice.status = InvoiceStatus.PAID
+    assert send_due_reminders(invoice.due_on + timedelta(days=30)) == {"7": 0, "21": 0}
+
+
+def test_reconcile_reports_differences_and_fix_applies_stripes_state(app, stripe_server):
+    invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    stripe_server.pay(invoice.stripe_invoice_id)  # the webhook never arrived
+
+    differences = reconcile(YEAR)
+    assert any("status local open, Stripe paid" in line for line in differences)
+    assert invoice.status is InvoiceStatus.OPEN
+
+    reconcile(YEAR, fix=True)
+    assert invoice.status is InvoiceStatus.PAID
+    assert invoice.paid_ore == invoice.gross_ore
+    assert reconcile(YEAR, fix=True) == []
+    receipts = db.session.scalar(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.template == "billing_receipt")
+    )
+    assert receipts == 1
+
+
+def test_the_reconcile_command(app, stripe_server):
+    bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    db.session.commit()
+    result = CliRunner().invoke(app.cli, ["crm", "billing", "reconcile", "--year", str(YEAR)], obj=None)
+    assert result.exit_code == 0, result.output
+    assert "0 differences" in result.output
+
+
+def test_the_export_lists_invoices_with_amounts_and_the_ehf_flag(app, stripe_server, monkeypatch):
+    monkeypatch.setitem(app.config, "BILLING_FEE_VAT", "vat_25")
+    company = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    public = bill_membership(
+        make_billable(ehf_receiver=True, name="=Kommune").membership.id, YEAR, InvoiceKind.MEMBERSHIP
+    )
+
+    rows = list(csv.DictReader(io.StringIO(invoices_csv(InvoiceFilters(year=YEAR)))))
+
+    by_number = {row["invoice_number"]: row for row in rows}
+    row = by_number[company.number]
+    assert row["net_nok"] == f"{company.net_ore // 100}.00"
+    assert row["vat_nok"] == f"{company.vat_ore // 100}.{company.vat_ore % 100:02d}"
+    assert row["stripe_invoice_id"] == company.stripe_invoice_id
+    assert row["ehf"] == "no"
+    assert by_number[public.number]["ehf"] == "yes"
+    assert by_number[public.number]["peppol_id"] == f"0192:{public.orgnr}"
+    assert by_number[public.number]["customer"] == "'=Kommune"  # no formula in a spreadsheet
+
+
+def test_the_export_covers_a_period_by_invoice_date(app, client, stripe_server):
+    from crm.auth.models import Role
+    from tests.factories import make_staff
+    from tests.helpers import login
+
+    invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+    day = invoice.issued_on
+    inside = client.get(f"/staff/billing/export.csv?from={day}&to={day}").text
+    before = client.get(f"/staff/billing/export.csv?to={day - timedelta(days=1)}").text
+    assert invoice.number in inside
+    assert invoice.number not in before
+    assert before.startswith("invoice_number,invoice_date")
+
+
+def test_reconcile_reports_a_stripe_invoice_with_no_local_row(app, stripe_server):
+    from crm.billing.services import get_or_create_invoice, next_stripe_step
+
+    organisation = make_billable()
+    invoice, _created = get_or_create_invoice(organisation.membership, YEAR, InvoiceKind.MEMBERSHIP)
+    db.session.commit()
+    next_stripe_step(invoice)  # created at Stripe; the local link is lost
+    db.session.rollback()
+    invoice.stripe_invoice_id = None
+    remote_id = stripe_server.objects("invoice")[0]["id"]
+    assert any(remote_id in line and "no local invoice" in line for line in reconcile(YEAR))

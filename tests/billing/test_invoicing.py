@@ -1,0 +1,122 @@
+"""One membership invoice through Stripe: the local row first, deterministic idempotency keys, resumable steps."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from crm.billing.jobs import bill_membership
+from crm.billing.models import Invoice, InvoiceKind, InvoiceStatus, StripeCustomer, VatTreatment
+from crm.billing.services import get_or_create_invoice, next_stripe_step
+from crm.errors import DomainError
+from crm.extensions import db
+from crm.models import utcnow
+from tests.billing.conftest import YEAR, make_billable
+
+
+def _count(model) -> int:
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_an_invoice_is_created_finalised_and_sent_at_stripe(app, stripe_server):
+    organisation = make_billable(default_buyer_reference="REF-77")
+    invoice = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+
+    [remote] = stripe_server.objects("invoice")
+    assert remote["status"] == "open"
+    assert remote["collection_method"] == "send_invoice"
+    assert remote["days_until_due"] == 30
+    assert {"name": "Org.nr.", "value": organisation.orgnr} in remote["custom_fields"]
+    assert {"name": "Deres ref.", "value": "REF-77"} in remote["custom_fields"]
+    assert [line["amount"] for line in remote["lines"]["data"]] == [invoice.net_ore]
+    assert remote["lines"]["data"][0]["taxes"] == []  # outside scope: no tax rate
+    assert stripe_server.events("invoice.sent"), "auto-advancing send_invoice invoices are emailed by Stripe"
+    assert invoice.status is InvoiceStatus.OPEN
+    assert invoice.number == remote["number"]
+    assert invoice.hosted_invoice_url == remote["hosted_invoice_url"]
+    assert invoice.invoice_pdf == remote["invoice_pdf"]
+    assert invoice.due_on == invoice.issued_on + timedelta(days=30)
+    assert invoice.gross_ore == invoice.net_ore > 0
+    assert db.session.get(StripeCustomer, organisation.id).stripe_customer_id == remote["customer"]
+    # customer, invoice, lines, finalise: at most four calls for an organisation's first invoice
+    assert stripe_server.total_requests() <= 4
+
+
+def test_vat_lines_carry_a_stripe_tax_rate(app, stripe_server, monkeypatch):
+    monkeypatch.setitem(app.config, "BILLING_FEE_VAT", "vat_25")
+    organisation = make_billable()
+    invoice = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+
+    assert invoice.lines[0].vat_treatment is VatTreatment.VAT_25
+    assert invoice.vat_ore == invoice.net_ore // 4
+    [remote] = stripe_server.objects("invoice")
+    assert remote["total"] == invoice.gross_ore == invoice.net_ore + invoice.vat_ore
+    [rate] = stripe_server.objects("tax_rate")
+    assert rate["percentage"] == 25.0 and rate["inclusive"] is False
+
+
+def test_running_the_job_twice_bills_once(app, stripe_server):
+    organisation = make_billable()
+    first = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    calls = stripe_server.total_requests()
+    second = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+
+    assert first.id == second.id
+    assert stripe_server.total_requests() == calls, "a finished invoice needs no Stripe call"
+    assert len(stripe_server.objects("invoice")) == 1
+    assert _count(Invoice) == 1
+
+
+@pytest.mark.parametrize("steps_before_crash", [1, 2])
+def test_a_job_killed_half_way_resumes_without_a_second_invoice(app, stripe_server, steps_before_crash):
+    organisation = make_billable()
+    invoice, _created = get_or_create_invoice(organisation.membership, YEAR, InvoiceKind.MEMBERSHIP)
+    db.session.commit()
+    for _ in range(steps_before_crash):
+        next_stripe_step(invoice)
+    # The worker dies here before committing its last step: the local row forgets it.
+    db.session.rollback()
+    db.session.expire_all()
+
+    finished = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+
+    [remote] = stripe_server.objects("invoice")
+    assert finished.stripe_invoice_id == remote["id"]
+    assert len(remote["lines"]["data"]) == 1, "the replayed add_lines did not add the line twice"
+    assert remote["status"] == "open"
+    assert stripe_server.replays >= 1
+    assert len(stripe_server.objects("customer")) == 1
+
+
+def test_a_retry_after_stripe_forgot_the_key_finds_the_invoice_by_metadata(app, stripe_server):
+    organisation = make_billable()
+    invoice, _created = get_or_create_invoice(organisation.membership, YEAR, InvoiceKind.MEMBERSHIP)
+    db.session.commit()
+    next_stripe_step(invoice)  # the invoice exists at Stripe, the job dies before it commits
+    db.session.rollback()
+    invoice.stripe_attempted_at = utcnow() - timedelta(days=2)
+    db.session.commit()
+    stripe_server.app.state.idempotent.clear()  # Stripe keeps keys for 24 hours
+
+    finished = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+
+    assert len(stripe_server.objects("invoice")) == 1
+    assert finished.stripe_invoice_id == stripe_server.objects("invoice")[0]["id"]
+
+
+def test_a_membership_without_invoice_email_is_refused_before_stripe(app, stripe_server):
+    organisation = make_billable(invoice_email=None)
+    with pytest.raises(DomainError, match="Ingen e-postadresse for faktura"):
+        bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    assert stripe_server.total_requests() == 0
+    assert _count(Invoice) == 0
+
+
+def test_a_pro_rata_invoice_blocks_a_second_annual_invoice_for_the_year(app, stripe_server):
+    organisation = make_billable()
+    bill_membership(organisation.membership.id, YEAR, InvoiceKind.PRO_RATA)
+    with pytest.raises(DomainError):
+        bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    assert len(stripe_server.objects("invoice")) == 1

@@ -1,0 +1,119 @@
+"""Billing runs: preview with reasons, one job per membership, outages, re-runs, retries, pro rata."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import func, select
+
+from crm.billing.models import BillingRunStatus, Invoice, InvoiceKind, RunItemStatus
+from crm.billing.services import preview_billing_run, retry_failed_items, run_progress, start_billing_run
+from crm.extensions import db
+from crm.members.models import MembershipStatus
+from crm.members.services import change_membership_status
+from tests.billing.conftest import YEAR, make_billable
+from tests.conftest import run_jobs, run_jobs_until_idle
+from tests.factories import make_staff
+
+
+def _invoices() -> int:
+    return db.session.scalar(select(func.count()).select_from(Invoice))
+
+
+def _finance():
+    from crm.auth.models import Role
+
+    return make_staff(Role.FINANCE)
+
+
+def test_the_preview_lists_fees_and_why_some_cannot_be_invoiced(app):
+    billable = make_billable()
+    no_email = make_billable(invoice_email=None)
+    no_reference = make_billable(buyer_reference_required=True)
+    no_turnover = make_billable(annual_turnover_nok=None)
+    make_billable(status=MembershipStatus.APPLIED)  # not a member: not in the run
+
+    rows = {row.membership.id: row for row in preview_billing_run(YEAR)}
+
+    assert set(rows) == {o.membership.id for o in (billable, no_email, no_reference, no_turnover)}
+    assert rows[billable.membership.id].reason is None
+    assert rows[billable.membership.id].fee.amount_ore > 0
+    assert rows[billable.membership.id].fee.lines
+    assert rows[no_email.membership.id].reason == "Ingen e-postadresse for faktura."
+    assert rows[no_reference.membership.id].reason == "Kunden krever en bestillerreferanse, men ingen er registrert."
+    assert rows[no_turnover.membership.id].reason
+
+
+def test_a_run_of_200_with_stripe_down_part_of_the_time_ends_with_200_invoices(app, stripe_server):
+    organisations = [make_billable() for _ in range(200)]
+    run = start_billing_run(YEAR, actor=_finance())
+    db.session.commit()
+    # Down (503, then refused connections) for stretches longer than one request's retries.
+    stripe_server.outage_after(150, 60, mode="503")
+
+    run_jobs(app)
+    stripe_server.outage_after(100, 60, mode="refuse")
+    run_jobs_until_idle(app)
+
+    remote = stripe_server.objects("invoice")
+    assert len(remote) == 200
+    assert {i["metadata"]["membership_id"] for i in remote} == {str(o.membership.id) for o in organisations}
+    assert all(i["status"] == "open" and len(i["lines"]["data"]) == 1 for i in remote)
+    assert _invoices() == 200
+    counts = run_progress(run)
+    assert counts[RunItemStatus.DONE] == 200
+    assert counts[RunItemStatus.FAILED] == 0
+    db.session.refresh(run)
+    assert run.status is BillingRunStatus.FINISHED
+
+
+def test_starting_the_same_run_twice_never_bills_twice(app, stripe_server):
+    for _ in range(5):
+        make_billable()
+    actor = _finance()
+    first = start_billing_run(YEAR, actor=actor)
+    second = start_billing_run(YEAR, actor=actor)  # both queued before any job runs
+    db.session.commit()
+    run_jobs(app)
+    third = start_billing_run(YEAR, actor=actor)
+    db.session.commit()
+    run_jobs(app)
+
+    assert len(stripe_server.objects("invoice")) == 5
+    assert _invoices() == 5
+    assert run_progress(first)[RunItemStatus.DONE] + run_progress(second)[RunItemStatus.DONE] >= 5
+    assert run_progress(third)[RunItemStatus.SKIPPED] == 5
+
+
+def test_failed_items_can_be_retried(app, stripe_server, monkeypatch):
+    make_billable()
+    actor = _finance()
+    monkeypatch.setitem(app.config, "STRIPE_SECRET_KEY", "sk_test_wrong")  # Stripe answers 401: a hard failure
+    run = start_billing_run(YEAR, actor=actor)
+    db.session.commit()
+    run_jobs(app)
+    assert run_progress(run)[RunItemStatus.FAILED] == 1
+    monkeypatch.setitem(app.config, "STRIPE_SECRET_KEY", "sk_test_crm")
+
+    assert retry_failed_items(run, actor=actor) == 1
+    db.session.commit()
+    run_jobs(app)
+
+    assert run_progress(run)[RunItemStatus.DONE] == 1
+    assert len(stripe_server.objects("invoice")) == 1
+
+
+def test_a_new_member_gets_a_pro_rata_invoice_on_activation(app, stripe_server):
+    organisation = make_billable(status=MembershipStatus.BOARD_REVIEW)
+    change_membership_status(organisation.membership, MembershipStatus.ACTIVE, actor=None, on_date=date(YEAR, 8, 15))
+    db.session.commit()
+    run_jobs(app)
+
+    invoice = db.session.scalar(select(Invoice))
+    assert invoice.kind is InvoiceKind.PRO_RATA
+    assert invoice.year == YEAR
+    assert "50 %" in invoice.lines[0].description
+    assert len(stripe_server.objects("invoice")) == 1
+    # The annual run for the same year skips the new member.
+    rows = {row.membership.id: row for row in preview_billing_run(YEAR)}
+    assert rows[organisation.membership.id].reason == f"Allerede fakturert for {YEAR}."

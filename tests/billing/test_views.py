@@ -1,0 +1,164 @@
+"""Billing screens: access, the invoice list, the run pages, the portal and staff corrections."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from crm.audit.models import AuditEntry
+from crm.auth.models import Role
+from crm.billing.jobs import bill_membership
+from crm.billing.models import BillingRun, InvoiceKind, InvoiceStatus
+from crm.extensions import db
+from crm.members.models import ContactRole
+from tests.billing.conftest import YEAR, make_billable
+from tests.conftest import run_jobs
+from tests.factories import make_contact, make_staff, make_user
+from tests.helpers import csrf_token, login
+
+
+def _member_of(organisation):
+    user = make_user()
+    make_contact(organisation, roles=[ContactRole.MAIN_CONTACT], email=user.email, user_id=user.id)
+    return user
+
+
+STAFF_PAGES = ["/staff/billing/invoices", "/staff/billing/runs", "/staff/billing/runs/new", "/staff/billing/export.csv"]
+
+
+@pytest.mark.parametrize("path", STAFF_PAGES)
+@pytest.mark.parametrize("who", ["member", "adviser"])
+def test_only_finance_and_admins_see_the_staff_billing_pages(app, client, path, who):
+    organisation = make_billable()
+    user = _member_of(organisation) if who == "member" else make_staff(Role.ADVISER)
+    db.session.commit()
+    login(client, user)
+    assert client.get(path).status_code == 403
+
+
+@pytest.mark.parametrize("path", STAFF_PAGES)
+def test_finance_sees_the_staff_billing_pages(app, client, path):
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+    assert client.get(path).status_code == 200
+
+
+def test_the_invoice_list_shows_totals_overdue_first_in_constant_queries(app, client, stripe_server, count_queries):
+    invoices = [bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP) for _ in range(3)]
+    invoices[2].due_on = invoices[2].due_on.replace(year=YEAR - 1)  # long overdue
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+    client.get(f"/staff/billing/invoices?year={YEAR}")  # the first request after login loads the session
+    with count_queries() as few:
+        page = client.get(f"/staff/billing/invoices?year={YEAR}").text
+    for _ in range(5):
+        bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    db.session.commit()
+    client.get(f"/staff/billing/invoices?year={YEAR}")
+    with count_queries() as many:
+        client.get(f"/staff/billing/invoices?year={YEAR}")
+    assert many.count == few.count, "\n".join(many.statements)
+    assert page.index(invoices[2].number) < page.index(invoices[0].number)
+    assert "Forfalt" in page
+    assert "Brutto" in page
+
+
+def test_a_finance_user_previews_starts_and_follows_a_run(app, client, stripe_server):
+    make_billable()
+    make_billable(invoice_email=None)
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+    preview = client.get(f"/staff/billing/runs/new?year={YEAR}").text
+    assert "1 medlemskap blir fakturert" in preview
+    assert "Ingen e-postadresse for faktura." in preview
+
+    response = client.post("/staff/billing/runs", data={"year": YEAR, "csrf_token": csrf_token(client)})
+    assert response.status_code == 302
+    run = db.session.scalar(select(BillingRun))
+    progress = client.get(f"/staff/billing/runs/{run.id}/progress").text
+    assert 'hx-trigger="every 2s"' in progress  # still polling while jobs are queued
+    run_jobs(app)
+    progress = client.get(f"/staff/billing/runs/{run.id}/progress").text
+    assert 'data-count="done">1<' in progress
+    assert "hx-trigger" not in progress
+
+
+def test_staff_void_an_open_invoice_with_a_reason_and_it_is_audited(app, client, stripe_server):
+    invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+    url = f"/staff/billing/invoices/{invoice.id}/void"
+    assert client.post(url, data={"reason": "", "csrf_token": csrf_token(client)}).status_code == 302
+    db.session.refresh(invoice)
+    assert invoice.status is InvoiceStatus.OPEN
+    client.post(url, data={"reason": "Feil kategori", "csrf_token": csrf_token(client)})
+    db.session.refresh(invoice)
+    assert invoice.status is InvoiceStatus.VOID
+    assert stripe_server.invoice(invoice.stripe_invoice_id)["status"] == "void"
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "billing.invoice.voided"))
+    assert entry.details["reason"] == "Feil kategori"
+
+
+def test_staff_issue_a_credit_note(app, client, stripe_server):
+    invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+    client.post(
+        f"/staff/billing/invoices/{invoice.id}/credit",
+        data={"amount": "100,00".replace(",", "."), "reason": "Rabatt", "csrf_token": csrf_token(client)},
+    )
+    db.session.refresh(invoice)
+    assert invoice.credited_ore == 10_000
+    assert [note.reason for note in invoice.credit_notes] == ["Rabatt"]
+    assert stripe_server.objects("credit_note")[0]["amount"] == 10_000
+    page = client.get(f"/staff/billing/invoices/{invoice.id}").text
+    assert "billing.invoice.credited" in page
+
+
+def test_members_see_only_their_own_organisations_invoices(app, client, stripe_server):
+    mine = make_billable()
+    theirs = make_billable()
+    my_invoice = bill_membership(mine.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    their_invoice = bill_membership(theirs.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    user = _member_of(mine)
+    db.session.commit()
+    login(client, user)
+    page = client.get("/portal/invoices/").text
+    assert my_invoice.number in page
+    assert my_invoice.hosted_invoice_url in page
+    assert their_invoice.number not in page
+    assert client.get(f"/staff/billing/invoices/{their_invoice.id}").status_code == 403
+
+
+def test_the_organisation_page_has_an_invoices_tab(app, client, stripe_server):
+    organisation = make_billable()
+    invoice = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+    page = client.get(f"/staff/members/{organisation.id}?tab=invoices").text
+    assert invoice.number in page
+
+
+def test_the_invoice_list_filters_by_status_and_category(app, client, stripe_server):
+    from crm.members.models import OrganisationKind
+
+    company = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    municipality = bill_membership(
+        make_billable(kind=OrganisationKind.MUNICIPALITY, inhabitants=30_000).membership.id,
+        YEAR,
+        InvoiceKind.MEMBERSHIP,
+    )
+    company.due_on = company.due_on.replace(year=YEAR - 1)
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+    overdue = client.get("/staff/billing/invoices?status=overdue").text
+    assert company.number in overdue and municipality.number not in overdue
+    by_category = client.get(f"/staff/billing/invoices?category={municipality.membership.category_id}").text
+    assert municipality.number in by_category and company.number not in by_category

@@ -1,0 +1,179 @@
+"""The Stripe webhook: real signatures, one stored row per event, state-guarded processing in any order."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from crm.billing.jobs import bill_membership
+from crm.billing.models import InvoiceKind, InvoiceStatus, StripeEvent
+from crm.billing.webhooks import handled_event_types, register_event_handler
+from crm.extensions import db
+from crm.mail.models import OutboxMessage
+from tests.billing.conftest import YEAR, deliver, make_billable, sign
+from tests.conftest import run_jobs
+
+
+def _events() -> int:
+    return db.session.scalar(select(func.count()).select_from(StripeEvent))
+
+
+def _receipts() -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.template == "billing_receipt")
+    )
+
+
+@pytest.fixture
+def open_invoice(app, stripe_server):
+    organisation = make_billable()
+    invoice = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    db.session.commit()
+    return invoice
+
+
+def test_the_same_paid_event_three_times_gives_one_payment_and_one_email(app, client, stripe_server, open_invoice):
+    stripe_server.pay(open_invoice.stripe_invoice_id)
+    [paid] = stripe_server.events("invoice.paid")
+
+    # Two deliveries arrive before any processing has run (as if at once), the third after it.
+    first, second = deliver(client, paid), deliver(client, paid)
+    run_jobs(app)
+    third = deliver(client, paid)
+    run_jobs(app)
+
+    assert [r.status_code for r in (first, second, third)] == [200, 200, 200]
+    assert [r.json["duplicate"] for r in (first, second, third)] == [False, True, True]
+    assert _events() == 1
+    db.session.refresh(open_invoice)
+    assert open_invoice.status is InvoiceStatus.PAID
+    assert open_invoice.paid_ore == open_invoice.gross_ore
+    assert open_invoice.paid_at is not None
+    assert _receipts() == 1
+
+
+def test_every_order_of_finalized_and_paid_gives_the_same_end_state(app, client, stripe_server):
+    organisation = make_billable()
+    invoice = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    stripe_server.pay(invoice.stripe_invoice_id)
+    events = stripe_server.events("invoice.finalized") + stripe_server.events("invoice.paid")
+    db.session.commit()
+    outcomes = set()
+    for order in itertools.permutations(events):
+        # Start each ordering from the state right after sending, with no events seen.
+        invoice.status, invoice.paid_ore, invoice.paid_at, invoice.receipt_sent_at = InvoiceStatus.OPEN, 0, None, None
+        db.session.execute(StripeEvent.__table__.delete())
+        db.session.execute(OutboxMessage.__table__.delete())
+        db.session.commit()
+        for event in order:
+            assert deliver(client, event).status_code == 200
+            run_jobs(app)
+        db.session.refresh(invoice)
+        outcomes.add((invoice.status, invoice.paid_ore, _receipts()))
+    assert outcomes == {(InvoiceStatus.PAID, invoice.gross_ore, 1)}
+
+
+def test_an_old_snapshot_never_moves_a_paid_invoice_back(app, client, stripe_server, open_invoice):
+    stripe_server.pay(open_invoice.stripe_invoice_id)
+    [finalized] = stripe_server.events("invoice.finalized")
+    for event in [*stripe_server.events("invoice.paid"), finalized]:
+        deliver(client, event)
+    run_jobs(app)
+    db.session.refresh(open_invoice)
+    assert open_invoice.status is InvoiceStatus.PAID
+
+
+def test_voided_and_uncollectible_follow_stripe(app, client, stripe_server):
+    first = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    second = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    db.session.commit()
+    stripe_server.app.state.get(first.stripe_invoice_id, "invoice")
+    with stripe_server.lock:
+        app_ = stripe_server.app
+        app_.transition(
+            app_.state.get(first.stripe_invoice_id, "invoice"), "void", {"open"}, "invoice.voided", "voided_at"
+        )
+        app_.transition(
+            app_.state.get(second.stripe_invoice_id, "invoice"),
+            "uncollectible",
+            {"open"},
+            "invoice.marked_uncollectible",
+            "marked_uncollectible_at",
+        )
+    for event in stripe_server.events("invoice.voided") + stripe_server.events("invoice.marked_uncollectible"):
+        deliver(client, event)
+    run_jobs(app)
+    db.session.refresh(first)
+    db.session.refresh(second)
+    assert first.status is InvoiceStatus.VOID and first.voided_at is not None
+    assert second.status is InvoiceStatus.UNCOLLECTIBLE
+
+
+def test_a_refund_is_recorded_once_whatever_the_order(app, client, stripe_server, open_invoice):
+    paid = stripe_server.pay(open_invoice.stripe_invoice_id)
+    stripe_server.refund(paid["charge"], 1000)
+    stripe_server.refund(paid["charge"], 500)
+    for event in reversed(stripe_server.events("charge.refunded")):
+        deliver(client, event)
+    run_jobs(app)
+    db.session.refresh(open_invoice)
+    assert open_invoice.refunded_ore == 1500
+
+
+def _payload_event():
+    return {"id": "evt_forged", "object": "event", "type": "invoice.paid", "data": {"object": {"id": "in_x"}}}
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        pytest.param(lambda body: sign(body, secret="whsec_wrong"), id="wrong secret"),
+        pytest.param(lambda body: None, id="missing"),
+        pytest.param(lambda body: sign(body, at=int(time.time()) - 301), id="stale"),
+        pytest.param(lambda body: sign(body + b" "), id="other body"),
+        pytest.param(lambda body: "t=abc,v1=zzz", id="garbage"),
+    ],
+)
+def test_bad_signatures_get_400_and_change_nothing(app, client, stripe_server, caplog, signature):
+    body = json.dumps(_payload_event()).encode()
+    header = signature(body)
+    headers = {"Content-Type": "application/json"}
+    if header is not None:
+        headers["Stripe-Signature"] = header
+    with caplog.at_level(logging.WARNING, logger="crm.security"):
+        response = client.post("/stripe/webhook", data=body, headers=headers)
+    assert response.status_code == 400
+    assert _events() == 0
+    assert any("rejected Stripe webhook" in record.getMessage() for record in caplog.records)
+
+
+def test_a_signature_within_tolerance_is_accepted(app, client, stripe_server):
+    response = deliver(client, _payload_event(), at=int(time.time()) - 200)
+    assert response.status_code == 200
+    assert _events() == 1
+
+
+def test_later_features_add_event_types_through_the_registry(app, client, stripe_server):
+    seen = []
+    register_event_handler("checkout.session.completed", lambda row, obj: seen.append(obj["id"]))
+    try:
+        deliver(client, {"id": "evt_cs", "type": "checkout.session.completed", "data": {"object": {"id": "cs_1"}}})
+        run_jobs(app)
+    finally:
+        from crm.billing import webhooks
+
+        webhooks._HANDLERS.pop("checkout.session.completed")
+    assert seen == ["cs_1"]
+    assert {"invoice.paid", "invoice.finalized", "charge.refunded"} <= set(handled_event_types())
+
+
+def test_an_unknown_event_type_is_stored_and_marked_processed(app, client, stripe_server):
+    deliver(client, {"id": "evt_other", "type": "customer.updated", "data": {"object": {"id": "cus_1"}}})
+    run_jobs(app)
+    row = db.session.scalar(select(StripeEvent))
+    assert row.processed_at is not None

@@ -1,0 +1,623 @@
+"""A small stateful Stripe-compatible HTTP server for tests and the benchmark.
+
+localstripe (the obvious choice) has no idempotency keys, no finalize/send/mark_uncollectible
+endpoints, no ``send_invoice`` collection and no credit notes, so this server implements exactly the
+endpoints the billing gateway uses, the way Stripe answers them:
+
+- form-encoded bodies with nested keys (``lines[0][amount]``), JSON objects with ``id`` and ``object``;
+- ``Idempotency-Key``: the same key replays the first response (different parameters: a 400 as Stripe does);
+- errors in Stripe's shape (``{"error": {"type", "code", "message"}}``);
+- every change records an event, listed by ``GET /v1/events``.
+
+Test controls: ``down()`` / ``up()`` (503 answers), ``refuse_connections()`` (the socket is closed
+without an answer), ``fail_next(n, status)`` (429 or 5xx for the next n requests), ``pay(invoice_id)``
+(the customer pays), request counters and timestamps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+_KEY_PART = re.compile(r"\[([^\]]*)\]")
+
+
+def parse_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Stripe's form encoding: ``a[b][0][c]=1`` -> ``{"a": {"b": [{"c": "1"}]}}``."""
+    root: dict[str, Any] = {}
+    for key, value in pairs:
+        head = key.split("[", 1)[0]
+        parts = [head, *_KEY_PART.findall(key[len(head) :])]
+        node: Any = root
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            nxt = parts[i + 1] if not last else None
+            if isinstance(node, list):
+                index = len(node) if part == "" else int(part)
+                while len(node) <= index:
+                    node.append(None)
+                if last:
+                    node[index] = value
+                else:
+                    if node[index] is None:
+                        node[index] = [] if (nxt == "" or (nxt or "").isdigit()) else {}
+                    node = node[index]
+            else:
+                if last:
+                    node[part] = value
+                else:
+                    if part not in node:
+                        node[part] = [] if (nxt == "" or (nxt or "").isdigit()) else {}
+                    node = node[part]
+    return _lists_from_dicts(root)
+
+
+def _lists_from_dicts(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _lists_from_dicts(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_lists_from_dicts(v) for v in value if v is not None]
+    return value
+
+
+class StripeError(Exception):
+    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.code = status, message, type_, code
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.code:
+            error["code"] = self.code
+        return {"error": error}
+
+
+class StripeState:
+    """The server's objects; every method runs under the server's lock."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.events: list[dict[str, Any]] = []
+        self.idempotent: dict[str, tuple[str, int, dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self._numbers = itertools.count(1)
+
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}_test{next(self._ids):08d}"
+
+    def of(self, object_type: str) -> list[dict[str, Any]]:
+        return [o for o in self.objects.values() if o["object"] == object_type]
+
+    def get(self, object_id: str, object_type: str) -> dict[str, Any]:
+        found = self.objects.get(object_id)
+        if found is None or found["object"] != object_type:
+            raise StripeError(404, f"No such {object_type}: '{object_id}'", code="resource_missing")
+        return found
+
+    def event(self, type_: str, obj: dict[str, Any]) -> None:
+        self.events.append(
+            {
+                "id": self.new_id("evt"),
+                "object": "event",
+                "type": type_,
+                "created": int(time.time()),
+                "livemode": False,
+                "api_version": "2025-09-30.clover",
+                "data": {"object": json.loads(json.dumps(obj))},
+            }
+        )
+
+
+def _int(value: Any, name: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise StripeError(400, f"Invalid integer: {name}", code="parameter_invalid_integer") from None
+
+
+def _meta(params: dict[str, Any]) -> dict[str, str]:
+    meta = params.get("metadata") or {}
+    return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
+
+
+class StripeApp:
+    """The request handling, separate from the HTTP plumbing."""
+
+    def __init__(self) -> None:
+        self.state = StripeState()
+
+    # --- routing -------------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        s = self.state
+        parts = [p for p in path.split("/") if p][1:]  # drop "v1"
+        match method, parts:
+            case "POST", ["customers"]:
+                return self.create_customer(params)
+            case "GET", ["customers", cid]:
+                return s.get(cid, "customer")
+            case "POST", ["tax_rates"]:
+                return self.create_tax_rate(params)
+            case "GET", ["tax_rates"]:
+                return self.listing(s.of("tax_rate"), "/v1/tax_rates", params)
+            case "POST", ["invoices"]:
+                return self.create_invoice(params)
+            case "GET", ["invoices", "search"]:
+                return self.search_invoices(params)
+            case "GET", ["invoices"]:
+                return self.listing(s.of("invoice"), "/v1/invoices", params)
+            case "GET", ["invoices", iid]:
+                return s.get(iid, "invoice")
+            case "POST", ["invoices", iid, "add_lines"]:
+                return self.add_lines(s.get(iid, "invoice"), params)
+            case "POST", ["invoices", iid, "finalize"]:
+                return self.finalize(s.get(iid, "invoice"), params)
+            case "POST", ["invoices", iid, "send"]:
+                return self.send(s.get(iid, "invoice"))
+            case "POST", ["invoices", iid, "void"]:
+                return self.transition(s.get(iid, "invoice"), "void", {"open"}, "invoice.voided", "voided_at")
+            case "POST", ["invoices", iid, "mark_uncollectible"]:
+                return self.transition(
+                    s.get(iid, "invoice"),
+                    "uncollectible",
+                    {"open"},
+                    "invoice.marked_uncollectible",
+                    "marked_uncollectible_at",
+                )
+            case "POST", ["invoices", iid, "pay"]:
+                return self.pay_invoice(s.get(iid, "invoice"))
+            case "POST", ["credit_notes"]:
+                return self.create_credit_note(params)
+            case "GET", ["credit_notes", cnid]:
+                return s.get(cnid, "credit_note")
+            case "GET", ["events"]:
+                events = list(reversed(s.events))
+                if params.get("type"):
+                    events = [e for e in events if e["type"] == params["type"]]
+                return self.listing(events, "/v1/events", params, newest_first=True)
+            case "GET", ["events", eid]:
+                for event in s.events:
+                    if event["id"] == eid:
+                        return event
+                raise StripeError(404, f"No such event: '{eid}'", code="resource_missing")
+        raise StripeError(404, f"Unrecognized request URL ({method}: {path}).")
+
+    def listing(self, items: list[dict[str, Any]], url: str, params: dict[str, Any], newest_first: bool = False):
+        if not newest_first:
+            items = sorted(items, key=lambda o: o.get("created", 0), reverse=True)
+        if params.get("customer"):
+            items = [o for o in items if o.get("customer") == params["customer"]]
+        if params.get("starting_after"):
+            ids = [o["id"] for o in items]
+            if params["starting_after"] in ids:
+                items = items[ids.index(params["starting_after"]) + 1 :]
+        limit = _int(params.get("limit", 10), "limit")
+        return {"object": "list", "url": url, "data": items[:limit], "has_more": len(items) > limit}
+
+    # --- customers and tax rates ---------------------------------------------------------------
+
+    def create_customer(self, params: dict[str, Any]) -> dict[str, Any]:
+        customer = {
+            "id": self.state.new_id("cus"),
+            "object": "customer",
+            "created": int(time.time()),
+            "email": params.get("email"),
+            "name": params.get("name"),
+            "metadata": _meta(params),
+            "livemode": False,
+        }
+        self.state.objects[customer["id"]] = customer
+        self.state.event("customer.created", customer)
+        return customer
+
+    def create_tax_rate(self, params: dict[str, Any]) -> dict[str, Any]:
+        if "percentage" not in params or "display_name" not in params:
+            raise StripeError(400, "Missing required param: percentage.", code="parameter_missing")
+        rate = {
+            "id": self.state.new_id("txr"),
+            "object": "tax_rate",
+            "created": int(time.time()),
+            "percentage": float(params["percentage"]),
+            "inclusive": params.get("inclusive") == "true",
+            "display_name": params["display_name"],
+            "country": params.get("country"),
+            "active": True,
+            "metadata": _meta(params),
+        }
+        self.state.objects[rate["id"]] = rate
+        return rate
+
+    # --- invoices ------------------------------------------------------------------------------
+
+    def create_invoice(self, params: dict[str, Any]) -> dict[str, Any]:
+        customer = self.state.get(params.get("customer", ""), "customer")
+        method = params.get("collection_method", "charge_automatically")
+        if method == "send_invoice" and "days_until_due" not in params:
+            raise StripeError(400, "Missing days_until_due for send_invoice invoices.", code="parameter_missing")
+        now = int(time.time())
+        invoice = {
+            "id": self.state.new_id("in"),
+            "object": "invoice",
+            "created": now,
+            "customer": customer["id"],
+            "customer_email": customer.get("email"),
+            "customer_name": customer.get("name"),
+            "collection_method": method,
+            "days_until_due": _int(params["days_until_due"], "days_until_due") if "days_until_due" in params else None,
+            "due_date": None,
+            "auto_advance": params.get("auto_advance") == "true",
+            "currency": params.get("currency", "nok"),
+            "custom_fields": params.get("custom_fields") or None,
+            "description": params.get("description"),
+            "footer": params.get("footer"),
+            "metadata": _meta(params),
+            "number": None,
+            "status": "draft",
+            "lines": {"object": "list", "data": [], "has_more": False, "url": ""},
+            "subtotal": 0,
+            "total_excluding_tax": 0,
+            "total_taxes": [],
+            "total": 0,
+            "amount_due": 0,
+            "amount_paid": 0,
+            "amount_remaining": 0,
+            "post_payment_credit_notes_amount": 0,
+            "pre_payment_credit_notes_amount": 0,
+            "hosted_invoice_url": None,
+            "invoice_pdf": None,
+            "status_transitions": {
+                "finalized_at": None,
+                "paid_at": None,
+                "voided_at": None,
+                "marked_uncollectible_at": None,
+            },
+            "livemode": False,
+        }
+        invoice["lines"]["url"] = f"/v1/invoices/{invoice['id']}/lines"
+        self.state.objects[invoice["id"]] = invoice
+        self.state.event("invoice.created", invoice)
+        return invoice
+
+    def add_lines(self, invoice: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        if invoice["status"] != "draft":
+            raise StripeError(400, "You can only add lines to a draft invoice.", code="invoice_not_editable")
+        for line in params.get("lines") or []:
+            amount = _int(line.get("amount"), "lines[amount]")
+            taxes = []
+            for rate_id in line.get("tax_rates") or []:
+                rate = self.state.get(rate_id, "tax_rate")
+                tax = round(amount * rate["percentage"] / 100)
+                taxes.append({"amount": tax, "tax_rate_details": {"tax_rate": rate_id}, "taxability_reason": None})
+            invoice["lines"]["data"].append(
+                {
+                    "id": self.state.new_id("il"),
+                    "object": "line_item",
+                    "amount": amount,
+                    "currency": invoice["currency"],
+                    "description": line.get("description"),
+                    "metadata": _meta(line),
+                    "taxes": taxes,
+                }
+            )
+        self._totals(invoice)
+        return invoice
+
+    def _totals(self, invoice: dict[str, Any]) -> None:
+        lines = invoice["lines"]["data"]
+        subtotal = sum(line["amount"] for line in lines)
+        tax = sum(t["amount"] for line in lines for t in line["taxes"])
+        invoice.update(
+            subtotal=subtotal,
+            total_excluding_tax=subtotal,
+            total_taxes=[{"amount": tax, "tax_behavior": "exclusive"}] if tax else [],
+            total=subtotal + tax,
+            amount_due=subtotal + tax,
+            amount_remaining=subtotal + tax - invoice["amount_paid"],
+        )
+
+    def finalize(self, invoice: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        if invoice["status"] != "draft":
+            raise StripeError(400, "This invoice is already finalized.", code="invoice_not_editable")
+        now = int(time.time())
+        invoice["status"] = "open"
+        invoice["number"] = f"EHN-{next(self.state._numbers):05d}"
+        invoice["status_transitions"]["finalized_at"] = now
+        if invoice["days_until_due"] is not None:
+            invoice["due_date"] = now + invoice["days_until_due"] * 86400
+        invoice["hosted_invoice_url"] = f"https://invoice.stripe.test/i/{invoice['id']}"
+        invoice["invoice_pdf"] = f"https://pay.stripe.test/invoice/{invoice['id']}/pdf"
+        if "auto_advance" in params:
+            invoice["auto_advance"] = params["auto_advance"] == "true"
+        self.state.event("invoice.finalized", invoice)
+        if invoice["collection_method"] == "send_invoice" and invoice["auto_advance"]:
+            self.state.event("invoice.sent", invoice)  # Stripe emails auto-advancing send_invoice invoices
+        return invoice
+
+    def send(self, invoice: dict[str, Any]) -> dict[str, Any]:
+        if invoice["status"] == "draft":
+            self.finalize(invoice, {})
+        if invoice["status"] != "open":
+            raise StripeError(400, "You can only send an open invoice.", code="invoice_not_open")
+        self.state.event("invoice.sent", invoice)
+        return invoice
+
+    def transition(self, invoice, to: str, allowed: set[str], event: str, stamp: str) -> dict[str, Any]:
+        if invoice["status"] not in allowed:
+            raise StripeError(400, f"You can't do this with a {invoice['status']} invoice.", code="invoice_not_open")
+        invoice["status"] = to
+        invoice["status_transitions"][stamp] = int(time.time())
+        self.state.event(event, invoice)
+        return invoice
+
+    def pay_invoice(self, invoice: dict[str, Any]) -> dict[str, Any]:
+        if invoice["status"] == "paid":
+            raise StripeError(400, "Invoice is already paid", code="invoice_already_paid")
+        if invoice["status"] not in ("open", "uncollectible"):
+            raise StripeError(400, "You can only pay an open invoice.", code="invoice_not_open")
+        invoice["amount_paid"] = invoice["amount_remaining"]
+        invoice["amount_remaining"] = 0
+        invoice["status"] = "paid"
+        invoice["status_transitions"]["paid_at"] = int(time.time())
+        charge = {
+            "id": self.state.new_id("ch"),
+            "object": "charge",
+            "created": int(time.time()),
+            "amount": invoice["amount_paid"],
+            "amount_refunded": 0,
+            "refunded": False,
+            "currency": invoice["currency"],
+            "customer": invoice["customer"],
+            "invoice": invoice["id"],
+            "paid": True,
+            "status": "succeeded",
+        }
+        self.state.objects[charge["id"]] = charge
+        invoice["charge"] = charge["id"]
+        self.state.event("invoice.paid", invoice)
+        return invoice
+
+    def refund(self, charge_id: str, amount: int | None = None) -> dict[str, Any]:
+        charge = self.state.get(charge_id, "charge")
+        charge["amount_refunded"] += amount if amount is not None else charge["amount"]
+        charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
+        self.state.event("charge.refunded", charge)
+        return charge
+
+    def search_invoices(self, params: dict[str, Any]) -> dict[str, Any]:
+        match = re.fullmatch(r"metadata\['([^']+)'\]:'([^']*)'", params.get("query", ""))
+        if not match:
+            raise StripeError(400, "This test server only searches metadata['key']:'value'.")
+        key, value = match.groups()
+        found = [o for o in self.state.of("invoice") if o["metadata"].get(key) == value]
+        return {"object": "search_result", "url": "/v1/invoices/search", "data": found, "has_more": False}
+
+    # --- credit notes --------------------------------------------------------------------------
+
+    def create_credit_note(self, params: dict[str, Any]) -> dict[str, Any]:
+        invoice = self.state.get(params.get("invoice", ""), "invoice")
+        if invoice["status"] not in ("open", "paid"):
+            raise StripeError(400, "Credit notes need an open or paid invoice.", code="invoice_not_open")
+        if "amount" in params:
+            amount = _int(params["amount"], "amount")
+        else:
+            amount = sum(_int(line.get("amount"), "lines[amount]") for line in params.get("lines") or [])
+        credited = invoice["pre_payment_credit_notes_amount"] + invoice["post_payment_credit_notes_amount"]
+        if amount <= 0 or amount + credited > invoice["total"]:
+            raise StripeError(400, "The credit note amount is more than the invoice's remaining amount.")
+        note = {
+            "id": self.state.new_id("cn"),
+            "object": "credit_note",
+            "created": int(time.time()),
+            "invoice": invoice["id"],
+            "customer": invoice["customer"],
+            "amount": amount,
+            "number": f"{invoice['number']}-CN{len(self.state.of('credit_note')) + 1}",
+            "reason": params.get("reason"),
+            "memo": params.get("memo"),
+            "metadata": _meta(params),
+            "status": "issued",
+            "type": "pre_payment" if invoice["status"] == "open" else "post_payment",
+        }
+        self.state.objects[note["id"]] = note
+        if invoice["status"] == "open":
+            invoice["pre_payment_credit_notes_amount"] += amount
+            invoice["amount_remaining"] -= amount
+            invoice["amount_due"] -= amount
+            if invoice["amount_remaining"] <= 0:
+                invoice["status"] = "paid"
+                invoice["status_transitions"]["paid_at"] = int(time.time())
+                self.state.event("invoice.paid", invoice)
+        else:
+            invoice["post_payment_credit_notes_amount"] += amount
+        self.state.event("credit_note.created", note)
+        return note
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else keep-alive requests wait ~40 ms for delayed ACKs
+
+    def log_message(self, format, *args):  # quiet
+        pass
+
+    def _serve(self, method: str) -> None:
+        srv = self.server.owner
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length).decode() if length else ""
+        with srv.lock:
+            srv.request_times.append(time.monotonic())
+            srv.requests[(method, re.sub(r"/(cus|in|cn|txr|evt|ch)_test\d+", r"/:\1", url.path))] += 1
+            number = srv.total_requests()
+            if srv.outage and srv.outage[0] <= number < srv.outage[1]:
+                if srv.outage[2] == "refuse":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                return self._reply(503, _failure(503), retry_header=True)
+            if srv.refusing:
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            if srv.failures:
+                srv.failures -= 1
+                return self._reply(srv.failure_status, _failure(srv.failure_status), retry_header=True)
+            if srv.is_down:
+                return self._reply(503, _failure(503), retry_header=True)
+            if self.headers.get("Authorization", "") != f"Bearer {srv.api_key}":
+                return self._reply(401, StripeError(401, "Invalid API Key provided.", "authentication_error").body())
+            params = parse_form(parse_qsl(raw if method == "POST" else url.query, keep_blank_values=True))
+            key = self.headers.get("Idempotency-Key")
+            if key and method == "POST":
+                stored = srv.app.state.idempotent.get(key)
+                if stored is not None:
+                    body_seen, status, response = stored
+                    if body_seen != f"{url.path}?{raw}":
+                        error = StripeError(
+                            400,
+                            "Keys for idempotent requests can only be used with the same parameters they were "
+                            "first used with.",
+                            "idempotency_error",
+                        )
+                        return self._reply(400, error.body())
+                    srv.replays += 1
+                    return self._reply(status, response, replayed=True)
+            try:
+                status, response = 200, json.loads(json.dumps(srv.app.handle(method, url.path, params)))
+            except StripeError as exc:
+                status, response = exc.status, exc.body()
+            if key and method == "POST" and status < 500:
+                srv.app.state.idempotent[key] = (f"{url.path}?{raw}", status, response)
+            self._reply(status, response)
+
+    def _reply(self, status: int, body: dict[str, Any], *, replayed: bool = False, retry_header: bool = False) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Request-Id", f"req_{time.monotonic_ns()}")
+        if replayed:
+            self.send_header("Idempotent-Replayed", "true")
+        if retry_header:
+            self.send_header("Stripe-Should-Retry", "true")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_GET(self):
+        self._serve("GET")
+
+    def do_POST(self):
+        self._serve("POST")
+
+
+def _failure(status: int) -> dict[str, Any]:
+    if status == 429:
+        return StripeError(429, "Too many requests.", "invalid_request_error", "rate_limit").body()
+    return StripeError(status, "Stripe is unavailable (test server).", "api_error").body()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: StripeServer
+
+
+class StripeServer:
+    """``server = StripeServer().start()``; ``server.url`` is the SDK's api_base."""
+
+    def __init__(self, api_key: str = "sk_test_crm") -> None:
+        self.api_key = api_key
+        self.lock = threading.RLock()
+        self.app = StripeApp()
+        self.requests: Counter[tuple[str, str]] = Counter()
+        self.request_times: list[float] = []
+        self.replays = 0
+        self.is_down = False
+        self.refusing = False
+        self.failures = 0
+        self.failure_status = 503
+        self.outage: tuple[int, int, str] | None = None
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> StripeServer:
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd.owner = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="stripe-test-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    @property
+    def url(self) -> str:
+        assert self._httpd is not None
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # --- test controls -------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        with self.lock:
+            self.app = StripeApp()
+            self.requests.clear()
+            self.request_times.clear()
+            self.replays = 0
+            self.is_down = self.refusing = False
+            self.failures = 0
+            self.outage = None
+
+    def down(self) -> None:
+        self.is_down = True
+
+    def up(self) -> None:
+        self.is_down = self.refusing = False
+
+    def refuse_connections(self) -> None:
+        self.refusing = True
+
+    def outage_after(self, requests: int, lasting: int, mode: str = "503") -> None:
+        """Go down once ``requests`` more requests have been served, for the ``lasting`` requests after
+        them (``mode`` "503" answers Service Unavailable, "refuse" closes the connection)."""
+        with self.lock:
+            start = self.total_requests() + requests
+            self.outage = (start, start + lasting, mode)
+
+    def fail_next(self, count: int, status: int = 429) -> None:
+        with self.lock:
+            self.failures, self.failure_status = count, status
+
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+    def objects(self, object_type: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return self.app.state.of(object_type)
+
+    def events(self, type_: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [e for e in self.app.state.events if type_ is None or e["type"] == type_]
+
+    def pay(self, invoice_id: str) -> dict[str, Any]:
+        """The customer pays the invoice (as through the hosted invoice page)."""
+        with self.lock:
+            return self.app.pay_invoice(self.app.state.get(invoice_id, "invoice"))
+
+    def refund(self, charge_id: str, amount: int | None = None) -> dict[str, Any]:
+        with self.lock:
+            return self.app.refund(charge_id, amount)
+
+    def invoice(self, invoice_id: str) -> dict[str, Any]:
+        with self.lock:
+            return self.app.state.get(invoice_id, "invoice")
