@@ -20,14 +20,17 @@ class NavItem:
     audience: str  # "staff", "member" or "public"
     roles: frozenset[Role] = frozenset()
     order: int = 100
+    description: object = None  # a lazy string; the portal's front page shows it under the link
 
 
 NAV_ITEMS: list[NavItem] = []
 
 
-def register_nav(label, endpoint: str, *, audience: str, roles: Iterable[Role] = (), order: int = 100) -> None:
+def register_nav(
+    label, endpoint: str, *, audience: str, roles: Iterable[Role] = (), order: int = 100, description=None
+) -> None:
     """Features add their menu entries here; the base template shows those the user may use."""
-    item = NavItem(label, endpoint, audience, frozenset(roles), order)
+    item = NavItem(label, endpoint, audience, frozenset(roles), order, description)
     if item not in NAV_ITEMS:
         NAV_ITEMS.append(item)
 
@@ -50,7 +53,9 @@ def nav_items(audience: str | None = None) -> list[dict[str, object]]:
     items = []
     for item in sorted(NAV_ITEMS, key=lambda i: i.order):
         if _visible(item) and (audience is None or item.audience == audience):
-            items.append({"label": item.label, "url": url_for(item.endpoint), "active": False})
+            items.append(
+                {"label": item.label, "url": url_for(item.endpoint), "active": False, "description": item.description}
+            )
     matches = [entry for entry in items if entry["url"] != "/" and request.path.startswith(str(entry["url"]))]
     if matches:
         max(matches, key=lambda entry: len(str(entry["url"])))["active"] = True
@@ -69,7 +74,7 @@ def ui_area() -> str:
 
 
 register_nav(_l("Dashboard"), "home.staff_dashboard", audience="staff", order=0)
-register_nav(_l("My organisation"), "home.portal_home", audience="member", order=0)
+register_nav(_l("Home"), "home.portal_home", audience="member", order=0)
 
 
 def register_ui(app: Flask) -> None:

@@ -89,6 +89,7 @@ def test_make_run_serves_and_ctrl_c_stops_web_worker_and_redis(devserver):
     assert "flask db upgrade" in server.output
     assert "Demo logins" in server.output
     assert all(login.email in server.output for login in DEMO_LOGINS)
+    assert "alembic.runtime.plugins" not in server.output  # no library chatter around the banner
     status, body = get(server.url + "healthz")
     assert (status, body.replace(" ", "").strip()) == (200, '{"database":"ok","redis":"ok","status":"ok"}')
     status, body = get(server.url + "auth/login")

@@ -1,7 +1,17 @@
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from crm.extensions import redis
-from crm.jobs import PERIODIC_JOBS, PeriodicJob, enqueue_due_periodic_jobs, get_queue
+from rq.job import Job, JobStatus
+
+from crm.extensions import db, redis
+from crm.jobs import (
+    DEFAULT_RETRY,
+    PERIODIC_JOBS,
+    PeriodicJob,
+    enqueue_after_commit,
+    enqueue_due_periodic_jobs,
+    get_queue,
+)
+from tests.conftest import promote_scheduled_jobs, run_jobs
 
 
 def _tick():
@@ -27,3 +37,40 @@ def test_a_periodic_job_is_due_again_when_its_interval_has_passed(app, monkeypat
 
     assert "test.tick" in enqueue_due_periodic_jobs()
     assert [job.func_name for job in get_queue("default").jobs].count(f"{__name__}._tick") == 2
+
+
+_attempts: list[int] = []
+
+
+def _flaky(number):
+    """Fails twice, then succeeds (runs in this process: ``run_jobs`` uses a SimpleWorker)."""
+    _attempts.append(number)
+    if len(_attempts) < 3:
+        raise ConnectionError("temporarily down")
+    return number
+
+
+def test_a_failing_job_is_retried_with_backoff_until_it_succeeds(app):
+    _attempts.clear()
+    enqueue_after_commit(_flaky, 7)
+    db.session.commit()
+    queue = get_queue("default")
+    job_id = queue.job_ids[0]
+
+    waits = []
+    for _ in range(2):
+        before = datetime.now(UTC)
+        run_jobs(app, ("default",))
+        job = Job.fetch(job_id, connection=redis())
+        assert job.get_status() == JobStatus.SCHEDULED  # not failed: waiting for its next attempt
+        scheduled_at = queue.scheduled_job_registry.get_scheduled_time(job_id)
+        waits.append(round((scheduled_at - before).total_seconds()))
+        assert promote_scheduled_jobs(("default",)) == 1
+    run_jobs(app, ("default",))
+
+    assert _attempts == [7, 7, 7]
+    assert Job.fetch(job_id, connection=redis()).get_status() == JobStatus.FINISHED
+    # The waits grow as DEFAULT_RETRY says (10 s, then 30 s), give or take the test's own run time.
+    expected = DEFAULT_RETRY.intervals[:2]
+    assert all(abs(wait - interval) <= 2 for wait, interval in zip(waits, expected, strict=True)), (waits, expected)
+    assert DEFAULT_RETRY.intervals == sorted(DEFAULT_RETRY.intervals) and DEFAULT_RETRY.max >= 3

@@ -5,16 +5,53 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 from flask_babel import lazy_gettext as _l
 
+from crm.audit.details import audit_details, register_audit_details
 from crm.audit.forms import AuditFilterForm
 from crm.audit.services import AuditFilter, audit_entries_query
 from crm.auth.access import staff_required
 from crm.auth.models import Role
 from crm.pagination import paginate
-from crm.ui import register_nav
+from crm.ui import ROLE_LABELS, register_nav
 
 bp = Blueprint("audit", __name__, url_prefix="/staff/audit")
 
 register_nav(_l("Audit log"), "audit.index", audience="staff", roles={Role.ADMIN}, order=900)
+bp.add_app_template_filter(audit_details, "audit_details")
+
+_ROLE_LABELS = {role.value: label for role, label in ROLE_LABELS.items()}
+register_audit_details(
+    labels={
+        "email": _l("Email"),
+        "reason": _l("Reason"),
+        "method": _l("Method"),
+        "roles": _l("Roles"),
+        "before": _l("Before"),
+        "after": _l("After"),
+        "sent": _l("Known address (email sent)"),
+        "template": _l("Email"),
+        "page": _l("Page"),
+    },
+    values={
+        "roles": _ROLE_LABELS,
+        "before": _ROLE_LABELS,
+        "after": _ROLE_LABELS,
+        "reason": {
+            "bad_credentials": _l("wrong email or password"),
+            "disabled": _l("account disabled"),
+            "wrong_code": _l("wrong code"),
+            "reused": _l("code already used"),
+            "reset": _l("password reset"),
+            "invitation": _l("invitation"),
+            "cli": _l("command line"),
+            "admin": _l("administrator"),
+        },
+        "method": {
+            "password": _l("password"),
+            "password+totp": _l("password and code"),
+            "password+totp-enrolment": _l("password and new authenticator"),
+        },
+    },
+)
 
 
 def _filters_from(form: AuditFilterForm) -> AuditFilter:

@@ -122,6 +122,44 @@ ORGANISATIONS: tuple[tuple[str, OrganisationKind, str, str], ...] = (
     ("Handelsforbundet for Etisk Import", K.ORGANISATION, "0158", "Oslo"),
 )
 
+# A company's sectors follow from what it does (a pattern in its name), so the demo reads true.
+SECTORS_BY_WORD = (
+    ("Dagligvare", ("Dagligvare", "Mat og drikke")),
+    ("Sjømat", ("Sjømat", "Mat og drikke")),
+    (r"mat\b", ("Mat og drikke",)),
+    ("Kjøkken", ("Mat og drikke",)),
+    ("Bakeri", ("Mat og drikke",)),
+    ("Kaffe", ("Mat og drikke",)),
+    ("Te og Krydder", ("Mat og drikke",)),
+    ("Tekstil", ("Tekstil og klær",)),
+    ("Klær", ("Tekstil og klær",)),
+    (r"\bSko\b", ("Tekstil og klær",)),
+    ("Hanske", ("Tekstil og klær", "Helse og medisinsk utstyr")),
+    ("Badetøy", ("Tekstil og klær",)),
+    ("Sport", ("Leker og sportsutstyr", "Tekstil og klær")),
+    ("Reiseutstyr", ("Leker og sportsutstyr",)),
+    ("Leketøy", ("Leker og sportsutstyr",)),
+    ("IKT", ("IKT og elektronikk",)),
+    ("Elektronikk", ("IKT og elektronikk",)),
+    ("Cobalt", ("IKT og elektronikk",)),
+    ("Bygg", ("Bygg og anlegg",)),
+    ("Solkraft", ("Bygg og anlegg",)),
+    ("Helsevare", ("Helse og medisinsk utstyr",)),
+    ("Medisinsk", ("Helse og medisinsk utstyr",)),
+    ("Møbel", ("Møbler og interiør",)),
+    ("Interiør", ("Møbler og interiør",)),
+    ("Kontor", ("Kontorrekvisita",)),
+)
+
+
+def company_sectors(name: str) -> list[str]:
+    found: list[str] = []
+    for pattern, sectors in SECTORS_BY_WORD:
+        if re.search(pattern, name, re.IGNORECASE):
+            found += [sector for sector in sectors if sector not in found]
+    return found
+
+
 FIRST_NAMES = (
     "Kari", "Ola", "Ingrid", "Lars", "Sofie", "Magnus", "Nora", "Henrik", "Emma", "Jonas", "Ida", "Sindre",
     "Maja", "Eirik", "Hanne", "Tor", "Aisha", "Ahmed", "Marta", "Piotr", "Linh", "Sara", "Anders", "Silje",
@@ -219,7 +257,9 @@ def load_members_demo() -> dict[str, int]:
             )
         if name == "Viken Dagligvare Logistikk AS":
             values["parent_id"] = created["Viken Dagligvare ASA"].id
-        sectors = rng.sample(SECTORS, k=rng.randint(1, 3))
+        sectors = rng.sample(SECTORS, k=rng.randint(1, 3))  # public buyers and organisations buy across sectors
+        if kind is K.COMPANY:
+            sectors = company_sectors(name) or sectors
         first_seen = date(2019, 1, 1) + timedelta(days=index * 37)
         organisation = create_organisation(values, actor=None, sectors=sectors, on_date=first_seen)
         created[name] = organisation

@@ -164,7 +164,14 @@ def calculate_fee(membership: Membership, year: int) -> FeeCalculation:
             _("There is no fee schedule for %(year)s (%(category)s).", year=year, category=membership.category.name)
         )
     else:
-        calculated, lines = _base_fee(schedule, organisation)
+        try:
+            calculated, lines = _base_fee(schedule, organisation)
+        except DomainError as exc:
+            # An override stands on its own: staff may set the fee of a member whose figures are unknown.
+            if membership.fee_override_ore is None:
+                raise
+            lines.append(exc.message)
+    if calculated is not None:
         percent = pro_rata_percent(schedule, membership.start_on, year)
         if percent != 100:
             calculated = round_kroner(Decimal(calculated) * percent / 100)

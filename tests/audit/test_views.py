@@ -159,3 +159,19 @@ def test_audit_entries_query_without_filters_lists_everything():
     _entry("z.one")
     _entry("z.two")
     assert len(db.session.scalars(audit_entries_query(AuditFilter())).all()) >= 2
+
+
+def test_details_are_shown_with_labels_in_the_readers_language(admin_client):
+    _entry("auth.login.failed", details={"email": "x@example.no", "reason": "bad_credentials"})
+    _entry("auth.user.roles_changed", details={"before": ["adviser"], "after": ["adviser", "finance"]})
+    html = admin_client.get("/staff/audit/").text
+    assert "Begrunnelse:</span> feil e-post eller passord" in html
+    assert "Etter:</span> Rådgiver, Økonomi" in html
+    assert "bad_credentials" not in html
+
+
+def test_unregistered_details_are_shown_as_stored_and_iso_dates_as_norwegian_dates():
+    from crm.audit.details import audit_details
+
+    entry = AuditEntry(action="other.thing", details={"colour": "blue", "due": "2026-12-31", "done": True, "n": None})
+    assert audit_details(entry) == [("colour", "blue"), ("due", "31.12.2026"), ("done", "Ja")]

@@ -57,3 +57,17 @@ def test_anonymous_is_sent_to_login_from_staff_pages(client, path):
     response = client.get(path)
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/auth/login")
+
+
+def test_every_post_route_refuses_a_request_without_a_csrf_token(app, client):
+    from tests.factories import make_member_user
+
+    login(client, make_member_user(roles={Role.ADMIN, Role.MEMBER}))  # so that access checks do not answer first
+    posts = [rule for rule in _view_rules(app) if "POST" in rule.methods]
+    wrong = []
+    for rule in posts:
+        response = client.post(_filled(rule), data={"name": "x"})
+        if response.status_code != 400:
+            wrong.append(f"POST {rule.rule} -> {response.status_code}")
+    assert len(posts) > 20
+    assert wrong == []

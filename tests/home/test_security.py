@@ -130,3 +130,18 @@ def test_brand_colours_meet_wcag_aa_contrast():
     assert _contrast(colours["focus-inner"], "#ffffff") >= 3
     assert _contrast(colours["focus-outer"], colours["brand"]) >= 3
     assert _contrast(colours["focus-outer"], colours["portal"]) >= 3
+
+
+def test_css_and_js_are_served_from_our_own_vendored_files(client):
+    """No CDN and no build step: every stylesheet and script a page loads is a file under static/."""
+    html = client.get("/auth/login").text
+    assets = re.findall(r'<(?:script[^>]*\ssrc|link[^>]*\shref)="([^"]+)"', html)
+    assert any(a.startswith("/static/vendor/") and a.endswith(".js") for a in assets)
+    assert any(a.startswith("/static/vendor/") and a.endswith(".css") for a in assets)
+    for asset in assets:
+        assert asset.startswith("/static/"), asset
+        response = client.get(asset)
+        response.close()  # static files are streamed from disk
+        assert response.status_code == 200, asset
+    for template in (ROOT / "templates").rglob("*.html"):
+        assert not re.search(r'(?:src|href)="(?:https?:)?//[^"]+\.(?:js|css)\b', template.read_text()), template

@@ -25,6 +25,10 @@ def test_demo_has_every_kind_and_status_with_valid_numbers_and_is_idempotent():
     assert all(m.basic_level_deadline and m.principles_version == "2022" for m in active)
     # Every active member's 2026 fee can be calculated from the seeded schedules.
     assert all(calculate_fee(m, 2026).amount_ore > 0 for m in active)
+    by_name = {o.name: {s.name for s in o.sectors} for o in organisations}
+    assert by_name["Nordlys Tekstil AS"] == {"Tekstil og klær"}  # a company's sectors fit what it does
+    assert by_name["Rogaland Byggmateriell AS"] == {"Bygg og anlegg"}
+    assert all(by_name[o.name] for o in organisations)
     assert load_members_demo() == {"organisations": 0, "contacts": 0}
 
 

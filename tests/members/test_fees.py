@@ -128,6 +128,16 @@ def test_override_replaces_the_calculated_fee_and_says_why(schedules):
     assert calculate_fee(org.membership, 2026).amount_ore == company_steps()[6][1]
 
 
+def test_an_override_applies_when_the_basis_is_unknown(schedules):
+    staff = make_staff(full_name="Siri Saksbehandler")
+    org = make_organisation()  # no turnover: the schedule cannot be applied
+    set_fee_override(org.membership, 9_000_00, reason="Omsetning ikke oppgitt; avtalt sats", actor=staff)
+    calc = calculate_fee(org.membership, 2026)
+    assert (calc.amount_ore, calc.calculated_ore, calc.overridden) == (9_000_00, None, True)
+    assert any("omsetning" in line.lower() for line in calc.lines[:-2])  # says why no fee was calculated
+    assert "Omsetning ikke oppgitt; avtalt sats" in calc.lines[-2]
+
+
 def test_missing_schedule_or_basis_is_a_clear_error(schedules):
     org = make_organisation()
     with pytest.raises(DomainError) as exc:

@@ -1,9 +1,11 @@
 import re
+from datetime import date
 
 import pytest
 
 from crm.auth.models import Role
 from crm.extensions import db
+from crm.members.fees import seed_fee_schedules
 from crm.members.models import ContactRole, MembershipStatus
 from tests.factories import make_contact, make_organisation, make_staff, make_user
 from tests.helpers import csrf_token, login
@@ -48,6 +50,28 @@ def test_member_sees_own_organisation_only(client, world):
     assert page.status_code == 200
     assert "Alfa AS" in page.text and "Anne Hoved" in page.text
     assert "Beta AS" not in page.text and "Bente Beta" not in page.text
+
+
+def test_member_sees_membership_fee_and_adviser(client, world):
+    seed_fee_schedules()
+    world["a"].annual_turnover_nok = 180_000_000
+    membership = world["a"].membership
+    membership.start_on = date(2019, 7, 5)
+    membership.adviser = make_staff(Role.ADVISER, full_name="Rita Rådgiver")
+    db.session.commit()
+    login(client, world["plain_user"])
+    page = client.get("/portal/organisation/").text.replace("\N{NO-BREAK SPACE}", " ")
+    assert "Rita Rådgiver" in page
+    assert "05.07.2019" in page and "Aktiv" in page
+    assert "21 700 kr" in page and "Omsetningstrinn" in page
+
+
+def test_the_portal_front_page_leads_to_the_organisation(client, world):
+    login(client, world["plain_user"])
+    page = client.get("/portal/").text
+    assert 'href="/portal/organisation/"' in page
+    assert "Medlemskapet, kontingenten og rådgiveren deres" in page
+    assert "Min virksomhet" not in page  # the front page is not the organisation
 
 
 @pytest.mark.parametrize(

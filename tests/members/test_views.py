@@ -221,6 +221,22 @@ def test_organisation_page_shows_profile_contacts_fee_and_audit(client, staff):
     assert "Revisjonslogg" in page
 
 
+def test_audit_trail_reads_in_norwegian_with_norwegian_dates(client, staff):
+    from crm.members.services import change_membership_status, update_organisation
+
+    org = make_organisation(name="Fjordmat AS", status=S.ACTIVE)
+    change_membership_status(
+        org.membership, S.NOTICE_GIVEN, actor=staff, reason="Nye prioriteringer", on_date=date(2026, 3, 2)
+    )
+    update_organisation(org, {"website": "https://fjordmat.example"}, actor=staff)
+    page = client.get(f"/staff/members/{org.id}?tab=audit").text
+    assert "Fra: Aktiv; Til: Oppsagt; Dato: 02.03.2026; Begrunnelse: Nye prioriteringer" in page
+    assert "Felt: Nettsted" in page
+    trail = re.sub(r"<[^>]+>", " ", page[page.index("<table") : page.index("</table>")])
+    for raw in ("notice_given", "on_date", "2026-03-02", "membership_id", "website"):
+        assert raw not in trail, raw
+
+
 def test_registered_panels_of_other_features_appear(client, staff):
     from crm.members import panels
 

@@ -86,3 +86,19 @@ def test_staff_navigation_collapses_on_a_phone(live_server, browser):
     page.click(".navbar-toggler")
     page.wait_for_selector("#mainnav a[href='/staff/audit/']", state="visible")
     context.close()
+
+
+def test_staff_tables_fit_a_laptop_screen_without_sideways_scrolling(live_server, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    log_in(page, live_server, "ingrid.solberg@etiskhandel.example")
+    overflowing = {}
+    for path in ("/staff/members/", "/staff/users/", "/staff/audit/"):
+        page.goto(live_server + path)
+        widths = page.evaluate(
+            "() => [document.documentElement, ...document.querySelectorAll('.table-responsive')]"
+            ".map(e => [e.scrollWidth, e.clientWidth])"
+        )
+        overflowing.update({path: w for w in widths if w[0] > w[1]})
+    context.close()
+    assert overflowing == {}

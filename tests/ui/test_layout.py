@@ -37,6 +37,7 @@ def test_dashboard_is_a_landing_page_with_an_empty_state_and_the_users_roles(cli
     login(client, make_staff(Role.ADVISER, Role.FINANCE))
     html = client.get("/staff/").text
     assert "Arbeidslistene dine kommer her" in html
+    assert "Medlemsregisteret finner du allerede under Medlemmer" in html  # members are no longer "on their way"
     assert "Rådgiver, Økonomi" in html
 
 

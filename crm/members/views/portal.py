@@ -165,4 +165,10 @@ def deactivate_contact(contact_id: int):
     return redirect(url_for("member_portal.organisation"))
 
 
-register_nav(_l("Our organisation"), "member_portal.organisation", audience="member", order=10)
+register_nav(
+    _l("Our organisation"),
+    "member_portal.organisation",
+    audience="member",
+    order=10,
+    description=_l("Your membership, fee and adviser, and your organisation's details and contact people."),
+)

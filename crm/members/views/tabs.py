@@ -13,20 +13,27 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
+from crm.audit.details import register_audit_details
 from crm.auth.models import Role
 from crm.errors import DomainError
 from crm.extensions import db
+from crm.i18n import format_money
 from crm.members import services
 from crm.members.fees import calculate_fee
 from crm.members.forms import (
+    ContactForm,
     FeeOverrideForm,
     MembershipForm,
+    OrganisationForm,
 )
 from crm.members.listing import filter_options
 from crm.members.models import (
     Contact,
+    ContactRole,
     Membership,
+    MembershipStatus,
     Organisation,
+    OrganisationKind,
 )
 from crm.members.panels import register_panel
 from crm.members.views.staff import FEE_MANAGERS, MEMBERSHIP_MANAGERS, can_edit
@@ -64,6 +71,59 @@ AUDIT_ACTION_LABELS = {
     "members.membership.fee_overridden": _l("Fee overridden"),
     "members.membership.fee_override_removed": _l("Fee override removed"),
 }
+
+
+def _field_labels(*form_classes) -> dict[str, object]:
+    """A form field's label for each field name, so that ``fields: website`` reads "Nettsted"."""
+    labels: dict[str, object] = {}
+    for form_class in form_classes:
+        for name in dir(form_class):
+            field = getattr(form_class, name, None)
+            label = getattr(field, "args", None) and field.args[0]
+            if label and name not in labels:
+                labels[name] = label
+    return labels
+
+
+_FIELD_LABELS = _field_labels(OrganisationForm, ContactForm, MembershipForm)
+_STATUS_LABELS = {status.value: status.label for status in MembershipStatus}
+
+register_audit_details(
+    labels={
+        "from": _l("From"),
+        "to": _l("To"),
+        "on_date": _l("Date"),
+        "reason": _l("Reason"),
+        "fields": _l("Fields"),
+        "roles": _l("Roles"),
+        "name": _l("Name"),
+        "orgnr": _l("Organisation number"),
+        "left_on": _l("Left on"),
+        "format": _l("Format"),
+        "rows": _l("Rows"),
+        "q": _l("Search"),
+        "status": _l("Status"),
+        "kind": _l("Kind"),
+        "index_percent": _l("Index (%)"),
+    },
+    values={
+        "members.membership.status_changed:from": _STATUS_LABELS,
+        "members.membership.status_changed:to": _STATUS_LABELS,
+        "members.membership.fee_overridden:from": format_money,
+        "members.membership.fee_overridden:to": format_money,
+        "members.list.exported:status": _STATUS_LABELS,
+        "members.list.exported:kind": {kind.value: kind.label for kind in OrganisationKind},
+        "members.organisation.updated:fields": _FIELD_LABELS,
+        "members.contact.updated:fields": _FIELD_LABELS,
+        "members.membership.updated:fields": _FIELD_LABELS,
+        "members.contact.created:roles": {role.value: role.label for role in ContactRole},
+    },
+    hidden=(
+        *("membership_id", "organisation_id", "category_id", "adviser_id", "sector_id", "user_id"),
+        # user ids mean nothing to a reader; the entry's label says an adviser was assigned
+        *("members.membership.adviser_assigned:from", "members.membership.adviser_assigned:to"),
+    ),
+)
 
 
 def _profile_panel(organisation: Organisation) -> str:
