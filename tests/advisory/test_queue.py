@@ -49,13 +49,20 @@ def test_dashboard_counts_by_theme_step_sector_quarter_and_averages():
         case, "Svar", actor=world["adviser"], then=CaseStatus.RESOLVED, now=opened + timedelta(hours=3)
     )
     make_case(world["b"], requester=world["b_contact"], actor=world["b_user"], now=opened + timedelta(days=100))
+    # Opened Friday 15:00, answered Monday 09:00 and resolved Monday 11:00: business hours, not clock hours.
+    friday = datetime(2026, 2, 6, 15, 0, tzinfo=OSLO)
+    weekend = make_case(world["b"], requester=world["b_contact"], actor=world["b_user"], now=friday)
+    monday = friday + timedelta(days=2, hours=18)
+    services.add_staff_reply(weekend, "Svar", actor=world["backup"], now=monday)
+    services.change_status(weekend, CaseStatus.RESOLVED, actor=world["backup"], now=monday + timedelta(hours=2))
     stats = dashboard_stats(2026)
-    assert stats["total"] == 2
+    assert stats["total"] == 3
     assert dict(stats["by_theme"])[Theme.CHILD_LABOUR] == 1
-    assert dict(stats["by_step"])[2] == 1 and dict(stats["by_step"])[None] == 1
+    assert dict(stats["by_step"])[2] == 1 and dict(stats["by_step"])[None] == 2
     assert stats["by_sector"] == [("Tekstil og klær", 1)]
-    assert dict(stats["by_quarter"]) == {1: 1, 2: 1, 3: 0, 4: 0}
-    assert stats["avg_first_response_hours"] == 3 and stats["avg_resolution_hours"] == 3
+    assert dict(stats["by_quarter"]) == {1: 2, 2: 1, 3: 0, 4: 0}
+    # (3 + 2) / 2 and (3 + 4) / 2, where clock hours would give (3 + 66) / 2 and (3 + 68) / 2.
+    assert stats["avg_first_response_hours"] == 2.5 and stats["avg_resolution_hours"] == 3.5
     assert dashboard_stats(2025)["total"] == 0
 
 
