@@ -240,7 +240,12 @@ def test_queue_filters_and_constant_query_count(client, world, count_queries):
 
 def test_dashboard_portfolio_and_organisation_tab(client, world):
     login(client, world["adviser"])
-    assert client.get("/staff/advisory/dashboard").status_code == 200
+    dashboard = client.get("/staff/advisory/dashboard").text
+    # Every table (quarter, theme, OECD step, sector) has its bar chart, drawn without inline style.
+    for heading in ("Per kvartal", "Per tema", "Per OECD-trinn", "Per bransje"):
+        assert heading in dashboard
+    assert dashboard.count('<meter class="case-meter"') >= 4 + len(Theme) + 7
+    assert "style=" not in dashboard
     portfolio = client.get("/staff/advisory/portfolio").text
     assert "Alfa AS" in portfolio and "Beta AS" not in portfolio
     tab = client.get(f"/staff/members/{world['a'].id}?tab=cases").text
