@@ -75,3 +75,18 @@ def test_portfolio_lists_open_cases_and_last_contact():
     rows = portfolio(world["adviser"])
     assert [(r["organisation"].name, r["open_cases"]) for r in rows] == [("Alfa AS", 1)]
     assert rows[0]["last_contact"] == at + timedelta(hours=2)  # internal notes are not contact
+
+
+def test_time_left_and_breach_use_a_decimal_comma(app):
+    from flask import render_template_string
+
+    world = build_world(commit=False)
+    opened = datetime(2026, 3, 10, 9, 0, tzinfo=OSLO)  # a Tuesday
+    case = make_case(world["a"], requester=world["req"], actor=world["req_user"], now=opened)
+    case.first_response_due_at = due = datetime(2026, 3, 11, 12, 0, tzinfo=OSLO)
+    source = '{% from "advisory/_macros.html" import due %}{{ due(case, now) }}'
+    with app.test_request_context():
+        early = render_template_string(source, case=case, now=due - timedelta(minutes=90))
+        late = render_template_string(source, case=case, now=due + timedelta(minutes=90))
+    assert "1,5 arbeidstimer igjen" in early
+    assert "Overskredet med 1,5 arbeidstimer" in late
