@@ -90,3 +90,6 @@ def test_time_left_and_breach_use_a_decimal_comma(app):
         late = render_template_string(source, case=case, now=due + timedelta(minutes=90))
     assert "1,5 arbeidstimer igjen" in early
     assert "Overskredet med 1,5 arbeidstimer" in late
+    with app.test_request_context():
+        just = render_template_string(source, case=case, now=due + timedelta(minutes=2))
+    assert "Fristbrudd" in just and "Overskredet med 0" not in just
