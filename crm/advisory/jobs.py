@@ -1,15 +1,18 @@
-"""Periodic job: remind assignees before a case's deadline, once per case, deadline kind and due time."""
+"""Periodic jobs: remind assignees before a case's deadline, once per case, deadline kind and due time;
+sweep attachment files left without a row (a crash between writing the file and the commit)."""
 
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from crm.advisory import notifications
-from crm.advisory.models import OPEN_STATUSES, Case, CaseReminder
+from crm.advisory.attachments import attachments_dir
+from crm.advisory.models import OPEN_STATUSES, Case, CaseAttachment, CaseReminder
 from crm.extensions import db
 from crm.jobs import periodic
 from crm.models import utcnow
@@ -63,3 +66,38 @@ def send_deadline_reminders(now: datetime | None = None) -> int:
 def deadline_reminders_job() -> None:
     send_deadline_reminders()
     db.session.commit()
+
+
+ORPHAN_AGE = timedelta(hours=1)
+STORED_NAME = re.compile(r"[0-9a-f]{32}")
+
+
+def sweep_orphan_files(now: datetime | None = None) -> int:
+    """Delete files in ``ATTACHMENTS_DIR`` that no attachment row names and that are older than
+    ``ORPHAN_AGE`` (younger ones may belong to an upload whose transaction is still open). Only files
+    named like our generated names are touched. Returns how many were deleted."""
+    now = now or utcnow()
+    cutoff = (now - ORPHAN_AGE).timestamp()
+    candidates = {
+        path.name: path
+        for path in attachments_dir().iterdir()
+        if path.is_file() and STORED_NAME.fullmatch(path.name) and path.stat().st_mtime < cutoff
+    }
+    if not candidates:
+        return 0
+    known = set(
+        db.session.scalars(select(CaseAttachment.stored_name).where(CaseAttachment.stored_name.in_(list(candidates))))
+    )
+    removed = 0
+    for name, path in candidates.items():
+        if name not in known:
+            path.unlink(missing_ok=True)
+            removed += 1
+            logger.warning("advisory orphan file removed name=%s", name)
+    logger.info("advisory orphan sweep removed=%s", removed)
+    return removed
+
+
+@periodic(timedelta(hours=1), name="advisory.sweep_orphan_files")
+def sweep_orphan_files_job() -> None:
+    sweep_orphan_files()

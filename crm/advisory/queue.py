@@ -9,7 +9,7 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import Select, case, exists, func, select
 from sqlalchemy.orm import joinedload
 
-from crm.advisory.deadlines import OSLO
+from crm.advisory.deadlines import OSLO, business_seconds_between
 from crm.advisory.models import OPEN_STATUSES, Case, CaseMessage, CaseStatus, CaseTheme, MessageKind, Theme
 from crm.auth.models import User
 from crm.extensions import db
@@ -90,7 +90,8 @@ def _quarter(column):
 
 def dashboard_stats(year: int) -> dict:
     """Counts of the year's cases by theme, OECD step, sector and quarter; average first-response
-    and resolution times in hours (wall clock)."""
+    and resolution times in business hours, counted like the targets (Oslo working hours without
+    public holidays; the time spent waiting for the member is left out of the resolution time)."""
     in_year = (Case.opened_at >= datetime(year, 1, 1, tzinfo=OSLO)) & (
         Case.opened_at < datetime(year + 1, 1, 1, tzinfo=OSLO)
     )
@@ -110,15 +111,18 @@ def dashboard_stats(year: int) -> dict:
         .group_by(Sector.name)
         .order_by(func.count(func.distinct(Case.id)).desc(), Sector.name)
     ).all()
-    opened = db.session.execute(select(Case.opened_at, Case.first_responded_at, Case.resolved_at).where(in_year)).all()
+    opened = db.session.execute(
+        select(Case.opened_at, Case.first_responded_at, Case.resolved_at, Case.paused_seconds).where(in_year)
+    ).all()
     by_quarter = {q: 0 for q in (1, 2, 3, 4)}
     first, resolution = [], []
-    for opened_at, responded_at, resolved_at in opened:
+    for opened_at, responded_at, resolved_at, paused_seconds in opened:
         by_quarter[(opened_at.astimezone(OSLO).month - 1) // 3 + 1] += 1
         if responded_at:
-            first.append((responded_at - opened_at).total_seconds() / 3600)
+            first.append(business_seconds_between(opened_at, responded_at) / 3600)
         if resolved_at:
-            resolution.append((resolved_at - opened_at).total_seconds() / 3600)
+            worked = business_seconds_between(opened_at, resolved_at) - (paused_seconds or 0)
+            resolution.append(max(0, worked) / 3600)
     return {
         "total": len(opened),
         "by_theme": [(theme, by_theme.get(theme, 0)) for theme in Theme],

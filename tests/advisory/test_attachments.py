@@ -82,3 +82,36 @@ def test_a_rolled_back_upload_leaves_no_file(app):
     assert path.is_file()
     db.session.rollback()
     assert not path.exists()
+
+
+def test_orphan_files_older_than_an_hour_are_swept(app):
+    import os
+    import time
+
+    from crm.advisory.attachments import attachment_path, attachments_dir, store_attachment
+    from crm.advisory.jobs import sweep_orphan_files
+    from crm.extensions import db
+    from crm.jobs import PERIODIC_JOBS
+    from tests.advisory.helpers import build_world
+    from tests.factories import make_case
+
+    world = build_world(commit=False)
+    case = make_case(world["a"], requester=world["req"], actor=world["req_user"])
+    kept = attachment_path(
+        store_attachment(case, filename="a.pdf", stream=io.BytesIO(b"%PDF-1.4"), actor=world["req_user"])
+    )
+    db.session.commit()
+    folder = attachments_dir()
+    orphan, young, foreign = folder / ("ab" * 16), folder / ("cd" * 16), folder / "README.txt"
+    for path in (orphan, young, foreign):
+        path.write_bytes(b"x")
+    two_hours_ago = time.time() - 7200
+    for path in (kept, orphan, foreign):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+
+    assert sweep_orphan_files() == 1
+    assert not orphan.exists()
+    assert kept.is_file() and young.is_file() and foreign.is_file()
+    assert "advisory.sweep_orphan_files" in PERIODIC_JOBS
+    young.unlink()
+    foreign.unlink()

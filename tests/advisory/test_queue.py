@@ -49,13 +49,20 @@ def test_dashboard_counts_by_theme_step_sector_quarter_and_averages():
         case, "Svar", actor=world["adviser"], then=CaseStatus.RESOLVED, now=opened + timedelta(hours=3)
     )
     make_case(world["b"], requester=world["b_contact"], actor=world["b_user"], now=opened + timedelta(days=100))
+    # Opened Friday 15:00, answered Monday 09:00 and resolved Monday 11:00: business hours, not clock hours.
+    friday = datetime(2026, 2, 6, 15, 0, tzinfo=OSLO)
+    weekend = make_case(world["b"], requester=world["b_contact"], actor=world["b_user"], now=friday)
+    monday = friday + timedelta(days=2, hours=18)
+    services.add_staff_reply(weekend, "Svar", actor=world["backup"], now=monday)
+    services.change_status(weekend, CaseStatus.RESOLVED, actor=world["backup"], now=monday + timedelta(hours=2))
     stats = dashboard_stats(2026)
-    assert stats["total"] == 2
+    assert stats["total"] == 3
     assert dict(stats["by_theme"])[Theme.CHILD_LABOUR] == 1
-    assert dict(stats["by_step"])[2] == 1 and dict(stats["by_step"])[None] == 1
+    assert dict(stats["by_step"])[2] == 1 and dict(stats["by_step"])[None] == 2
     assert stats["by_sector"] == [("Tekstil og klær", 1)]
-    assert dict(stats["by_quarter"]) == {1: 1, 2: 1, 3: 0, 4: 0}
-    assert stats["avg_first_response_hours"] == 3 and stats["avg_resolution_hours"] == 3
+    assert dict(stats["by_quarter"]) == {1: 2, 2: 1, 3: 0, 4: 0}
+    # (3 + 2) / 2 and (3 + 4) / 2, where clock hours would give (3 + 66) / 2 and (3 + 68) / 2.
+    assert stats["avg_first_response_hours"] == 2.5 and stats["avg_resolution_hours"] == 3.5
     assert dashboard_stats(2025)["total"] == 0
 
 
@@ -68,3 +75,21 @@ def test_portfolio_lists_open_cases_and_last_contact():
     rows = portfolio(world["adviser"])
     assert [(r["organisation"].name, r["open_cases"]) for r in rows] == [("Alfa AS", 1)]
     assert rows[0]["last_contact"] == at + timedelta(hours=2)  # internal notes are not contact
+
+
+def test_time_left_and_breach_use_a_decimal_comma(app):
+    from flask import render_template_string
+
+    world = build_world(commit=False)
+    opened = datetime(2026, 3, 10, 9, 0, tzinfo=OSLO)  # a Tuesday
+    case = make_case(world["a"], requester=world["req"], actor=world["req_user"], now=opened)
+    case.first_response_due_at = due = datetime(2026, 3, 11, 12, 0, tzinfo=OSLO)
+    source = '{% from "advisory/_macros.html" import due %}{{ due(case, now) }}'
+    with app.test_request_context():
+        early = render_template_string(source, case=case, now=due - timedelta(minutes=90))
+        late = render_template_string(source, case=case, now=due + timedelta(minutes=90))
+    assert "1,5 arbeidstimer igjen" in early
+    assert "Overskredet med 1,5 arbeidstimer" in late
+    with app.test_request_context():
+        just = render_template_string(source, case=case, now=due + timedelta(minutes=2))
+    assert "Fristbrudd" in just and "Overskredet med 0" not in just

@@ -6,7 +6,17 @@ import pytest
 from sqlalchemy import func, select
 
 from crm.advisory import services
-from crm.advisory.models import Case, CaseAccessLog, CaseAttachment, CaseStatus, Theme, Urgency, Visibility
+from crm.advisory.models import (
+    AdviserAbsence,
+    Case,
+    CaseAccessLog,
+    CaseAttachment,
+    CaseStatus,
+    Theme,
+    Urgency,
+    Visibility,
+)
+from crm.audit.models import AuditEntry
 from crm.auth.models import Role
 from crm.extensions import db
 from tests.advisory.helpers import build_world
@@ -230,7 +240,12 @@ def test_queue_filters_and_constant_query_count(client, world, count_queries):
 
 def test_dashboard_portfolio_and_organisation_tab(client, world):
     login(client, world["adviser"])
-    assert client.get("/staff/advisory/dashboard").status_code == 200
+    dashboard = client.get("/staff/advisory/dashboard").text
+    # Every table (quarter, theme, OECD step, sector) has its bar chart, drawn without inline style.
+    for heading in ("Per kvartal", "Per tema", "Per OECD-trinn", "Per bransje"):
+        assert heading in dashboard
+    assert dashboard.count('<meter class="case-meter"') >= 4 + len(Theme) + 7
+    assert "style=" not in dashboard
     portfolio = client.get("/staff/advisory/portfolio").text
     assert "Alfa AS" in portfolio and "Beta AS" not in portfolio
     tab = client.get(f"/staff/members/{world['a'].id}?tab=cases").text
@@ -360,6 +375,41 @@ def test_templates_and_absences_pages(client, world):
     )
     assert response.status_code == 302
     assert "31.07.2027" in client.get("/staff/advisory/absences").text
+
+    absence = db.session.scalars(select(AdviserAbsence)).one()
+    page = client.get(f"/staff/advisory/absences/{absence.id}/edit")
+    assert "Endre fraværet" in page.text and 'value="2027-07-31"' in page.text
+    bad = client.post(
+        f"/staff/advisory/absences/{absence.id}/edit",
+        data={
+            "csrf_token": _csrf(page),
+            "adviser_id": str(world["adviser"].id),
+            "backup_id": str(world["adviser"].id),
+            "starts_on": "2027-07-01",
+            "ends_on": "2027-07-31",
+        },
+    )
+    assert bad.status_code == 200 and "Stedfortrederen må være en annen" in bad.text
+    response = client.post(
+        f"/staff/advisory/absences/{absence.id}/edit",
+        data={
+            "csrf_token": _csrf(page),
+            "adviser_id": str(world["adviser"].id),
+            "backup_id": "0",
+            "starts_on": "2027-07-01",
+            "ends_on": "2027-08-15",
+            "note": "Ferie",
+        },
+    )
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert absence.ends_on == date(2027, 8, 15) and absence.backup_id is None and absence.note == "Ferie"
+    assert "15.08.2027" in client.get("/staff/advisory/absences").text
+    response = client.post(f"/staff/advisory/absences/{absence.id}/delete", data={"csrf_token": _csrf(page)})
+    assert response.status_code == 302
+    assert db.session.scalars(select(AdviserAbsence)).all() == []
+    actions = set(db.session.scalars(select(AuditEntry.action).where(AuditEntry.action.like("advisory.absence.%"))))
+    assert actions == {"advisory.absence.added", "advisory.absence.changed", "advisory.absence.deleted"}
 
 
 def test_admin_sets_a_service_target_and_new_cases_use_it(client, world):

@@ -6,11 +6,13 @@ from crm.advisory.services.admin import (
     add_absence,
     add_time_entry,
     advisers,
+    delete_absence,
     delete_reply_template,
     log_access,
     render_reply_template,
     save_reply_template,
     set_service_target,
+    update_absence,
     yearly_minutes,
 )
 from crm.advisory.services.cases import (
@@ -52,6 +54,7 @@ __all__ = [
     "case_recipients",
     "change_status",
     "close_by_member",
+    "delete_absence",
     "delete_reply_template",
     "log_access",
     "main_contacts",
@@ -66,6 +69,7 @@ __all__ = [
     "save_reply_template",
     "set_service_target",
     "targets_for",
+    "update_absence",
     "visible_cases_stmt",
     "yearly_minutes",
 ]

@@ -64,18 +64,51 @@ def absence_on(user_id: int, day: date) -> AdviserAbsence | None:
     )
 
 
-def add_absence(
-    adviser: User, *, starts_on: date, ends_on: date, backup: User | None, note: str | None, actor: User
-) -> AdviserAbsence:
+def _check_absence(adviser: User, starts_on: date, ends_on: date, backup: User | None) -> None:
     if ends_on < starts_on:
         raise DomainError(_("The absence must end on or after its first day."), field="ends_on")
     if backup is not None and backup.id == adviser.id:
         raise DomainError(_("The backup must be someone else."), field="backup_id")
+
+
+def add_absence(
+    adviser: User, *, starts_on: date, ends_on: date, backup: User | None, note: str | None, actor: User
+) -> AdviserAbsence:
+    _check_absence(adviser, starts_on, ends_on, backup)
     absence = AdviserAbsence(adviser=adviser, backup=backup, starts_on=starts_on, ends_on=ends_on, note=note)
     db.session.add(absence)
     db.session.flush()
     record_audit("advisory.absence.added", actor=actor, target=absence, details={"adviser": adviser.id})
     return absence
+
+
+def update_absence(
+    absence: AdviserAbsence,
+    *,
+    adviser: User,
+    starts_on: date,
+    ends_on: date,
+    backup: User | None,
+    note: str | None,
+    actor: User,
+) -> AdviserAbsence:
+    _check_absence(adviser, starts_on, ends_on, backup)
+    absence.adviser, absence.backup = adviser, backup
+    absence.starts_on, absence.ends_on, absence.note = starts_on, ends_on, note
+    db.session.flush()
+    record_audit("advisory.absence.changed", actor=actor, target=absence, details={"adviser": adviser.id})
+    return absence
+
+
+def delete_absence(absence: AdviserAbsence, *, actor: User) -> None:
+    record_audit(
+        "advisory.absence.deleted",
+        actor=actor,
+        target=absence,
+        details={"adviser": absence.adviser_id, "starts_on": absence.starts_on.isoformat()},
+    )
+    db.session.delete(absence)
+    db.session.flush()
 
 
 def advisers() -> list[User]:

@@ -334,24 +334,33 @@ def delete_template(template_id: int):
 
 
 @bp.route("/absences", methods=["GET", "POST"])
+@bp.route("/absences/<int:absence_id>/edit", methods=["GET", "POST"])
 @staff_required(*TEAM)
-def absences():
-    form = AbsenceForm()
+def absences(absence_id: int | None = None):
+    from crm.auth.models import User
+
+    absence = db.session.get(AdviserAbsence, absence_id) if absence_id else None
+    if absence_id and absence is None:
+        abort(404)
+    form = AbsenceForm(obj=absence)
     people = services.advisers()
     form.adviser_id.choices = [(u.id, u.full_name) for u in people]
     form.backup_id.choices = [(0, _("No backup (unassigned queue)")), *((u.id, u.full_name) for u in people)]
+    if absence is not None and request.method == "GET":
+        form.backup_id.data = absence.backup_id or 0
     if form.validate_on_submit():
-        from crm.auth.models import User
-
+        values = {
+            "adviser": db.session.get(User, form.adviser_id.data),
+            "starts_on": form.starts_on.data,
+            "ends_on": form.ends_on.data,
+            "backup": db.session.get(User, form.backup_id.data) if form.backup_id.data else None,
+            "note": form.note.data,
+        }
         try:
-            services.add_absence(
-                db.session.get(User, form.adviser_id.data),
-                starts_on=form.starts_on.data,
-                ends_on=form.ends_on.data,
-                backup=db.session.get(User, form.backup_id.data) if form.backup_id.data else None,
-                note=form.note.data,
-                actor=current_user,
-            )
+            if absence is None:
+                services.add_absence(**values, actor=current_user)
+            else:
+                services.update_absence(absence, **values, actor=current_user)
         except DomainError as exc:
             field_error(form, exc)
         else:
@@ -364,7 +373,20 @@ def absences():
         .options(selectinload(AdviserAbsence.adviser), selectinload(AdviserAbsence.backup))
         .order_by(AdviserAbsence.starts_on)
     ).all()
-    return render_template("advisory/absences.html", form=form, items=items)
+    return render_template("advisory/absences.html", form=form, items=items, absence=absence, confirm=ConfirmForm())
+
+
+@bp.route("/absences/<int:absence_id>/delete", methods=["POST"])
+@staff_required(*TEAM)
+def delete_absence(absence_id: int):
+    absence = db.session.get(AdviserAbsence, absence_id)
+    if absence is None:
+        abort(404)
+    if ConfirmForm().validate_on_submit():
+        services.delete_absence(absence, actor=current_user)
+        db.session.commit()
+        flash(_("The absence is deleted."), "success")
+    return redirect(url_for("advisory.absences"))
 
 
 # --- service targets -------------------------------------------------------------------------------------
