@@ -101,6 +101,8 @@ def test_staff_void_an_open_invoice_with_a_reason_and_it_is_audited(app, client,
     assert stripe_server.invoice(invoice.stripe_invoice_id)["status"] == "void"
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "billing.invoice.voided"))
     assert entry.details["reason"] == "Feil kategori"
+    page = client.get(f"/staff/billing/invoices/{invoice.id}").text
+    assert "Fakturaen ble annullert" in page and "Feil kategori" in page  # the history, in Norwegian
 
 
 def test_staff_issue_a_credit_note(app, client, stripe_server):
@@ -110,14 +112,14 @@ def test_staff_issue_a_credit_note(app, client, stripe_server):
     login(client, user)
     client.post(
         f"/staff/billing/invoices/{invoice.id}/credit",
-        data={"amount": "100,00".replace(",", "."), "reason": "Rabatt", "csrf_token": csrf_token(client)},
+        data={"amount": "1 000,50", "reason": "Rabatt", "csrf_token": csrf_token(client)},  # as typed in Norway
     )
     db.session.refresh(invoice)
-    assert invoice.credited_ore == 10_000
+    assert invoice.credited_ore == 100_050
     assert [note.reason for note in invoice.credit_notes] == ["Rabatt"]
-    assert stripe_server.objects("credit_note")[0]["amount"] == 10_000
+    assert stripe_server.objects("credit_note")[0]["amount"] == 100_050
     page = client.get(f"/staff/billing/invoices/{invoice.id}").text
-    assert "billing.invoice.credited" in page
+    assert "Kreditnota utstedt" in page and "Rabatt" in page
 
 
 def test_members_see_only_their_own_organisations_invoices(app, client, stripe_server):
