@@ -55,6 +55,14 @@ def stripe_webhook():
 # --- staff: invoices ----------------------------------------------------------------------------------------
 
 
+@bp.route("/")
+@staff_required(*FINANCE)
+def index():
+    """The navigation's entry: its URL is a prefix of every billing page, so "Invoices" stays marked
+    on the run pages too."""
+    return redirect(url_for(".invoices"))
+
+
 @bp.route("/invoices")
 @staff_required(*FINANCE)
 def invoices():
@@ -253,6 +261,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(webhook_bp)
     app.register_blueprint(portal_bp)
     register_panel("invoices", _l("Invoices"), _organisation_tab, order=60)
-    register_nav(_l("Invoices"), "billing.invoices", audience="staff", roles=FINANCE, order=60)
+    register_nav(_l("Invoices"), "billing.index", audience="staff", roles=FINANCE, order=60)
     register_nav(_l("Invoices"), "billing_portal.portal_invoices", audience="member", order=60)
     register_commands()

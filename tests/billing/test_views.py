@@ -164,3 +164,13 @@ def test_the_invoice_list_filters_by_status_and_category(app, client, stripe_ser
     assert company.number in overdue and municipality.number not in overdue
     by_category = client.get(f"/staff/billing/invoices?category={municipality.membership.category_id}").text
     assert municipality.number in by_category and company.number not in by_category
+
+
+@pytest.mark.parametrize("path", ["/staff/billing/invoices", "/staff/billing/runs/new", "/staff/billing/runs"])
+def test_the_invoices_entry_of_the_navigation_is_marked_on_every_billing_page(app, client, path):
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+    assert client.get("/staff/billing/").headers["Location"].endswith("/staff/billing/invoices")
+    page = client.get(path).text
+    assert 'aria-current="page" href="/staff/billing/">Fakturaer</a>' in page
