@@ -193,13 +193,14 @@ def _run_context(run_id: int) -> dict:
         "statuses": RunItemStatus,
         "failed": listing.failed_items(run) if counts[RunItemStatus.FAILED] else [],
         "percent": int(100 * (total - counts[RunItemStatus.QUEUED]) / total) if total else 100,
+        "retry_form": RunForm(),
     }
 
 
 @bp.route("/runs/<int:run_id>")
 @staff_required(*FINANCE)
 def run(run_id: int):
-    return render_template("billing/run.html", retry_form=RunForm(), **_run_context(run_id))
+    return render_template("billing/run.html", **_run_context(run_id))
 
 
 @bp.route("/runs/<int:run_id>/progress")

@@ -174,3 +174,26 @@ def test_the_invoices_entry_of_the_navigation_is_marked_on_every_billing_page(ap
     assert client.get("/staff/billing/").headers["Location"].endswith("/staff/billing/invoices")
     page = client.get(path).text
     assert 'aria-current="page" href="/staff/billing/">Fakturaer</a>' in page
+
+
+def test_failed_run_items_are_retried_from_the_live_progress_fragment(app, client, stripe_server, monkeypatch):
+    from crm.billing.models import RunItemStatus
+    from crm.billing.services import run_progress, start_billing_run
+    from tests.conftest import run_jobs
+
+    make_billable()
+    user = make_staff(Role.FINANCE)
+    monkeypatch.setitem(app.config, "STRIPE_SECRET_KEY", "sk_test_wrong")  # Stripe answers 401: a hard failure
+    run = start_billing_run(YEAR, actor=user)
+    db.session.commit()
+    run_jobs(app)
+    monkeypatch.setitem(app.config, "STRIPE_SECRET_KEY", "sk_test_crm")
+    login(client, user)
+
+    fragment = client.get(f"/staff/billing/runs/{run.id}/progress").text  # what htmx swaps in
+    assert "Prøv de mislykkede på nytt" in fragment
+    response = client.post(f"/staff/billing/runs/{run.id}/retry", data={"csrf_token": csrf_token(client)})
+    assert response.status_code == 302
+    run_jobs(app)
+    assert run_progress(run)[RunItemStatus.DONE] == 1
+    assert "Prøv de mislykkede på nytt" not in client.get(f"/staff/billing/runs/{run.id}").text
