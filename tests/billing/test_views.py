@@ -198,3 +198,24 @@ def test_failed_run_items_are_retried_from_the_live_progress_fragment(app, clien
     run_jobs(app)
     assert run_progress(run)[RunItemStatus.DONE] == 1
     assert "Prøv de mislykkede på nytt" not in client.get(f"/staff/billing/runs/{run.id}").text
+
+
+def test_the_invoice_list_filters_by_year_and_totals_every_match(app, client):
+    from crm.billing.services import get_or_create_invoice
+
+    this_year, other_year, also_this_year = (
+        get_or_create_invoice(make_billable().membership, YEAR, InvoiceKind.MEMBERSHIP)[0] for _ in range(3)
+    )
+    for invoice, net in ((this_year, 100_000_00), (other_year, 5_000_00), (also_this_year, 37_800_00)):
+        invoice.net_ore, invoice.vat_ore, invoice.gross_ore = net, net // 4, net + net // 4
+        invoice.number = f"T-{invoice.id}"
+    other_year.year = YEAR - 1
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+    page = client.get(f"/staff/billing/invoices?year={YEAR}").text
+    assert this_year.number in page and also_this_year.number in page and other_year.number not in page
+    nbsp = "\u00a0"
+    assert f"137{nbsp}800{nbsp}kr" in page  # net
+    assert f"34{nbsp}450{nbsp}kr" in page  # VAT
+    assert f"172{nbsp}250{nbsp}kr" in page  # gross
