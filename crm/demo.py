@@ -64,9 +64,10 @@ class DemoResult:
 
 def load_demo() -> DemoResult:
     """Create the demo accounts that do not exist yet, the member register's demo (organisations, contacts,
-    memberships), link each member login to the main contact of its organisation, and load the advisory
-    cases. Idempotent; flushes, never commits."""
+    memberships), link each member login to the main contact of its organisation, invoice this year's
+    memberships (offline), and load the advisory cases. Idempotent; flushes, never commits."""
     from crm.advisory.demo import load_advisory_demo
+    from crm.billing.demo import load_billing_demo
     from crm.members.demo import link_demo_member, load_members_demo
 
     created: list[User] = []
@@ -85,6 +86,7 @@ def load_demo() -> DemoResult:
     for login in DEMO_LOGINS:
         if login.organisation:
             linked += link_demo_member(find_user_by_email(login.email), login.organisation)
+    load_billing_demo()  # after the members: this year's invoices in every state, without calling Stripe
     load_advisory_demo()  # after the members and their logins: cases need advisers and requesters
     logger.info("Demo data: %d accounts created, %d already present", len(created), len(existing))
     return DemoResult(created=created, existing=existing, organisations=members["organisations"], linked=linked)

@@ -199,9 +199,41 @@ def run_jobs_until_idle(app, queues=("emails", "billing", "default"), max_rounds
 
 @pytest.fixture(scope="module")
 def browser():
+    """Chromium from Debian's package (skipped where it is missing, except in CI, where that fails)."""
+    from pathlib import Path
+
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
+    from tests.live_server import CHROMIUM, CHROMIUM_ARGS, in_ci
+
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if in_ci():
+            pytest.fail(message)  # CI installs it: its absence is a broken build, not a skip
+        pytest.skip(message)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--headless"])
+        try:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        except PlaywrightError as exc:
+            pytest.fail(f"Chromium at {CHROMIUM} does not start: {exc}")
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A Norwegian-locale page that collects console errors (CSP violations show up there) in
+    ``page.console_errors``."""
+    context = browser.new_context(locale="nb-NO", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.console_errors = []
+    page.on(
+        "console",
+        lambda message: (
+            message.type == "error" and page.console_errors.append(f"{message.text} ({message.location.get('url')})")
+        ),
+    )
+    page.on("pageerror", lambda error: page.console_errors.append(str(error)))
+    yield page
+    context.close()

@@ -1,6 +1,7 @@
 """Driving the app in a real Chromium (Playwright): a live ``flask run`` server on the demo data,
-logging in through the login page, and the axe-core accessibility check. The ``browser`` fixture
-is in ``tests/conftest.py``."""
+logging in through the login page, and the axe-core accessibility checks; helpers for journeys that
+start their own app process (``run_checked``, ``wait_until_serving``). The ``browser`` and ``page``
+fixtures are in ``tests/conftest.py``."""
 
 from __future__ import annotations
 
@@ -20,6 +21,16 @@ from crm.demo import DEMO_LOGINS
 from crm.redis_setup import start_embedded_redis, stop_embedded_redis
 
 ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"  # screenshots of the browser journeys
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]}}
 
 
@@ -90,3 +101,41 @@ def violations(page) -> list[str]:
 
     results = Axe().run(page, options=AXE_OPTIONS)
     return [f"{v['id']}: {v['help']}" for v in results.response["violations"]]
+
+
+def serious_accessibility_problems(page) -> list[str]:
+    """The serious and critical axe-core findings on the page (with up to five offending elements each)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{violation['id']} ({violation['impact']}): {violation['help']} — "
+        + "; ".join(node["target"][0] if node["target"] else "?" for node in violation["nodes"][:5])
+        for violation in results.response["violations"]
+        if violation["impact"] in {"critical", "serious"}
+    ]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
+
+
+def run_checked(command: list[str], env: dict[str, str]) -> None:
+    """Run a command in the repository root with ``env``; fail the test with its output when it fails."""
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{' '.join(command[:4])} failed:\n{result.stdout}\n{result.stderr}"
+
+
+def wait_until_serving(url: str, server: subprocess.Popen) -> None:
+    """Wait until the app process answers ``url + "healthz"`` (``url`` ends with a slash)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"The app exited with status {server.returncode} while starting")
+        try:
+            with urllib.request.urlopen(url + "healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"The app did not answer on {url}")

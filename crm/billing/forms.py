@@ -18,8 +18,17 @@ class VoidForm(FlaskForm):
     reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
 
 
+class KronerField(DecimalField):
+    """An amount in kroner as Norwegians type it: a decimal comma and spaces between thousands are fine."""
+
+    def process_formdata(self, valuelist):
+        if valuelist:
+            valuelist = [valuelist[0].replace("\u00a0", "").replace(" ", "").replace(",", ".")]
+        super().process_formdata(valuelist)
+
+
 class CreditNoteForm(FlaskForm):
-    amount = DecimalField(_l("Amount (NOK)"), places=2, validators=[DataRequired(), NumberRange(min=Decimal("0.01"))])
+    amount = KronerField(_l("Amount (NOK)"), places=2, validators=[DataRequired(), NumberRange(min=Decimal("0.01"))])
     reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
 
     def amount_ore(self) -> int:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import selectinload
 
@@ -110,6 +111,20 @@ def categories() -> list[MembershipCategory]:
     return list(db.session.scalars(select(MembershipCategory).order_by(MembershipCategory.sort_order)))
 
 
+# What the invoice page's history says for a Stripe event type or an audit action (others show as they are).
+EVENT_LABELS = {
+    "invoice.finalized": _l("Finalised at Stripe"),
+    "invoice.sent": _l("Sent by Stripe"),
+    "invoice.paid": _l("Paid"),
+    "invoice.payment_failed": _l("Payment failed"),
+    "invoice.voided": _l("Voided at Stripe"),
+    "invoice.marked_uncollectible": _l("Marked uncollectible"),
+    "charge.refunded": _l("Refunded"),
+    "billing.invoice.voided": _l("Invoice voided"),
+    "billing.invoice.credited": _l("Credit note issued"),
+}
+
+
 def invoice_events(invoice: Invoice) -> list[dict[str, Any]]:
     """Stripe events about the invoice and staff actions on it, newest first."""
     history: list[dict[str, Any]] = []
@@ -118,13 +133,25 @@ def invoice_events(invoice: Invoice) -> list[dict[str, Any]]:
             select(StripeEvent).where(StripeEvent.object_id == invoice.stripe_invoice_id).order_by(StripeEvent.id)
         ):
             history.append(
-                {"at": event.received_at, "what": event.type, "who": "Stripe", "processed": event.processed_at}
+                {
+                    "at": event.received_at,
+                    "what": EVENT_LABELS.get(event.type, event.type),
+                    "who": "Stripe",
+                    "processed": event.processed_at,
+                }
             )
     for entry in db.session.scalars(
         select(AuditEntry).where(AuditEntry.target_type == "invoices", AuditEntry.target_id == str(invoice.id))
     ):
         reason = (entry.details or {}).get("reason")
-        history.append({"at": entry.at, "what": entry.action, "who": entry.actor_label, "reason": reason})
+        history.append(
+            {
+                "at": entry.at,
+                "what": EVENT_LABELS.get(entry.action, entry.action),
+                "who": entry.actor_label,
+                "reason": reason,
+            }
+        )
     return sorted(history, key=lambda item: item["at"], reverse=True)
 
 

@@ -55,6 +55,14 @@ def stripe_webhook():
 # --- staff: invoices ----------------------------------------------------------------------------------------
 
 
+@bp.route("/")
+@staff_required(*FINANCE)
+def index():
+    """The navigation's entry: its URL is a prefix of every billing page, so "Invoices" stays marked
+    on the run pages too."""
+    return redirect(url_for(".invoices"))
+
+
 @bp.route("/invoices")
 @staff_required(*FINANCE)
 def invoices():
@@ -185,13 +193,14 @@ def _run_context(run_id: int) -> dict:
         "statuses": RunItemStatus,
         "failed": listing.failed_items(run) if counts[RunItemStatus.FAILED] else [],
         "percent": int(100 * (total - counts[RunItemStatus.QUEUED]) / total) if total else 100,
+        "retry_form": RunForm(),
     }
 
 
 @bp.route("/runs/<int:run_id>")
 @staff_required(*FINANCE)
 def run(run_id: int):
-    return render_template("billing/run.html", retry_form=RunForm(), **_run_context(run_id))
+    return render_template("billing/run.html", **_run_context(run_id))
 
 
 @bp.route("/runs/<int:run_id>/progress")
@@ -253,6 +262,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(webhook_bp)
     app.register_blueprint(portal_bp)
     register_panel("invoices", _l("Invoices"), _organisation_tab, order=60)
-    register_nav(_l("Invoices"), "billing.invoices", audience="staff", roles=FINANCE, order=60)
+    register_nav(_l("Invoices"), "billing.index", audience="staff", roles=FINANCE, order=60)
     register_nav(_l("Invoices"), "billing_portal.portal_invoices", audience="member", order=60)
     register_commands()

@@ -124,3 +124,25 @@ def test_reconcile_reports_a_stripe_invoice_with_no_local_row(app, stripe_server
     invoice.stripe_invoice_id = None
     remote_id = stripe_server.objects("invoice")[0]["id"]
     assert any(remote_id in line and "no local invoice" in line for line in reconcile(YEAR))
+
+
+def test_reconcile_fix_applies_stripes_amounts_both_ways(app, stripe_server):
+    invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    remote = stripe_server.invoice(invoice.stripe_invoice_id)
+    with stripe_server.lock:  # someone edited the invoice at Stripe: a lower total, and a part payment
+        remote.update(total=100_000, total_taxes=[{"amount": 20_000}], amount_paid=30_000)
+    invoice.credited_ore = 5_000  # and a local credit that Stripe never got
+
+    differences = reconcile(YEAR)
+    assert any(f"total local {invoice.gross_ore}, Stripe 100000" in line for line in differences)
+    assert any("paid local 0, Stripe 30000" in line for line in differences)
+    assert any("credited local 5000, Stripe 0" in line for line in differences)
+
+    reconcile(YEAR, fix=True)
+    assert (invoice.gross_ore, invoice.vat_ore, invoice.net_ore) == (100_000, 20_000, 80_000)
+    assert (invoice.paid_ore, invoice.credited_ore) == (30_000, 0)
+    assert reconcile(YEAR, fix=True) == []
+
+    invoice.paid_ore = 90_000  # a local figure above Stripe's is lowered too
+    reconcile(YEAR, fix=True)
+    assert invoice.paid_ore == 30_000

@@ -2,8 +2,8 @@
 while a real worker process invoices through the local Stripe server. Fails on console errors (CSP) and on
 serious or critical axe-core findings.
 
-The schema is built with ``create_all`` rather than ``flask db upgrade``: the billing tables' migration is
-written when the branch is merged.
+The app process runs on a database built by ``flask db upgrade``, so this also proves that the migrations
+hold the billing tables.
 """
 
 from __future__ import annotations
@@ -16,14 +16,7 @@ from playwright.sync_api import expect
 
 from crm.redis_setup import start_embedded_redis, stop_embedded_redis
 from tests.apps import ROOT, app_process_env, flask_command, free_port
-from tests.browser.test_login_journey import (  # noqa: F401 - fixtures
-    ARTIFACTS,
-    _run,
-    _wait_until_serving,
-    browser,
-    page,
-    serious_accessibility_problems,
-)
+from tests.live_server import ARTIFACTS, run_checked, serious_accessibility_problems, wait_until_serving
 from tests.stripe_server import StripeServer
 
 pytestmark = pytest.mark.browser
@@ -45,7 +38,6 @@ from crm.members.services import category_for_kind
 
 app = create_app()
 with app.app_context():
-    db.create_all()
     seed_fee_schedules(2026)
     create_user(email=sys.argv[1], full_name="Fia Finans", password=sys.argv[2], roles={Role.FINANCE})
     for n in range(1, 6):
@@ -79,7 +71,8 @@ def billing_app(tmp_path_factory):
     server = None
     log = open(instance / "server.log", "w")  # noqa: SIM115 - closed below
     try:
-        _run([sys.executable, "-c", SEED, FINANCE_EMAIL, PASSWORD], env)
+        run_checked(flask_command("db", "upgrade"), env)
+        run_checked([sys.executable, "-c", SEED, FINANCE_EMAIL, PASSWORD], env)
         port = free_port()
         server = subprocess.Popen(
             flask_command("run", "--host", "127.0.0.1", "--port", str(port), "--no-reload", "--no-debugger"),
@@ -89,7 +82,7 @@ def billing_app(tmp_path_factory):
             stderr=log,
         )
         base_url = f"http://127.0.0.1:{port}/"
-        _wait_until_serving(base_url, server)
+        wait_until_serving(base_url, server)
         yield base_url, env, stripe
     finally:
         if server is not None:
@@ -100,7 +93,7 @@ def billing_app(tmp_path_factory):
         stop_embedded_redis(redis_path, wait=False)
 
 
-def test_finance_previews_starts_and_follows_a_billing_run(billing_app, page):  # noqa: F811 - the fixture
+def test_finance_previews_starts_and_follows_a_billing_run(billing_app, page):
     base_url, env, stripe = billing_app
     ARTIFACTS.mkdir(exist_ok=True)
     page.goto(base_url + "auth/login")
@@ -172,8 +165,8 @@ def test_the_same_event_delivered_at_once_by_two_connections_is_stored_and_paid_
     from tests.billing.conftest import sign
 
     base_url, env, stripe = billing_app
-    _run([sys.executable, "-c", START_RUN_IF_NONE], env)
-    _run(flask_command("crm", "worker", "--burst", "--no-scheduler"), env)
+    run_checked([sys.executable, "-c", START_RUN_IF_NONE], env)
+    run_checked(flask_command("crm", "worker", "--burst", "--no-scheduler"), env)
     paid = stripe.pay(stripe.objects("invoice")[0]["id"])
     [event] = [e for e in stripe.events("invoice.paid") if e["data"]["object"]["id"] == paid["id"]]
     body = json.dumps(event).encode()
@@ -197,7 +190,7 @@ def test_the_same_event_delivered_at_once_by_two_connections_is_stored_and_paid_
     for thread in threads:
         thread.join()
     statuses.append(post())
-    _run(flask_command("crm", "worker", "--burst", "--no-scheduler"), env)
+    run_checked(flask_command("crm", "worker", "--burst", "--no-scheduler"), env)
 
     # The app here runs on SQLite, where the second writer may find the database locked and answer 500;
     # Stripe redelivers any non-2xx answer, so that is safe. On PostgreSQL the unique constraint decides.

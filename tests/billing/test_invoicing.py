@@ -120,3 +120,16 @@ def test_a_pro_rata_invoice_blocks_a_second_annual_invoice_for_the_year(app, str
     with pytest.raises(DomainError):
         bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
     assert len(stripe_server.objects("invoice")) == 1
+
+
+def test_idempotency_keys_are_deterministic_from_the_membership_and_year(app, stripe_server):
+    organisation = make_billable()
+    invoice = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    base = f"invoice:{organisation.membership.id}:{YEAR}:membership"
+    assert set(stripe_server.app.state.idempotent) == {
+        f"customer:{organisation.id}",
+        base,
+        f"{base}:lines",
+        f"{base}:finalize",
+    }
+    assert invoice.idempotency_base == base

@@ -6,14 +6,22 @@ from datetime import date
 
 from sqlalchemy import func, select
 
+from crm.auth.models import Role
 from crm.billing.models import BillingRunStatus, Invoice, InvoiceKind, RunItemStatus
-from crm.billing.services import preview_billing_run, retry_failed_items, run_progress, start_billing_run
+from crm.billing.services import (
+    get_or_create_invoice,
+    preview_billing_run,
+    retry_failed_items,
+    run_progress,
+    start_billing_run,
+)
 from crm.extensions import db
 from crm.members.models import MembershipStatus
 from crm.members.services import change_membership_status
 from tests.billing.conftest import YEAR, make_billable
 from tests.conftest import run_jobs, run_jobs_until_idle
 from tests.factories import make_staff
+from tests.helpers import login
 
 
 def _invoices() -> int:
@@ -117,3 +125,17 @@ def test_a_new_member_gets_a_pro_rata_invoice_on_activation(app, stripe_server):
     # The annual run for the same year skips the new member.
     rows = {row.membership.id: row for row in preview_billing_run(YEAR)}
     assert rows[organisation.membership.id].reason == f"Allerede fakturert for {YEAR}."
+
+
+def test_the_preview_shows_already_invoiced_members_as_done_not_as_problems(app, client):
+    invoiced = make_billable()
+    get_or_create_invoice(invoiced.membership, YEAR, InvoiceKind.MEMBERSHIP)
+    no_email = make_billable(invoice_email=None)
+    rows = {row.membership.id: row for row in preview_billing_run(YEAR)}
+    assert rows[invoiced.membership.id].invoiced and not rows[no_email.membership.id].invoiced
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+    page = client.get(f"/staff/billing/runs/new?year={YEAR}").text
+    assert '<span class="text-muted">Allerede fakturert for 2026.</span>' in page
+    assert '<span class="text-danger">Ingen e-postadresse for faktura.</span>' in page

@@ -101,6 +101,8 @@ def test_staff_void_an_open_invoice_with_a_reason_and_it_is_audited(app, client,
     assert stripe_server.invoice(invoice.stripe_invoice_id)["status"] == "void"
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "billing.invoice.voided"))
     assert entry.details["reason"] == "Feil kategori"
+    page = client.get(f"/staff/billing/invoices/{invoice.id}").text
+    assert "Fakturaen ble annullert" in page and "Feil kategori" in page  # the history, in Norwegian
 
 
 def test_staff_issue_a_credit_note(app, client, stripe_server):
@@ -110,14 +112,14 @@ def test_staff_issue_a_credit_note(app, client, stripe_server):
     login(client, user)
     client.post(
         f"/staff/billing/invoices/{invoice.id}/credit",
-        data={"amount": "100,00".replace(",", "."), "reason": "Rabatt", "csrf_token": csrf_token(client)},
+        data={"amount": "1 000,50", "reason": "Rabatt", "csrf_token": csrf_token(client)},  # as typed in Norway
     )
     db.session.refresh(invoice)
-    assert invoice.credited_ore == 10_000
+    assert invoice.credited_ore == 100_050
     assert [note.reason for note in invoice.credit_notes] == ["Rabatt"]
-    assert stripe_server.objects("credit_note")[0]["amount"] == 10_000
+    assert stripe_server.objects("credit_note")[0]["amount"] == 100_050
     page = client.get(f"/staff/billing/invoices/{invoice.id}").text
-    assert "billing.invoice.credited" in page
+    assert "Kreditnota utstedt" in page and "Rabatt" in page
 
 
 def test_members_see_only_their_own_organisations_invoices(app, client, stripe_server):
@@ -130,7 +132,8 @@ def test_members_see_only_their_own_organisations_invoices(app, client, stripe_s
     login(client, user)
     page = client.get("/portal/invoices/").text
     assert my_invoice.number in page
-    assert my_invoice.hosted_invoice_url in page
+    assert f'<a href="{my_invoice.hosted_invoice_url}" rel="noopener">Betal</a>' in page  # open: pay online
+    assert f'<a href="{my_invoice.invoice_pdf}" rel="noopener">Last ned PDF</a>' in page
     assert their_invoice.number not in page
     assert client.get(f"/staff/billing/invoices/{their_invoice.id}").status_code == 403
 
@@ -162,3 +165,57 @@ def test_the_invoice_list_filters_by_status_and_category(app, client, stripe_ser
     assert company.number in overdue and municipality.number not in overdue
     by_category = client.get(f"/staff/billing/invoices?category={municipality.membership.category_id}").text
     assert municipality.number in by_category and company.number not in by_category
+
+
+@pytest.mark.parametrize("path", ["/staff/billing/invoices", "/staff/billing/runs/new", "/staff/billing/runs"])
+def test_the_invoices_entry_of_the_navigation_is_marked_on_every_billing_page(app, client, path):
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+    assert client.get("/staff/billing/").headers["Location"].endswith("/staff/billing/invoices")
+    page = client.get(path).text
+    assert 'aria-current="page" href="/staff/billing/">Fakturaer</a>' in page
+
+
+def test_failed_run_items_are_retried_from_the_live_progress_fragment(app, client, stripe_server, monkeypatch):
+    from crm.billing.models import RunItemStatus
+    from crm.billing.services import run_progress, start_billing_run
+    from tests.conftest import run_jobs
+
+    make_billable()
+    user = make_staff(Role.FINANCE)
+    monkeypatch.setitem(app.config, "STRIPE_SECRET_KEY", "sk_test_wrong")  # Stripe answers 401: a hard failure
+    run = start_billing_run(YEAR, actor=user)
+    db.session.commit()
+    run_jobs(app)
+    monkeypatch.setitem(app.config, "STRIPE_SECRET_KEY", "sk_test_crm")
+    login(client, user)
+
+    fragment = client.get(f"/staff/billing/runs/{run.id}/progress").text  # what htmx swaps in
+    assert "Prøv de mislykkede på nytt" in fragment
+    response = client.post(f"/staff/billing/runs/{run.id}/retry", data={"csrf_token": csrf_token(client)})
+    assert response.status_code == 302
+    run_jobs(app)
+    assert run_progress(run)[RunItemStatus.DONE] == 1
+    assert "Prøv de mislykkede på nytt" not in client.get(f"/staff/billing/runs/{run.id}").text
+
+
+def test_the_invoice_list_filters_by_year_and_totals_every_match(app, client):
+    from crm.billing.services import get_or_create_invoice
+
+    this_year, other_year, also_this_year = (
+        get_or_create_invoice(make_billable().membership, YEAR, InvoiceKind.MEMBERSHIP)[0] for _ in range(3)
+    )
+    for invoice, net in ((this_year, 100_000_00), (other_year, 5_000_00), (also_this_year, 37_800_00)):
+        invoice.net_ore, invoice.vat_ore, invoice.gross_ore = net, net // 4, net + net // 4
+        invoice.number = f"T-{invoice.id}"
+    other_year.year = YEAR - 1
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+    page = client.get(f"/staff/billing/invoices?year={YEAR}").text
+    assert this_year.number in page and also_this_year.number in page and other_year.number not in page
+    nbsp = "\u00a0"
+    assert f"137{nbsp}800{nbsp}kr" in page  # net
+    assert f"34{nbsp}450{nbsp}kr" in page  # VAT
+    assert f"172{nbsp}250{nbsp}kr" in page  # gross

@@ -8,34 +8,18 @@ there) and on serious or critical axe-core findings.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import expect
 
 from crm.redis_setup import start_embedded_redis, stop_embedded_redis
 from tests.apps import ROOT, app_process_env, flask_command, free_port
+from tests.live_server import ARTIFACTS, run_checked, serious_accessibility_problems, wait_until_serving
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = ROOT / "test-artifacts"
 MEMBER_EMAIL = "kari.nordmann@medlem.example.no"
 MEMBER_NAME = "Kari Nordmann"
 MEMBER_PASSWORD = "grønn-lastebil-fjord-2026"
@@ -66,29 +50,6 @@ with app.app_context():
 """
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
-
-
-def _run(command: list[str], env: dict[str, str]) -> None:
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, f"{' '.join(command[:4])} failed:\n{result.stdout}\n{result.stderr}"
-
-
-def _wait_until_serving(url: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"The app exited with status {server.returncode} while starting")
-        try:
-            with urllib.request.urlopen(url + "healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.2)
-    pytest.fail(f"The app did not answer on {url}")
-
-
 @pytest.fixture(scope="module")
 def live_app(tmp_path_factory):
     """The real app in its own process, with a migrated database and one member user."""
@@ -97,8 +58,8 @@ def live_app(tmp_path_factory):
     env = app_process_env(instance, REDIS_URL=start_embedded_redis(redis_path))
     server = None
     try:
-        _run(flask_command("db", "upgrade"), env)
-        _run([sys.executable, "-c", SEED_MEMBER, MEMBER_EMAIL, MEMBER_NAME, MEMBER_PASSWORD], env)
+        run_checked(flask_command("db", "upgrade"), env)
+        run_checked([sys.executable, "-c", SEED_MEMBER, MEMBER_EMAIL, MEMBER_NAME, MEMBER_PASSWORD], env)
         port = free_port()
         server = subprocess.Popen(
             flask_command("run", "--host", "127.0.0.1", "--port", str(port), "--no-reload", "--no-debugger"),
@@ -108,55 +69,13 @@ def live_app(tmp_path_factory):
             stderr=subprocess.DEVNULL,
         )
         base_url = f"http://127.0.0.1:{port}/"
-        _wait_until_serving(base_url, server)
+        wait_until_serving(base_url, server)
         yield base_url
     finally:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
         stop_embedded_redis(redis_path, wait=False)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if in_ci():
-            pytest.fail(message)  # CI installs it: its absence is a broken build, not a skip
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        try:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        except PlaywrightError as exc:
-            pytest.fail(f"Chromium at {CHROMIUM} does not start: {exc}")
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(locale="nb-NO", viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.console_errors = []
-    page.on(
-        "console",
-        lambda message: (
-            message.type == "error" and page.console_errors.append(f"{message.text} ({message.location.get('url')})")
-        ),
-    )
-    page.on("pageerror", lambda error: page.console_errors.append(str(error)))
-    yield page
-    context.close()
-
-
-def serious_accessibility_problems(page: Page) -> list[str]:
-    results = Axe().run(page)
-    return [
-        f"{violation['id']} ({violation['impact']}): {violation['help']} — "
-        + "; ".join(node["target"][0] if node["target"] else "?" for node in violation["nodes"][:5])
-        for violation in results.response["violations"]
-        if violation["impact"] in {"critical", "serious"}
-    ]
 
 
 def test_member_logs_in_through_the_login_page_and_reaches_the_portal(live_app, page):

@@ -19,14 +19,7 @@ from playwright.sync_api import Page, expect
 
 from crm.redis_setup import start_embedded_redis, stop_embedded_redis
 from tests.apps import ROOT, app_process_env, flask_command, free_port
-from tests.browser.test_login_journey import (  # noqa: F401 - browser and page are fixtures
-    ARTIFACTS,
-    _run,
-    _wait_until_serving,
-    browser,
-    page,
-    serious_accessibility_problems,
-)
+from tests.live_server import ARTIFACTS, run_checked, serious_accessibility_problems, wait_until_serving
 
 pytestmark = pytest.mark.browser
 
@@ -72,9 +65,9 @@ def members_app(tmp_path_factory):
     )
     server = None
     try:
-        _run(flask_command("db", "upgrade"), env)
-        _run(flask_command("crm", "fees", "seed", "--year", str(date.today().year)), env)
-        _run([sys.executable, "-c", SEED_COORDINATOR, COORDINATOR_EMAIL, COORDINATOR_PASSWORD], env)
+        run_checked(flask_command("db", "upgrade"), env)
+        run_checked(flask_command("crm", "fees", "seed", "--year", str(date.today().year)), env)
+        run_checked([sys.executable, "-c", SEED_COORDINATOR, COORDINATOR_EMAIL, COORDINATOR_PASSWORD], env)
         port = free_port()
         server = subprocess.Popen(
             flask_command("run", "--host", "127.0.0.1", "--port", str(port), "--no-reload", "--no-debugger"),
@@ -84,7 +77,7 @@ def members_app(tmp_path_factory):
             stderr=subprocess.DEVNULL,
         )
         base_url = f"http://127.0.0.1:{port}/"
-        _wait_until_serving(base_url, server)
+        wait_until_serving(base_url, server)
         yield base_url, env
     finally:
         if server is not None:
@@ -100,7 +93,7 @@ def _checked(tab: Page, name: str) -> None:
     assert serious_accessibility_problems(tab) == [], name
 
 
-def test_the_public_applies_and_a_coordinator_makes_them_a_member(members_app, page):  # noqa: F811
+def test_the_public_applies_and_a_coordinator_makes_them_a_member(members_app, page):
     base, env = members_app
 
     # The front page leads the public to the application form.

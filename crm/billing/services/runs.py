@@ -38,6 +38,7 @@ class PreviewRow:
     membership: Membership
     fee: FeeCalculation | None
     reason: str | None
+    invoiced: bool = False  # already invoiced for the year: not a problem, just nothing to do
 
     @property
     def organisation(self) -> Organisation:
@@ -75,7 +76,7 @@ def preview_billing_run(year: int) -> list[PreviewRow]:
     rows = []
     for membership in billable_memberships(year):
         if membership.id in invoiced:
-            rows.append(PreviewRow(membership, None, _("Already invoiced for %(year)s.", year=year)))
+            rows.append(PreviewRow(membership, None, _("Already invoiced for %(year)s.", year=year), True))
             continue
         reason = cannot_invoice_reason(membership, year)
         fee = None

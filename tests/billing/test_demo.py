@@ -1,0 +1,29 @@
+"""The billing demo: local invoices in every state, loaded with the rest of the demo, offline."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from crm.billing.demo import load_billing_demo
+from crm.billing.listing import InvoiceFilters, search_invoices
+from crm.billing.models import CreditNote, Invoice, InvoiceStatus
+from crm.billing.services import today
+from crm.demo import load_demo
+from crm.extensions import db
+
+
+def test_the_demo_invoices_this_year_in_every_state_without_stripe_and_loads_once(app):
+    # The test config points STRIPE_API_BASE at a closed port: any Stripe call would fail the load.
+    load_demo()
+    invoices = db.session.scalars(select(Invoice)).all()
+    assert {i.status for i in invoices} == set(InvoiceStatus)
+    assert all(i.stripe_invoice_id is None and i.year == today().year for i in invoices)
+    assert sum(i.is_overdue(today()) for i in invoices) >= 2
+    assert all(i.paid_ore == i.gross_ore for i in invoices if i.status is InvoiceStatus.PAID)
+    assert db.session.scalar(select(CreditNote.id)) is not None
+    assert any(i.ehf for i in invoices)
+    with app.test_request_context("/"):
+        page, totals = search_invoices(InvoiceFilters(year=today().year))
+    assert totals["count"] == len(invoices) and totals["gross"] > 0
+    assert page.items[0].is_overdue(today())  # overdue first
+    assert load_billing_demo() == {"invoices": 0}
