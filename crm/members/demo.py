@@ -303,7 +303,9 @@ def _run_lifecycle(organisation: Organisation, status: MembershipStatus, index: 
             update_membership_details(membership, actor=None, principles_version="2022", principles_accepted_on=day)
         if step is S.ENDED:
             day = membership.end_on or day
-        change_membership_status(membership, step, actor=None, reason=REASONS.get(step), on_date=day, invite=False)
+        change_membership_status(
+            membership, step, actor=None, reason=REASONS.get(step), on_date=day, side_effects=False
+        )
         day += timedelta(days=30 if step is not S.ACTIVE else 400)
     if advisers and status in (S.BOARD_REVIEW, S.ACTIVE, S.NOTICE_GIVEN):
         assign_adviser(membership, advisers[index % len(advisers)], actor=None)

@@ -27,3 +27,12 @@ def test_the_demo_invoices_this_year_in_every_state_without_stripe_and_loads_onc
     assert totals["count"] == len(invoices) and totals["gross"] > 0
     assert page.items[0].is_overdue(today())  # overdue first
     assert load_billing_demo() == {"invoices": 0}
+
+
+def test_loading_the_demo_queues_no_billing_jobs(app):
+    # The demo's memberships are history recorded after the fact: activating them must not bill anyone.
+    from crm.jobs import get_queue
+
+    load_demo()
+    db.session.commit()
+    assert get_queue("billing").count == 0

@@ -138,7 +138,7 @@ def test_withdrawn_notice_and_demo_data_send_no_invitation():
     change_membership_status(org.membership, S.ACTIVE, actor=None, reason="Trakk oppsigelsen")
     other = make_organisation(status=S.BOARD_REVIEW)
     make_contact(other, roles=[ContactRole.MAIN_CONTACT])
-    change_membership_status(other.membership, S.ACTIVE, actor=None, invite=False)
+    change_membership_status(other.membership, S.ACTIVE, actor=None, side_effects=False)
     assert _outbox() == []
 
 

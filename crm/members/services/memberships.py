@@ -76,17 +76,18 @@ def change_membership_status(
     reason: str | None = None,
     on_date: date | None = None,
     end_on: date | None = None,
-    invite: bool = True,
+    side_effects: bool = True,
 ) -> MembershipEvent:
     """Move the membership along its lifecycle, recording the event and an audit entry.
 
     Sets the dates that belong to the step: ``applied_on`` (applied), ``decision_on`` (active, rejected),
     ``start_on`` and ``basic_level_deadline`` = start + 2 years (first activation), ``end_on`` (notice
     given: ``end_on`` or 31 December of the year; ended/excluded: ``on_date``). On activation after board
-    review the organisation's main contacts get a portal login and an invitation by email (unless ``invite``
-    is False, as for demo data); the event's ``invited`` lists them. Ending the membership ends their portal
-    access by itself (the portal checks the status on every request). Raises ``DomainError`` for a transition
-    the lifecycle does not allow.
+    review the organisation's main contacts get a portal login and an invitation by email, and the
+    registered listeners run (billing's pro-rata invoice); ``side_effects=False`` skips both, for history
+    recorded after the fact such as demo data. The event's ``invited`` lists who was invited. Ending the
+    membership ends their portal access by itself (the portal checks the status on every request).
+    Raises ``DomainError`` for a transition the lifecycle does not allow.
     """
     from_status = membership.status
     on_date = on_date or today()
@@ -146,7 +147,9 @@ def change_membership_status(
     logger.info(
         "Membership %s %s -> %s by %s", membership.id, from_status.value, to_status.value, getattr(actor, "email", None)
     )
-    if invite and to_status is S.ACTIVE and from_status is S.BOARD_REVIEW:
+    if not side_effects:
+        return event
+    if to_status is S.ACTIVE and from_status is S.BOARD_REVIEW:
         from crm.members.services.invitations import invite_main_contacts
 
         event.invited = invite_main_contacts(membership, actor=actor)
