@@ -12,13 +12,13 @@ import io
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy.orm import contains_eager, selectinload
+from sqlalchemy.orm import selectinload
 
 from crm.audit.services import record_audit
 from crm.auth.models import User
 from crm.extensions import db
-from crm.members.listing import SORTS, AdviserUser, MemberFilters, filtered_organisations
-from crm.members.models import Contact, ContactRole, Membership, Organisation
+from crm.members.listing import MemberFilters, listed_organisations
+from crm.members.models import Contact, ContactRole, Organisation
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -36,16 +36,7 @@ def _main_contact(organisation: Organisation) -> Contact | None:
 
 def export_rows(filters: MemberFilters) -> tuple[list[str], list[list[Any]]]:
     """Every organisation matching ``filters`` as one row (a constant number of queries)."""
-    stmt = (
-        filtered_organisations(filters)
-        .options(
-            contains_eager(Organisation.membership).contains_eager(Membership.category),
-            contains_eager(Organisation.membership).contains_eager(Membership.adviser.of_type(AdviserUser)),
-            selectinload(Organisation.sectors),
-            selectinload(Organisation.contacts).selectinload(Contact.role_links),
-        )
-        .order_by(*SORTS.get(filters.sort, SORTS["name"]), Organisation.id)
-    )
+    stmt = listed_organisations(filters, selectinload(Organisation.contacts).selectinload(Contact.role_links))
     headers = [
         _("Name"), _("Organisation number"), _("Country code"), _("Kind"), _("Category"), _("Status"),
         _("Adviser"), _("Sectors"), _("Employees"), _("Inhabitants"), _("Annual turnover (NOK)"),

@@ -44,6 +44,36 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = widgets.CheckboxInput()
 
 
+class ValuesForm(FlaskForm):
+    """A form whose ``values()`` are the data of the fields named in ``VALUE_FIELDS``, for a service call."""
+
+    VALUE_FIELDS: tuple[str, ...] = ()
+
+    def values(self) -> dict:
+        return {name: getattr(self, name).data for name in self.VALUE_FIELDS}
+
+
+# The fields of a contact person, the same on the staff form, the portal form and the portal invitation.
+def _name_field() -> StringField:
+    return StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+
+
+def _title_field() -> StringField:
+    return StringField(_l("Title"), validators=[Optional(), Length(max=200)])
+
+
+def _phone_field(**kwargs) -> StringField:
+    return StringField(_l("Phone"), validators=[Optional(), Length(max=30)], **kwargs)
+
+
+def _roles_field() -> MultiCheckboxField:
+    return MultiCheckboxField(_l("Roles"), choices=lambda: [(r.value, r.label) for r in ContactRole])
+
+
+def _newsletter_field() -> BooleanField:
+    return BooleanField(_l("Consents to the newsletter"))
+
+
 def _kind_choices():
     return [(kind.value, kind.label) for kind in OrganisationKind]
 
@@ -52,7 +82,7 @@ def _scope_choices():
     return [(scope.value, scope.label) for scope in TransparencyScope]
 
 
-class OrganisationForm(FlaskForm):
+class OrganisationForm(ValuesForm):
     orgnr = StringField(_l("Organisation number"), validators=[Optional(), Length(max=20), valid_orgnr])
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
     kind = SelectField(_l("Kind"), choices=_kind_choices, validators=[DataRequired()])
@@ -106,31 +136,21 @@ class OrganisationForm(FlaskForm):
         "ehf_receiver", "notes",
     )  # fmt: skip
 
-    def values(self) -> dict:
-        return {name: getattr(self, name).data for name in self.VALUE_FIELDS}
-
     def sector_names(self) -> list[str]:
         extra = [name.strip() for name in (self.new_sectors.data or "").split(",")]
         return [name for name in [*(self.sectors.data or []), *extra] if name]
 
 
-class ContactForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
-    title = StringField(_l("Title"), validators=[Optional(), Length(max=200)])
+class ContactForm(ValuesForm):
+    name = _name_field()
+    title = _title_field()
     email = EmailField(_l("Work email"), validators=[Optional(), Email(), Length(max=254)])
-    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=30)], description="+47 22 33 44 55")
-    roles = MultiCheckboxField(_l("Roles"), choices=lambda: [(r.value, r.label) for r in ContactRole])
-    newsletter_consent = BooleanField(_l("Consents to the newsletter"))
+    phone = _phone_field(description="+47 22 33 44 55")
+    roles = _roles_field()
+    newsletter_consent = _newsletter_field()
     submit = SubmitField(_l("Save"))
 
-    def values(self) -> dict:
-        return {
-            "name": self.name.data,
-            "title": self.title.data,
-            "email": self.email.data,
-            "phone": self.phone.data,
-            "newsletter_consent": self.newsletter_consent.data,
-        }
+    VALUE_FIELDS = ("name", "title", "email", "phone", "newsletter_consent")
 
 
 class DeactivateContactForm(FlaskForm):
@@ -229,7 +249,7 @@ class ApplicationForm(FlaskForm):
             raise ValidationError(_l("You must accept the declaration of principles."))
 
 
-class PortalProfileForm(FlaskForm):
+class PortalProfileForm(ValuesForm):
     """What a member's main contact may change about the organisation."""
 
     website = URLField(_l("Website"), validators=[Optional(), Length(max=255)])
@@ -244,44 +264,34 @@ class PortalProfileForm(FlaskForm):
     default_buyer_reference = StringField(_l("Default buyer reference"), validators=[Optional(), Length(max=100)])
     submit = SubmitField(_l("Save"))
 
-    FIELDS = (
+    VALUE_FIELDS = (
         "website", "employees", "visiting_street", "visiting_postcode", "visiting_city", "postal_street",
         "postal_postcode", "postal_city", "invoice_email", "default_buyer_reference",
     )  # fmt: skip
 
-    def values(self) -> dict:
-        return {name: getattr(self, name).data for name in self.FIELDS}
 
-
-class PortalContactForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
-    title = StringField(_l("Title"), validators=[Optional(), Length(max=200)])
-    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=30)])
-    roles = MultiCheckboxField(_l("Roles"), choices=lambda: [(r.value, r.label) for r in ContactRole])
-    newsletter_consent = BooleanField(_l("Consents to the newsletter"))
+class PortalContactForm(ValuesForm):
+    name = _name_field()
+    title = _title_field()
+    phone = _phone_field()
+    roles = _roles_field()
+    newsletter_consent = _newsletter_field()
     submit = SubmitField(_l("Save"))
 
-    def values(self) -> dict:
-        return {
-            "name": self.name.data,
-            "title": self.title.data,
-            "phone": self.phone.data,
-            "newsletter_consent": self.newsletter_consent.data,
-        }
+    VALUE_FIELDS = ("name", "title", "phone", "newsletter_consent")
 
 
-class PortalInviteForm(FlaskForm):
+class PortalInviteForm(ValuesForm):
     """The main contact invites a colleague to the portal."""
 
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
-    title = StringField(_l("Title"), validators=[Optional(), Length(max=200)])
+    name = _name_field()
+    title = _title_field()
     email = EmailField(_l("Work email"), validators=[DataRequired(), Email(), Length(max=254)])
-    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=30)])
-    roles = MultiCheckboxField(_l("Roles"), choices=lambda: [(r.value, r.label) for r in ContactRole])
+    phone = _phone_field()
+    roles = _roles_field()
     submit = SubmitField(_l("Send invitation"))
 
-    def values(self) -> dict:
-        return {"name": self.name.data, "title": self.title.data, "email": self.email.data, "phone": self.phone.data}
+    VALUE_FIELDS = ("name", "title", "email", "phone")
 
 
 class ImportForm(FlaskForm):

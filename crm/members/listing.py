@@ -92,21 +92,26 @@ def filtered_organisations(filters: MemberFilters, *, with_status: bool = True) 
     return stmt
 
 
-def search_members(filters: MemberFilters) -> tuple[Page, dict]:
-    """The page of organisations named by the request's ``?page=`` (with membership, category, adviser and
-    sectors loaded) and the counts per status under the other filters. A count and the page, one query for
-    the page's sectors, one for the advisers' roles and one for the counts, whatever the page size."""
-    order = SORTS.get(filters.sort, SORTS["name"])
-    stmt = (
+def listed_organisations(filters: MemberFilters, *options) -> Select:
+    """``filtered_organisations`` in the order asked for, with what a row of the member list shows loaded
+    (membership, category, adviser, sectors) and any further loader ``options``."""
+    return (
         filtered_organisations(filters)
         .options(
             contains_eager(Organisation.membership).contains_eager(Membership.category),
             contains_eager(Organisation.membership).contains_eager(Membership.adviser.of_type(AdviserUser)),
             selectinload(Organisation.sectors),
+            *options,
         )
-        .order_by(*order, Organisation.id)
+        .order_by(*SORTS.get(filters.sort, SORTS["name"]), Organisation.id)
     )
-    page = paginate(stmt)
+
+
+def search_members(filters: MemberFilters) -> tuple[Page, dict]:
+    """The page of organisations named by the request's ``?page=`` (with membership, category, adviser and
+    sectors loaded) and the counts per status under the other filters. A count and the page, one query for
+    the page's sectors, one for the advisers' roles and one for the counts, whatever the page size."""
+    page = paginate(listed_organisations(filters))
     counts_stmt = (
         filtered_organisations(filters, with_status=False)
         .with_only_columns(Membership.status, func.count(Organisation.id))

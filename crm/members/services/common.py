@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
@@ -67,6 +68,20 @@ def normalise_email(value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
     return value.strip().lower()
+
+
+def clean_text_values(values: Mapping[str, Any], fields: Iterable[str], *, missing_name: str) -> dict[str, Any]:
+    """The entries of ``values`` named in ``fields``, text stripped and blank text made None.
+
+    Raises DomainError (on ``name``) with ``missing_name`` when a name is given but blank.
+    """
+    clean = {key: value for key, value in values.items() if key in fields}
+    for key, value in list(clean.items()):
+        if isinstance(value, str):
+            clean[key] = value.strip() or None
+    if "name" in clean and not clean["name"]:
+        raise DomainError(missing_name, field="name")
+    return clean
 
 
 def clean_postcode(values: dict[str, Any], prefix: str) -> None:

@@ -22,6 +22,7 @@ from crm.members.models import (
 )
 from crm.members.services.common import (
     DuplicateContact,
+    clean_text_values,
     normalise_email,
     normalise_phone,
     today,
@@ -42,12 +43,7 @@ def find_active_contact_by_email(email: str) -> Contact | None:
 
 
 def _clean_contact_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    clean = {key: value for key, value in values.items() if key in CONTACT_FIELDS}
-    for key, value in list(clean.items()):
-        if isinstance(value, str):
-            clean[key] = value.strip() or None
-    if "name" in clean and not clean["name"]:
-        raise DomainError(_("The contact needs a name."), field="name")
+    clean = clean_text_values(values, CONTACT_FIELDS, missing_name=_("The contact needs a name."))
     if "email" in clean:
         clean["email"] = normalise_email(clean["email"])
     if "phone" in clean:

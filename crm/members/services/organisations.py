@@ -30,6 +30,7 @@ from crm.members.models import (
 from crm.members.services.common import (
     DuplicateOrganisation,
     clean_postcode,
+    clean_text_values,
     normalise_email,
     normalise_orgnr,
     today,
@@ -114,14 +115,11 @@ def find_organisation_by_orgnr(orgnr: str) -> Organisation | None:
 
 
 def _clean_organisation_values(values: Mapping[str, Any], organisation: Organisation | None) -> dict[str, Any]:
-    clean = {key: value for key, value in values.items() if key in ORGANISATION_FIELDS}
+    parent: dict[str, Any] = {}
     if "parent_orgnr" in values:  # forms name the parent by its organisation number
-        clean["parent_id"] = _parent_id_from_orgnr(values["parent_orgnr"])
-    for key, value in list(clean.items()):
-        if isinstance(value, str):
-            clean[key] = value.strip() or None
-    if "name" in clean and not clean["name"]:
-        raise DomainError(_("The organisation needs a name."), field="name")
+        parent["parent_id"] = _parent_id_from_orgnr(values["parent_orgnr"])
+    clean = clean_text_values(values, ORGANISATION_FIELDS, missing_name=_("The organisation needs a name."))
+    clean.update(parent)
     if "country" in clean:
         clean["country"] = (clean["country"] or "NO").upper()
     country = clean.get("country") or (organisation.country if organisation else "NO")

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, make_response, redirect, render_template, request, url_for
+from flask import flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from crm.auth.access import staff_required
-from crm.errors import DomainError
 from crm.extensions import db
 from crm.members.forms import ConfirmImportForm, ImportForm
 from crm.members.imports import COLUMNS, confirm_import, get_progress, start_import
 from crm.members.models import ImportBatch
 from crm.members.views.blueprints import bp
-from crm.members.views.staff import EDITORS, field_error
-
-
-def _load_batch(batch_id: int) -> ImportBatch:
-    batch = db.session.get(ImportBatch, batch_id)
-    if batch is None:
-        abort(404)
-    return batch
+from crm.members.views.common import attempt, save_form
+from crm.members.views.staff import EDITORS
 
 
 @bp.route("/import", methods=["GET", "POST"])
@@ -29,20 +22,18 @@ def import_upload():
     form = ImportForm()
     if form.validate_on_submit():
         upload = form.file.data
-        try:
-            batch = start_import(upload.filename or "import.csv", upload.read(), actor=current_user)
-        except DomainError as exc:
-            field_error(form, exc)
-        else:
-            db.session.commit()
-            return redirect(url_for("members.import_status", batch_id=batch.id))
+        saved = save_form(
+            form, lambda: start_import(upload.filename or "import.csv", upload.read(), actor=current_user)
+        )
+        if saved.ok:
+            return redirect(url_for("members.import_status", batch_id=saved.result.id))
     return render_template("members/import_upload.html", form=form, columns=COLUMNS)
 
 
 @bp.route("/import/<int:batch_id>")
 @staff_required(*EDITORS)
 def import_status(batch_id: int):
-    batch = _load_batch(batch_id)
+    batch = db.get_or_404(ImportBatch, batch_id)
     done, total = get_progress(batch)
     return render_template(
         "members/import_status.html", batch=batch, done=done, total=total, confirm_form=ConfirmImportForm()
@@ -52,7 +43,7 @@ def import_status(batch_id: int):
 @bp.route("/import/<int:batch_id>/progress")
 @staff_required(*EDITORS)
 def import_progress(batch_id: int):
-    batch = _load_batch(batch_id)
+    batch = db.get_or_404(ImportBatch, batch_id)
     done, total = get_progress(batch)
     response = make_response(render_template("members/_import_progress.html", batch=batch, done=done, total=total))
     if not batch.in_progress and request.headers.get("HX-Request"):
@@ -63,15 +54,8 @@ def import_progress(batch_id: int):
 @bp.route("/import/<int:batch_id>/confirm", methods=["POST"])
 @staff_required(*EDITORS)
 def import_confirm(batch_id: int):
-    batch = _load_batch(batch_id)
+    batch = db.get_or_404(ImportBatch, batch_id)
     form = ConfirmImportForm()
-    if form.validate_on_submit():
-        try:
-            confirm_import(batch, actor=current_user)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "danger")
-        else:
-            db.session.commit()
-            flash(_("The import has started."), "success")
+    if form.validate_on_submit() and attempt(lambda: confirm_import(batch, actor=current_user)).ok:
+        flash(_("The import has started."), "success")
     return redirect(url_for("members.import_status", batch_id=batch.id))

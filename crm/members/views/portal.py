@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from crm.auth.access import member_required, register_member_access_check
-from crm.errors import DomainError, PermissionDenied
+from crm.errors import DomainError
 from crm.extensions import db
 from crm.members import services
 from crm.members.fees import calculate_fee
@@ -18,7 +18,7 @@ from crm.members.forms import PortalContactForm, PortalInviteForm, PortalProfile
 from crm.members.models import Contact
 from crm.members.services.portal import colleague_for, is_main_contact
 from crm.members.views.blueprints import portal_bp
-from crm.members.views.staff import field_error
+from crm.members.views.common import attempt, save_form
 from crm.ui import register_nav
 
 
@@ -82,17 +82,12 @@ def edit_profile():
     if not is_main_contact(me):
         abort(403)
     form = PortalProfileForm(obj=me.organisation)
-    if form.validate_on_submit():
-        try:
-            services.update_profile_by_member(me, form.values(), actor=current_user)
-        except PermissionDenied:
-            raise
-        except DomainError as exc:
-            field_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Saved."), "success")
-            return redirect(url_for("member_portal.organisation"))
+    if (
+        form.validate_on_submit()
+        and save_form(form, lambda: services.update_profile_by_member(me, form.values(), actor=current_user)).ok
+    ):
+        flash(_("Saved."), "success")
+        return redirect(url_for("member_portal.organisation"))
     return render_template("members/portal_profile_form.html", form=form, organisation=me.organisation)
 
 
@@ -109,16 +104,13 @@ def edit_contact(contact_id: int):
         form.roles.data = [role.value for role in contact.sorted_roles]
         form.phone.data = contact.phone_display
     if form.validate_on_submit():
-        try:
-            services.update_contact_by_member(
+        saved = save_form(
+            form,
+            lambda: services.update_contact_by_member(
                 me, contact, form.values(), roles=form.roles.data if main else None, actor=current_user
-            )
-        except PermissionDenied:
-            raise
-        except DomainError as exc:
-            field_error(form, exc)
-        else:
-            db.session.commit()
+            ),
+        )
+        if saved.ok:
             flash(_("Saved."), "success")
             return redirect(url_for("member_portal.organisation"))
     return render_template("members/portal_contact_form.html", form=form, contact=contact, me=me, is_main=main)
@@ -132,17 +124,14 @@ def invite_contact():
         abort(403)
     form = PortalInviteForm()
     if form.validate_on_submit():
-        try:
-            contact = services.invite_colleague_by_member(
+        saved = save_form(
+            form,
+            lambda: services.invite_colleague_by_member(
                 me, form.values(), roles=form.roles.data or [], actor=current_user
-            )
-        except PermissionDenied:
-            raise
-        except DomainError as exc:
-            field_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("%(name)s is added and invited to the portal by email.", name=contact.name), "success")
+            ),
+        )
+        if saved.ok:
+            flash(_("%(name)s is added and invited to the portal by email.", name=saved.result.name), "success")
             return redirect(url_for("member_portal.organisation"))
     return render_template("members/portal_invite_form.html", form=form), 400 if form.errors else 200
 
@@ -152,15 +141,7 @@ def invite_contact():
 def deactivate_contact(contact_id: int):
     me = _me()
     contact = _colleague(me, contact_id)
-    try:
-        services.deactivate_contact_by_member(me, contact, actor=current_user)
-    except PermissionDenied:
-        raise
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "danger")
-    else:
-        db.session.commit()
+    if attempt(lambda: services.deactivate_contact_by_member(me, contact, actor=current_user)).ok:
         flash(_("%(name)s is marked as having left.", name=contact.name), "success")
     return redirect(url_for("member_portal.organisation"))
 

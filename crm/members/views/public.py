@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 
 from crm.auth.access import public
 from crm.errors import DomainError
-from crm.extensions import db, limiter
+from crm.extensions import limiter
 from crm.members import services
 from crm.members.brreg import lookup
 from crm.members.forms import (
@@ -27,7 +27,7 @@ from crm.members.models import (
     OrganisationKind,
 )
 from crm.members.views.blueprints import public_bp
-from crm.members.views.staff import field_error
+from crm.members.views.common import save_form
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +50,7 @@ def apply():
             if form.homepage.data:  # the honeypot: answer as if all went well, store nothing
                 logger.info("Application honeypot filled from %s", request.remote_addr)
                 return redirect(url_for("membership.thanks"))
-            try:
-                services.submit_application(data, ip_address=request.remote_addr)
-            except DomainError as exc:
-                field_error(form, exc)
-            else:
-                db.session.commit()
+            if save_form(form, lambda: services.submit_application(data, ip_address=request.remote_addr)).ok:
                 return redirect(url_for("membership.thanks"))
         fee, problem = _preview(data)
     return render_template("members/apply.html", form=form, note=note, fee=fee, problem=problem)

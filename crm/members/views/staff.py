@@ -44,6 +44,7 @@ from crm.members.models import (
 )
 from crm.members.panels import get_panel, panels
 from crm.members.views.blueprints import bp
+from crm.members.views.common import attempt, field_error, save_form
 from crm.ui import register_nav
 
 logger = logging.getLogger(__name__)
@@ -83,21 +84,8 @@ def _filters_from_args() -> MemberFilters:
     )
 
 
-def _load_organisation(organisation_id: int) -> Organisation:
-    organisation = db.session.get(Organisation, organisation_id)
-    if organisation is None:
-        abort(404)
-    return organisation
-
-
-def field_error(form, exc: DomainError) -> None:
-    """Show a refused operation's message next to its field (or as a flash) after undoing its flushes."""
-    db.session.rollback()
-    field = getattr(form, exc.field, None) if exc.field else None
-    if field is not None:
-        field.errors = [*field.errors, exc.message] if isinstance(field.errors, list) else [exc.message]
-    else:
-        flash(exc.message, "danger")
+def _flash_saved(changed: bool) -> None:
+    flash(_("Saved.") if changed else _("Nothing was changed."), "success" if changed else "info")
 
 
 @bp.route("/")
@@ -153,17 +141,13 @@ def new_organisation():
         register_note = _prefill_from_register(form, lookup_form)
     duplicate = None
     if form.validate_on_submit():
-        try:
-            organisation = services.create_organisation(form.values(), actor=current_user, sectors=form.sector_names())
-        except services.DuplicateOrganisation as exc:
-            duplicate = db.session.get(Organisation, exc.existing_id)
-            field_error(form, exc)
-        except DomainError as exc:
-            field_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("%(name)s was registered.", name=organisation.name), "success")
-            return redirect(url_for("members.show", organisation_id=organisation.id))
+        saved = save_form(
+            form, lambda: services.create_organisation(form.values(), actor=current_user, sectors=form.sector_names())
+        )
+        if saved.ok:
+            flash(_("%(name)s was registered.", name=saved.result.name), "success")
+            return redirect(url_for("members.show", organisation_id=saved.result.id))
+        duplicate = saved.duplicate
     return render_template(
         "members/organisation_form.html",
         form=form,
@@ -205,7 +189,7 @@ def _sector_choices(form: OrganisationForm, organisation: Organisation | None = 
 @bp.route("/<int:organisation_id>")
 @staff_required()
 def show(organisation_id: int):
-    organisation = _load_organisation(organisation_id)
+    organisation = db.get_or_404(Organisation, organisation_id)
     tabs = panels()
     key = request.args.get("tab") or (tabs[0].key if tabs else "")
     panel = get_panel(key)
@@ -224,7 +208,7 @@ def show(organisation_id: int):
 @bp.route("/<int:organisation_id>/edit", methods=["GET", "POST"])
 @staff_required(*EDITORS)
 def edit_organisation(organisation_id: int):
-    organisation = _load_organisation(organisation_id)
+    organisation = db.get_or_404(Organisation, organisation_id)
     form = OrganisationForm(obj=organisation)
     _sector_choices(form, organisation)
     if request.method == "GET":
@@ -233,19 +217,16 @@ def edit_organisation(organisation_id: int):
         form.transparency_act_scope.data = organisation.transparency_act_scope.value
     duplicate = None
     if form.validate_on_submit():
-        try:
-            changed = services.update_organisation(
+        saved = save_form(
+            form,
+            lambda: services.update_organisation(
                 organisation, form.values(), actor=current_user, sectors=form.sector_names()
-            )
-        except services.DuplicateOrganisation as exc:
-            duplicate = db.session.get(Organisation, exc.existing_id)
-            field_error(form, exc)
-        except DomainError as exc:
-            field_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Saved.") if changed else _("Nothing was changed."), "success" if changed else "info")
+            ),
+        )
+        if saved.ok:
+            _flash_saved(saved.result)
             return redirect(url_for("members.show", organisation_id=organisation.id))
+        duplicate = saved.duplicate
     return render_template(
         "members/organisation_form.html",
         form=form,
@@ -259,54 +240,39 @@ def edit_organisation(organisation_id: int):
 @bp.route("/<int:organisation_id>/contacts/new", methods=["GET", "POST"])
 @staff_required(*EDITORS)
 def new_contact(organisation_id: int):
-    organisation = _load_organisation(organisation_id)
+    organisation = db.get_or_404(Organisation, organisation_id)
     form = ContactForm()
     duplicate = None
     if form.validate_on_submit():
-        try:
-            contact = services.add_contact(organisation, form.values(), roles=form.roles.data, actor=current_user)
-        except services.DuplicateContact as exc:
-            duplicate = db.session.get(Contact, exc.existing_id)
-            field_error(form, exc)
-        except DomainError as exc:
-            field_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("%(name)s was added.", name=contact.name), "success")
+        saved = save_form(
+            form, lambda: services.add_contact(organisation, form.values(), roles=form.roles.data, actor=current_user)
+        )
+        if saved.ok:
+            flash(_("%(name)s was added.", name=saved.result.name), "success")
             return redirect(url_for("members.show", organisation_id=organisation.id, tab="contacts"))
+        duplicate = saved.duplicate
     return render_template(
         "members/contact_form.html", form=form, organisation=organisation, contact=None, duplicate=duplicate
     )
 
 
-def _load_contact(contact_id: int) -> Contact:
-    contact = db.session.get(Contact, contact_id)
-    if contact is None:
-        abort(404)
-    return contact
-
-
 @bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
 @staff_required(*EDITORS)
 def edit_contact(contact_id: int):
-    contact = _load_contact(contact_id)
+    contact = db.get_or_404(Contact, contact_id)
     form = ContactForm(obj=contact)
     if request.method == "GET":
         form.roles.data = [role.value for role in contact.sorted_roles]
         form.phone.data = contact.phone_display
     duplicate = None
     if form.validate_on_submit():
-        try:
-            changed = services.update_contact(contact, form.values(), roles=form.roles.data, actor=current_user)
-        except services.DuplicateContact as exc:
-            duplicate = db.session.get(Contact, exc.existing_id)
-            field_error(form, exc)
-        except DomainError as exc:
-            field_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Saved.") if changed else _("Nothing was changed."), "success" if changed else "info")
+        saved = save_form(
+            form, lambda: services.update_contact(contact, form.values(), roles=form.roles.data, actor=current_user)
+        )
+        if saved.ok:
+            _flash_saved(saved.result)
             return redirect(url_for("members.show", organisation_id=contact.organisation_id, tab="contacts"))
+        duplicate = saved.duplicate
     return render_template(
         "members/contact_form.html",
         form=form,
@@ -320,16 +286,10 @@ def edit_contact(contact_id: int):
 @bp.route("/contacts/<int:contact_id>/deactivate", methods=["POST"])
 @staff_required(*EDITORS)
 def deactivate_contact(contact_id: int):
-    contact = _load_contact(contact_id)
+    contact = db.get_or_404(Contact, contact_id)
     form = DeactivateContactForm()
     if form.validate_on_submit():
-        try:
-            services.deactivate_contact(contact, actor=current_user, left_on=form.left_on.data)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "danger")
-        else:
-            db.session.commit()
+        if attempt(lambda: services.deactivate_contact(contact, actor=current_user, left_on=form.left_on.data)).ok:
             flash(_("%(name)s is marked as having left.", name=contact.name), "success")
     else:
         flash(_("Check the date."), "danger")
@@ -339,15 +299,10 @@ def deactivate_contact(contact_id: int):
 @bp.route("/contacts/<int:contact_id>/invite", methods=["POST"])
 @staff_required(*EDITORS)
 def invite_contact(contact_id: int):
-    contact = _load_contact(contact_id)  # CSRFProtect has checked the form's token already
-    try:
-        sent = services.invite_contact_by_staff(contact, actor=current_user)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "danger")
-    else:
-        db.session.commit()
-        if sent:
+    contact = db.get_or_404(Contact, contact_id)  # CSRFProtect has checked the form's token already
+    invited = attempt(lambda: services.invite_contact_by_staff(contact, actor=current_user))
+    if invited.ok:
+        if invited.result:
             flash(_("A portal invitation was sent by email to %(names)s.", names=contact.name), "success")
         else:
             flash(_("%(name)s already has a password and can log in to the portal.", name=contact.name), "info")
@@ -357,7 +312,7 @@ def invite_contact(contact_id: int):
 @bp.route("/<int:organisation_id>/status", methods=["GET", "POST"])
 @staff_required(*MEMBERSHIP_MANAGERS)
 def change_status(organisation_id: int):
-    organisation = _load_organisation(organisation_id)
+    organisation = db.get_or_404(Organisation, organisation_id)
     membership = organisation.membership
     form = StatusForm()
     form.set_choices(services.allowed_transitions(membership.status))
@@ -393,14 +348,14 @@ def _status_from_form(value: str) -> MembershipStatus:
 @bp.route("/<int:organisation_id>/membership", methods=["POST"])
 @staff_required(*MEMBERSHIP_MANAGERS)
 def update_membership(organisation_id: int):
-    organisation = _load_organisation(organisation_id)
+    organisation = db.get_or_404(Organisation, organisation_id)
     membership = organisation.membership
     from crm.members.views.tabs import membership_form
 
     form = membership_form(membership)
     if form.validate_on_submit():
-        try:
-            services.update_membership_details(
+        saved = attempt(
+            lambda: services.update_membership_details(
                 membership,
                 actor=current_user,
                 category=db.session.get(MembershipCategory, form.category_id.data),
@@ -409,11 +364,8 @@ def update_membership(organisation_id: int):
                 change_adviser=True,
                 adviser=db.session.get(User, form.adviser_id.data) if form.adviser_id.data else None,
             )
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "danger")
-        else:
-            db.session.commit()
+        )
+        if saved.ok:
             flash(_("Saved."), "success")
     else:
         flash(_("Check the membership details."), "danger")
@@ -423,22 +375,19 @@ def update_membership(organisation_id: int):
 @bp.route("/<int:organisation_id>/fee-override", methods=["POST"])
 @staff_required(*FEE_MANAGERS)
 def fee_override(organisation_id: int):
-    organisation = _load_organisation(organisation_id)
+    organisation = db.get_or_404(Organisation, organisation_id)
     form = FeeOverrideForm()
     if form.validate_on_submit():
         amount = form.amount_nok.data
-        try:
-            services.set_fee_override(
+        saved = attempt(
+            lambda: services.set_fee_override(
                 organisation.membership,
                 None if amount is None else int((Decimal(amount) * 100).to_integral_value()),
                 reason=form.reason.data,
                 actor=current_user,
             )
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "danger")
-        else:
-            db.session.commit()
+        )
+        if saved.ok:
             flash(_("The fee was saved."), "success")
     else:
         flash(_("Check the amount."), "danger")

@@ -1,0 +1,76 @@
+"""What the member register's views share: one service call, committed, or its refusal shown to the user."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import flash
+
+from crm.errors import DomainError, PermissionDenied
+from crm.extensions import db
+from crm.members.models import Contact, Organisation
+from crm.members.services.common import DuplicateContact, DuplicateOrganisation
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What ``save_form`` / ``attempt`` did: ``ok`` with the service's ``result``, or refused (rolled back)."""
+
+    ok: bool
+    result: Any = None
+    duplicate: Organisation | Contact | None = None
+
+
+def field_error(form, exc: DomainError) -> None:
+    """Show a refused operation's message next to its field (or as a flash) after undoing its flushes."""
+    db.session.rollback()
+    field = getattr(form, exc.field, None) if exc.field else None
+    if field is not None:
+        field.errors = [*field.errors, exc.message] if isinstance(field.errors, list) else [exc.message]
+    else:
+        flash(exc.message, "danger")
+
+
+def _existing_record(exc: DomainError) -> Organisation | Contact | None:
+    if isinstance(exc, DuplicateOrganisation):
+        return db.session.get(Organisation, exc.existing_id)
+    if isinstance(exc, DuplicateContact):
+        return db.session.get(Contact, exc.existing_id)
+    return None
+
+
+def save_form(form, action: Callable[[], Any]) -> Outcome:
+    """Run ``action`` (one service call for a validated form) and commit it.
+
+    A ``DomainError`` is undone and shown on its field (``field_error``); a duplicate refusal also loads the
+    record it names, for the form's link to it. ``PermissionDenied`` is no form error: it propagates (403).
+    """
+    try:
+        result = action()
+    except PermissionDenied:
+        raise
+    except DomainError as exc:
+        duplicate = _existing_record(exc)
+        field_error(form, exc)
+        return Outcome(ok=False, duplicate=duplicate)
+    db.session.commit()
+    return Outcome(ok=True, result=result)
+
+
+def attempt(action: Callable[[], Any]) -> Outcome:
+    """Run ``action`` (one service call for a button without fields) and commit it.
+
+    A ``DomainError`` is undone and flashed; ``PermissionDenied`` propagates (403).
+    """
+    try:
+        result = action()
+    except PermissionDenied:
+        raise
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "danger")
+        return Outcome(ok=False)
+    db.session.commit()
+    return Outcome(ok=True, result=result)
