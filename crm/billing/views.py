@@ -263,5 +263,11 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(portal_bp)
     register_panel("invoices", _l("Invoices"), _organisation_tab, order=60)
     register_nav(_l("Invoices"), "billing.index", audience="staff", roles=FINANCE, order=60)
-    register_nav(_l("Invoices"), "billing_portal.portal_invoices", audience="member", order=60)
+    register_nav(
+        _l("Invoices"),
+        "billing_portal.portal_invoices",
+        audience="member",
+        order=60,
+        description=_l("Your organisation's membership invoices: pay online or download them as PDF."),
+    )
     register_commands()

@@ -97,3 +97,11 @@ def test_a_user_who_is_staff_and_member_can_move_between_the_two_areas(client):
     portal_page = client.get("/portal/").text
     assert 'class="area-portal"' in portal_page
     assert '<a class="btn btn-sm btn-outline-light" href="/staff/">Ansattsider</a>' in portal_page
+
+
+def test_the_portal_front_page_describes_every_area_a_member_can_open(client):
+    login(client, make_member_user())
+    page = client.get("/portal/").text
+    assert "Medlemskapet, kontingenten og rådgiveren deres" in page
+    assert "Be rådgiveren om hjelp" in page
+    assert "betal på nett eller last dem ned som PDF" in page

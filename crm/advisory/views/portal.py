@@ -198,4 +198,10 @@ def export(case_id: int):
     )
 
 
-register_nav(_l("Advice"), "advisory_portal.index", audience="member", order=20)
+register_nav(
+    _l("Advice"),
+    "advisory_portal.index",
+    audience="member",
+    order=20,
+    description=_l("Ask your adviser for help, and follow your organisation's questions and answers."),
+)
