@@ -47,6 +47,20 @@ ERROR_TITLES = {
 }
 
 
+def field_error(form, exc: DomainError) -> None:
+    """Show a refused operation's message next to its field (or as a flash), after undoing its flushes."""
+    from flask import flash
+
+    from crm.extensions import db
+
+    db.session.rollback()
+    field = getattr(form, exc.field, None) if exc.field else None
+    if field is not None:
+        field.errors = [*field.errors, exc.message] if isinstance(field.errors, list) else [exc.message]
+    else:
+        flash(exc.message, "danger")
+
+
 def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, send_file
+from flask import Blueprint, send_file
 from werkzeug.datastructures import FileStorage
 
 from crm.advisory.attachments import attachment_path, check_uploads, store_attachment
 from crm.advisory.models import Case, CaseAttachment, CaseMessage
 from crm.auth.models import User
-from crm.errors import DomainError
 from crm.extensions import db
 
 bp = Blueprint("advisory", __name__, url_prefix="/staff/advisory")
@@ -29,16 +28,6 @@ def check_all(files: list[FileStorage]) -> None:
 def store_all(case: Case, files: list[FileStorage], *, actor: User, message: CaseMessage | None = None) -> None:
     for upload in files:
         store_attachment(case, filename=upload.filename, stream=upload.stream, actor=actor, message=message)
-
-
-def field_error(form, exc: DomainError) -> None:
-    """A refused operation's message next to its field (or as a flash), after undoing its flushes."""
-    db.session.rollback()
-    field = getattr(form, exc.field, None) if exc.field else None
-    if field is not None:
-        field.errors = [*field.errors, exc.message] if isinstance(field.errors, list) else [exc.message]
-    else:
-        flash(exc.message, "danger")
 
 
 def download(attachment: CaseAttachment):

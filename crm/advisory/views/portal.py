@@ -16,13 +16,12 @@ from crm.advisory.views.common import (
     check_all,
     download,
     export_text,
-    field_error,
     portal_bp,
     store_all,
     uploads,
 )
 from crm.auth.access import member_required
-from crm.errors import DomainError
+from crm.errors import DomainError, field_error
 from crm.extensions import db
 from crm.members.models import Contact
 from crm.members.services import portal_contact_for

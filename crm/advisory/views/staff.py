@@ -38,10 +38,10 @@ from crm.advisory.models import (
     Urgency,
 )
 from crm.advisory.queue import QueueFilter, dashboard_stats, portfolio, queue_counts, queue_stmt
-from crm.advisory.views.common import bp, case_attachment, check_all, download, export_text, field_error, store_all
+from crm.advisory.views.common import bp, case_attachment, check_all, download, export_text, store_all
 from crm.auth.access import staff_required
 from crm.auth.models import Role
-from crm.errors import DomainError
+from crm.errors import DomainError, field_error
 from crm.extensions import db
 from crm.members.panels import register_panel
 from crm.members.services import today

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import flash
 
-from crm.errors import DomainError, PermissionDenied
+from crm.errors import DomainError, PermissionDenied, field_error
 from crm.extensions import db
 from crm.members.models import Contact, Organisation
 from crm.members.services.common import DuplicateContact, DuplicateOrganisation
@@ -21,16 +21,6 @@ class Outcome:
     ok: bool
     result: Any = None
     duplicate: Organisation | Contact | None = None
-
-
-def field_error(form, exc: DomainError) -> None:
-    """Show a refused operation's message next to its field (or as a flash) after undoing its flushes."""
-    db.session.rollback()
-    field = getattr(form, exc.field, None) if exc.field else None
-    if field is not None:
-        field.errors = [*field.errors, exc.message] if isinstance(field.errors, list) else [exc.message]
-    else:
-        flash(exc.message, "danger")
 
 
 def _existing_record(exc: DomainError) -> Organisation | Contact | None:
