@@ -96,17 +96,24 @@ def log_in(page, base: str, email: str) -> None:
 
 
 def violations(page) -> list[str]:
-    """What axe-core finds against WCAG 2.1 AA (and its best practices) on the page."""
+    """What axe-core finds against WCAG 2.1 AA (and its best practices) on the page, once it has loaded."""
     from axe_playwright_python.sync_playwright import Axe
 
+    # A click returns when the next page's navigation has committed, before its stylesheets are in;
+    # axe would then judge contrast on the browser's default colours (seen once in CI).
+    page.wait_for_load_state("load")
     results = Axe().run(page, options=AXE_OPTIONS)
-    return [f"{v['id']}: {v['help']}" for v in results.response["violations"]]
+    return [
+        f"{v['id']}: {v['help']} — " + "; ".join(str(node["target"]) for node in v["nodes"][:5])
+        for v in results.response["violations"]
+    ]
 
 
 def serious_accessibility_problems(page) -> list[str]:
     """The serious and critical axe-core findings on the page (with up to five offending elements each)."""
     from axe_playwright_python.sync_playwright import Axe
 
+    page.wait_for_load_state("load")
     results = Axe().run(page)
     return [
         f"{violation['id']} ({violation['impact']}): {violation['help']} — "
