@@ -1,6 +1,7 @@
-"""Audit entry details in the reader's language: features register labels for the keys they write and
-for the codes stored in them (statuses, roles), so the log never shows ``from: notice_given`` on a
-Norwegian page. Keys and codes nobody registered are shown as stored."""
+"""Audit entries in the reader's language: features register labels for their actions, for the kinds of
+record they act on, for the detail keys they write and for the codes stored in them (statuses, roles),
+so the log never shows ``from: notice_given`` on a Norwegian page. What nobody registered is shown as
+stored."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from crm.i18n import format_date_no
 
 Formatter = Callable[[Any], str] | Mapping[str, Any]
 
+_ACTION_LABELS: dict[str, Any] = {}
+_TARGET_LABELS: dict[str, Any] = {}
 _KEY_LABELS: dict[str, Any] = {}
 _VALUES: dict[str, Formatter] = {}
 _HIDDEN: set[str] = set()
@@ -22,11 +25,19 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def register_audit_details(
-    *, labels: Mapping[str, Any] | None = None, values: Mapping[str, Formatter] | None = None, hidden=()
+    *,
+    actions: Mapping[str, Any] | None = None,
+    targets: Mapping[str, Any] | None = None,
+    labels: Mapping[str, Any] | None = None,
+    values: Mapping[str, Formatter] | None = None,
+    hidden=(),
 ) -> None:
-    """``labels``: detail key -> its (lazy) label. ``values``: detail key, or ``"<action>:<key>"`` for one
+    """``actions``: action code -> what happened, as a (lazy) label. ``targets``: table name -> the kind of
+    record. ``labels``: detail key -> its label. ``values``: detail key, or ``"<action>:<key>"`` for one
     action only, -> a mapping of stored codes to labels or a function that formats the stored value.
     ``hidden``: keys (or ``"<action>:<key>"``) that mean nothing to a reader, such as internal ids."""
+    _ACTION_LABELS.update(actions or {})
+    _TARGET_LABELS.update(targets or {})
     _KEY_LABELS.update(labels or {})
     _VALUES.update(values or {})
     _HIDDEN.update(hidden)
@@ -55,3 +66,11 @@ def audit_details(entry) -> list[tuple[str, str]]:
         formatter = _VALUES.get(f"{entry.action}:{key}", _VALUES.get(key))
         shown.append((str(_KEY_LABELS.get(key, key)), _format(value, formatter)))
     return shown
+
+
+def audit_action_label(action: str) -> str:
+    return str(_ACTION_LABELS.get(action, action))
+
+
+def audit_target_label(target_type: str) -> str:
+    return str(_TARGET_LABELS.get(target_type, target_type))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 from flask_babel import lazy_gettext as _l
 
-from crm.audit.details import audit_details, register_audit_details
+from crm.audit.details import audit_action_label, audit_details, audit_target_label, register_audit_details
 from crm.audit.forms import AuditFilterForm
 from crm.audit.services import AuditFilter, audit_entries_query
 from crm.auth.access import staff_required
@@ -17,9 +17,27 @@ bp = Blueprint("audit", __name__, url_prefix="/staff/audit")
 
 register_nav(_l("Audit log"), "audit.index", audience="staff", roles={Role.ADMIN}, order=900)
 bp.add_app_template_filter(audit_details, "audit_details")
+bp.add_app_template_filter(audit_action_label, "audit_action")
+bp.add_app_template_filter(audit_target_label, "audit_target")
 
 _ROLE_LABELS = {role.value: label for role, label in ROLE_LABELS.items()}
 register_audit_details(
+    actions={
+        "auth.login.succeeded": _l("Logged in"),
+        "auth.login.failed": _l("Login failed"),
+        "auth.mfa.enrolled": _l("Two-factor login set up"),
+        "auth.mfa.failed": _l("Wrong two-factor code"),
+        "auth.password.changed": _l("Password changed"),
+        "auth.password.reset_requested": _l("Password reset requested"),
+        "auth.password.set": _l("Password set"),
+        "auth.user.created": _l("User created"),
+        "auth.user.invited": _l("User invited"),
+        "auth.user.disabled": _l("User disabled"),
+        "auth.user.enabled": _l("User enabled"),
+        "auth.user.mfa_reset": _l("Two-factor login reset"),
+        "auth.user.roles_changed": _l("Roles changed"),
+    },
+    targets={"users": _l("User")},
     labels={
         "email": _l("Email"),
         "reason": _l("Reason"),

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from crm.audit.details import register_audit_details
 from crm.auth.access import member_required, public, staff_required
 from crm.auth.models import Role
 from crm.billing import listing, services
@@ -271,3 +272,12 @@ def init_app(app: Flask) -> None:
         description=_l("Your organisation's membership invoices: pay online or download them as PDF."),
     )
     register_commands()
+    register_audit_details(
+        actions={
+            "billing.run.started": _l("Billing run started"),
+            "billing.run.retried": _l("Billing run retried"),
+            "billing.invoice.credited": _l("Invoice credited"),
+            "billing.invoice.voided": _l("Invoice voided"),
+        },
+        targets={"invoices": _l("Invoice"), "billing_runs": _l("Billing run")},
+    )

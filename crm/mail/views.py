@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from crm.audit.details import register_audit_details
 from crm.auth.access import safe_next_url, staff_required
 from crm.auth.models import User
 from crm.errors import DomainError
@@ -20,6 +21,14 @@ from crm.ui import register_nav
 bp = Blueprint("mail", __name__, url_prefix="/staff/mail")
 
 register_nav(_l("Email"), "mail.messages", audience="staff", order=80)
+register_audit_details(
+    actions={
+        "mail.history.viewed": _l("Email history viewed"),
+        "mail.message.viewed": _l("Email viewed"),
+        "mail.message.retried": _l("Email sent again"),
+    },
+    targets={"outbox_messages": _l("Email")},
+)
 
 
 @bp.route("/")

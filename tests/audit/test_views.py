@@ -27,7 +27,7 @@ def _entry(action: str, *, at: datetime | None = None, actor_label=None, target_
 
 def _rows(html: str) -> list[str]:
     """The action of every row shown."""
-    return re.findall(r"<td><code>([^<]+)</code></td>", html)
+    return re.findall(r'<code class="d-block small">([^<]+)</code></td>', html)
 
 
 @pytest.fixture
@@ -168,6 +168,38 @@ def test_details_are_shown_with_labels_in_the_readers_language(admin_client):
     assert "Begrunnelse:</span> feil e-post eller passord" in html
     assert "Etter:</span> Rådgiver, Økonomi" in html
     assert "bad_credentials" not in html
+
+
+def test_actions_and_targets_are_named_in_the_readers_language_with_the_code_to_filter_by(admin_client):
+    _entry("members.membership.status_changed", target_type="memberships", target_id="7")
+    status_change = {"from": "new", "to": "in_progress"}
+    _entry("advisory.case.status_changed", target_type="cases", target_id="3", details=status_change)
+    html = admin_client.get("/staff/audit/").text
+    assert "Medlemskapsstatus endret" in html
+    assert ">Medlemskap #7</a>" in html and ">Sak #3</a>" in html
+    assert "Fra:</span> Ny" in html and "Til:</span> Under arbeid" in html
+    assert _rows(html) == ["advisory.case.status_changed", "members.membership.status_changed"]
+
+
+def test_every_action_the_code_writes_has_a_label(app):
+    """A new feature's audit actions must be named for the reader, not shown as codes."""
+    import ast
+    from pathlib import Path
+
+    from crm.audit.details import _ACTION_LABELS
+
+    written = set()
+    for path in Path(app.root_path).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", getattr(node.func, "attr", None)) == "record_audit"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                written.add(node.args[0].value)
+    assert len(written) > 40
+    assert sorted(written - set(_ACTION_LABELS)) == []
 
 
 def test_unregistered_details_are_shown_as_stored_and_iso_dates_as_norwegian_dates():

@@ -39,6 +39,7 @@ from crm.advisory.models import (
 )
 from crm.advisory.queue import QueueFilter, dashboard_stats, portfolio, queue_counts, queue_stmt
 from crm.advisory.views.common import bp, case_attachment, check_all, download, export_text, store_all
+from crm.audit.details import register_audit_details
 from crm.auth.access import staff_required
 from crm.auth.models import Role
 from crm.errors import DomainError, field_error
@@ -437,6 +438,46 @@ def save_target(category_id: int, urgency: str):
 
 
 register_nav(_l("Advisory cases"), "advisory.queue", audience="staff", roles=TEAM, order=30)
+_CASE_STATUS_LABELS = {status.value: status.label for status in CaseStatus}
+register_audit_details(
+    actions={
+        "advisory.case.opened": _l("Case opened"),
+        "advisory.case.status_changed": _l("Case status changed"),
+        "advisory.case.reassigned": _l("Case reassigned"),
+        "advisory.case.replied": _l("Reply sent to the member"),
+        "advisory.case.noted": _l("Internal note added"),
+        "advisory.case.time_logged": _l("Time logged"),
+        "advisory.template.saved": _l("Reply template saved"),
+        "advisory.template.deleted": _l("Reply template deleted"),
+        "advisory.target.changed": _l("Service target changed"),
+        "advisory.absence.added": _l("Absence added"),
+        "advisory.absence.changed": _l("Absence changed"),
+        "advisory.absence.deleted": _l("Absence deleted"),
+    },
+    targets={
+        "cases": _l("Case"),
+        "reply_templates": _l("Reply template"),
+        "service_targets": _l("Service target"),
+        "adviser_absences": _l("Absence"),
+    },
+    labels={
+        "urgency": _l("Urgency"),
+        "first": _l("First response (business hours)"),
+        "resolution": _l("Resolution (business hours)"),
+        "starts_on": _l("From"),
+        "minutes": _l("Minutes"),
+    },
+    values={
+        "advisory.case.status_changed:from": _CASE_STATUS_LABELS,
+        "advisory.case.status_changed:to": _CASE_STATUS_LABELS,
+        "urgency": {urgency.value: urgency.label for urgency in Urgency},
+    },
+    hidden=(
+        *("adviser", "organisation", "assignee", "message"),
+        # user ids mean nothing to a reader; the entry's label says the case changed hands
+        *("advisory.case.reassigned:from", "advisory.case.reassigned:to"),
+    ),
+)
 
 
 def _organisation_cases_panel(organisation) -> str:

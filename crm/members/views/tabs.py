@@ -89,6 +89,29 @@ _FIELD_LABELS = _field_labels(OrganisationForm, ContactForm, MembershipForm)
 _STATUS_LABELS = {status.value: status.label for status in MembershipStatus}
 
 register_audit_details(
+    actions={
+        "members.application.submitted": _l("Membership application submitted"),
+        "members.organisation.created": _l("Organisation created"),
+        "members.organisation.updated": _l("Organisation changed"),
+        "members.contact.created": _l("Contact person added"),
+        "members.contact.updated": _l("Contact person changed"),
+        "members.contact.deactivated": _l("Contact person deactivated"),
+        "members.contact.reactivated": _l("Contact person reactivated"),
+        "members.contact.login_linked": _l("Contact person given a login"),
+        "members.membership.updated": _l("Membership changed"),
+        "members.membership.status_changed": _l("Membership status changed"),
+        "members.membership.adviser_assigned": _l("Adviser assigned"),
+        "members.membership.fee_overridden": _l("Fee overridden"),
+        "members.membership.fee_override_removed": _l("Fee override removed"),
+        "members.fees.copied": _l("Fee schedules copied to a new year"),
+        "members.list.exported": _l("Member list exported"),
+    },
+    targets={
+        "organisations": _l("Organisation"),
+        "contacts": _l("Contact person"),
+        "memberships": _l("Membership"),
+        "fee_schedules": _l("Fee schedules"),
+    },
     labels={
         "from": _l("From"),
         "to": _l("To"),
