@@ -47,14 +47,18 @@ ERROR_TITLES = {
 }
 
 
-def field_error(form, exc: DomainError) -> None:
-    """Show a refused operation's message next to its field (or as a flash), after undoing its flushes."""
+def field_error(form, exc: DomainError, *, default: str | None = None) -> None:
+    """Show a refused operation's message next to its field, after undoing its flushes: the field the error
+    names, else the form's ``default`` field (the service's ``password`` is a form's ``new_password``), else
+    a flash."""
     from flask import flash
 
     from crm.extensions import db
 
     db.session.rollback()
     field = getattr(form, exc.field, None) if exc.field else None
+    if field is None and default:
+        field = getattr(form, default)
     if field is not None:
         field.errors = [*field.errors, exc.message] if isinstance(field.errors, list) else [exc.message]
     else:

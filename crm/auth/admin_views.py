@@ -11,7 +11,7 @@ from crm.auth import mfa, reset, services
 from crm.auth.access import staff_required
 from crm.auth.forms import ROLE_LABELS, ActionForm, NewStaffUserForm, StaffRolesForm
 from crm.auth.models import STAFF_ROLES, Role, User
-from crm.errors import DomainError, NotFound
+from crm.errors import DomainError, NotFound, field_error
 from crm.extensions import db
 from crm.pagination import paginate
 from crm.ui import register_nav
@@ -53,8 +53,7 @@ def new():
                 email=form.email.data, full_name=form.full_name.data, roles=_roles_from(form), actor=current_user
             )
         except DomainError as exc:
-            db.session.rollback()
-            getattr(form, exc.field or "email").errors.append(exc.message)
+            field_error(form, exc, default="email")
         else:
             db.session.commit()
             flash(_("%(name)s is created and has been sent an invitation.", name=user.full_name), "success")
@@ -91,8 +90,7 @@ def update_roles(user_id: int):
         try:
             services.update_staff_roles(user, _roles_from(form), actor=current_user)
         except DomainError as exc:
-            db.session.rollback()
-            form.roles.errors.append(exc.message)
+            field_error(form, exc, default="roles")
         else:
             db.session.commit()
             flash(_("The roles are saved."), "success")

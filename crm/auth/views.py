@@ -13,7 +13,7 @@ from crm.auth import mfa, reset, services
 from crm.auth.access import authenticated, public, safe_next_url
 from crm.auth.forms import ChangePasswordForm, CodeForm, ForgotPasswordForm, LoginForm, NewPasswordForm, PreferencesForm
 from crm.auth.models import User
-from crm.errors import DomainError
+from crm.errors import DomainError, field_error
 from crm.extensions import db, limiter, login_manager
 
 bp = Blueprint("auth", __name__)
@@ -248,8 +248,7 @@ def _password_link_view(token: str, purpose: str, template: str):
                 token, form.new_password.data, purpose=purpose, ip_address=request.remote_addr
             )
         except DomainError as exc:
-            db.session.rollback()
-            form.new_password.errors.append(exc.message)
+            field_error(form, exc, default="new_password")
         else:
             db.session.commit()
             _clear_login_throttle(user.email)
@@ -298,9 +297,7 @@ def change_password():
                 current_user, current_password=form.current_password.data, new_password=form.new_password.data
             )
         except DomainError as exc:
-            db.session.rollback()
-            field = form.current_password if exc.field == "current_password" else form.new_password
-            field.errors.append(exc.message)
+            field_error(form, exc, default="new_password")
         else:
             db.session.commit()
             # Every other session has ended; this browser continues with a fresh session cookie.
