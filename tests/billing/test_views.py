@@ -163,8 +163,10 @@ def test_the_invoice_list_filters_by_status_and_category(app, client, stripe_ser
     login(client, user)
     overdue = client.get("/staff/billing/invoices?status=overdue").text
     assert company.number in overdue and municipality.number not in overdue
+    assert '<option value="overdue" selected>Forfalt</option>' in overdue
     by_category = client.get(f"/staff/billing/invoices?category={municipality.membership.category_id}").text
     assert municipality.number in by_category and company.number not in by_category
+    assert f'<option value="{municipality.membership.category_id}" selected>' in by_category
 
 
 @pytest.mark.parametrize("path", ["/staff/billing/invoices", "/staff/billing/runs/new", "/staff/billing/runs"])

@@ -131,10 +131,13 @@ def test_list_filters_and_counts_per_status(client, staff):
     assert re.search(r"Søkt <span class=\"badge text-bg-light\">1</span>", page)
     page = client.get(f"/staff/members/?adviser={adviser.id}").text
     assert "Aktiv Kommune" in page and "Søker AS" not in page
+    assert f'<option value="{adviser.id}" selected>Rådgiver Rita</option>' in page
     page = client.get("/staff/members/?adviser=0").text
     assert "Søker AS" in page and "Aktiv Kommune" not in page
+    assert '<option value="0" selected>Ingen rådgiver</option>' in page
     page = client.get("/staff/members/?kind=municipality").text
     assert "Aktiv Kommune" in page and "Søker AS" not in page
+    assert '<option value="municipality" selected>' in page and page.count(" selected>") == 2  # kind and sort
     page = client.get("/staff/members/?status=bogus&kind=bogus&sort=bogus").text
     assert "Aktiv Kommune" in page and "Søker AS" in page
 
@@ -148,8 +151,10 @@ def test_list_filters_by_sector_and_transparency_act(client, staff):
     db.session.flush()
     page = client.get(f"/staff/members/?sector={tekstil.sectors[0].id}").text
     assert "Tekstil AS" in page and "Mat AS" not in page
+    assert f'<option value="{tekstil.sectors[0].id}" selected>Tekstil</option>' in page
     page = client.get("/staff/members/?transparency=yes").text
     assert "Mat AS" in page and "Tekstil AS" not in page
+    assert '<option value="yes" selected>' in page
 
 
 def test_list_sorts_and_paginates(app, client, staff):
