@@ -309,6 +309,46 @@ def test_upload_refusals(client, world, app, monkeypatch, name, data, message):
     assert db.session.scalar(select(func.count(CaseAttachment.id))) == 0
 
 
+def test_files_on_an_internal_note_stay_with_the_adviser_team(app, client, world):
+    case = world["shared"]
+    login(client, world["adviser"])
+    page = client.get(f"/staff/advisory/{case.id}")
+    response = client.post(
+        f"/staff/advisory/{case.id}/note",
+        data={
+            "note-csrf_token": _csrf(page, "note"),
+            "note-body": "Revisjonsrapporten, bare for oss",
+            "note-files": [(io.BytesIO(PDF), "intern-revisjon.pdf")],
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302
+    internal = db.session.scalar(select(CaseAttachment).where(CaseAttachment.original_name == "intern-revisjon.pdf"))
+    assert internal.message.is_internal
+    staff_page = client.get(f"/staff/advisory/{case.id}").text
+    assert "intern-revisjon.pdf" in staff_page
+    with client.get(f"/staff/advisory/{case.id}/files/{internal.id}") as download:
+        assert download.status_code == 200 and download.data == PDF
+    # A refused file saves neither the note nor the file.
+    response = client.post(
+        f"/staff/advisory/{case.id}/note",
+        data={
+            "note-csrf_token": _csrf(page, "note"),
+            "note-body": "Et notat med feil fil",
+            "note-files": [(io.BytesIO(b"<html></html>"), "side.pdf")],
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 400 and "ikke den typen fil" in response.text
+    assert "Et notat med feil fil" not in client.get(f"/staff/advisory/{case.id}").text
+
+    with app.test_client() as member:
+        login(member, world["req_user"])
+        for url in (f"/portal/advisory/{case.id}", f"/portal/advisory/{case.id}/export"):
+            assert "intern-revisjon" not in member.get(url).text, url
+        assert member.get(f"/portal/advisory/{case.id}/files/{internal.id}").status_code == 404
+
+
 def _csrf(page, prefix=""):
     name = f"{prefix}-csrf_token" if prefix else "csrf_token"
     return re.search(rf'name="{name}"[^>]*value="([^"]+)"', page.text).group(1)
