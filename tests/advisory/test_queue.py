@@ -93,3 +93,32 @@ def test_time_left_and_breach_use_a_decimal_comma(app):
     with app.test_request_context():
         just = render_template_string(source, case=case, now=due + timedelta(minutes=2))
     assert "Fristbrudd" in just and "Overskredet med 0" not in just
+
+
+def test_dashboard_averages_leave_out_the_time_waiting_for_the_member():
+    world = build_world(commit=False)
+    adviser, member, contact = world["adviser"], world["req_user"], world["req"]
+    monday_9 = datetime(2026, 3, 2, 9, 0, tzinfo=OSLO)
+    case = make_case(world["a"], requester=contact, actor=member, now=monday_9)
+    # One hour's work, then waiting for the member (by phone, no written reply) until Wednesday 10:00.
+    services.change_status(case, CaseStatus.WAITING_FOR_MEMBER, actor=adviser, now=monday_9 + timedelta(hours=1))
+    services.add_member_reply(
+        case, "Her er tallene.", contact=contact, actor=member, now=monday_9 + timedelta(days=2, hours=1)
+    )
+    # First written answer Wednesday 11:00, asking for more: waiting again until Thursday 11:00.
+    services.add_staff_reply(
+        case,
+        "Takk, og kontrakten?",
+        actor=adviser,
+        then=CaseStatus.WAITING_FOR_MEMBER,
+        now=monday_9 + timedelta(days=2, hours=2),
+    )
+    services.add_member_reply(
+        case, "Vedlagt.", contact=contact, actor=member, now=monday_9 + timedelta(days=3, hours=2)
+    )
+    services.change_status(case, CaseStatus.RESOLVED, actor=adviser, now=monday_9 + timedelta(days=3, hours=3))
+    stats = dashboard_stats(2026)
+    # Worked 1 h + 1 h before the first answer (the 16 business hours of waiting left out, not 18 h);
+    # resolution 27 business hours less 16 + 8 waiting: 3 h.
+    assert stats["avg_first_response_hours"] == 2
+    assert stats["avg_resolution_hours"] == 3

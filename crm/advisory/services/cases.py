@@ -270,6 +270,8 @@ def add_staff_reply(
     db.session.add(message)
     if case.first_responded_at is None:
         case.first_responded_at = now
+        running = CALENDAR.business_seconds_between(case.paused_at, now) if case.paused_at else 0
+        case.first_response_paused_seconds = case.paused_seconds + max(0, running)
     target = then or S.IN_PROGRESS
     if target is not case.status:
         if target not in STAFF_TRANSITIONS[case.status] and not (
