@@ -475,3 +475,59 @@ def test_admin_sets_a_service_target_and_new_cases_use_it(client, world):
 def test_advisers_cannot_change_targets(client, world):
     login(client, world["adviser"])
     assert client.get("/staff/advisory/targets").status_code == 403
+
+
+def test_text_is_escaped_on_every_page_and_in_email(app, client, world):
+    from crm.mail.models import OutboxMessage
+
+    raw = '<script>alert("x")</script>'
+    case = make_case(
+        world["a"], requester=world["req"], actor=world["req_user"], subject=f"Emne {raw}", description=raw
+    )
+    services.add_staff_reply(case, f"Svar {raw}", actor=world["adviser"])
+    services.add_internal_note(case, f"Notat {raw}", actor=world["adviser"])
+    db.session.commit()
+    login(client, world["adviser"])
+    for url in ("/staff/advisory/", f"/staff/advisory/{case.id}", f"/staff/members/{world['a'].id}?tab=cases"):
+        page = client.get(url).text
+        assert raw not in page and "&lt;script&gt;" in page, url
+    with app.test_client() as member:
+        login(member, world["req_user"])
+        for url in ("/portal/advisory/", f"/portal/advisory/{case.id}"):
+            page = member.get(url).text
+            assert raw not in page and "&lt;script&gt;" in page, url
+    html = [m.body_html for m in db.session.scalars(select(OutboxMessage)) if m.body_html]
+    assert html and all(raw not in body for body in html)
+    assert any("&lt;script&gt;" in body for body in html)
+
+
+def test_member_attaches_files_to_a_new_request_and_a_refused_file_opens_nothing(client, world):
+    login(client, world["req_user"])
+    form = {
+        "case_type": "ordinary",
+        "subject": "Spørsmål med vedlegg",
+        "description": "Se revisjonsrapporten.",
+        "urgency": "normal",
+        "visibility": "organisation",
+    }
+    before = db.session.scalar(select(func.count(Case.id)))
+    refused = client.post(
+        "/portal/advisory/new",
+        data={**form, "csrf_token": token(client, "/portal/advisory/new"), "files": [(io.BytesIO(b"<html>"), "x.pdf")]},
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 400 and "ikke den typen fil" in refused.text
+    assert db.session.scalar(select(func.count(Case.id))) == before
+    response = client.post(
+        "/portal/advisory/new",
+        data={
+            **form,
+            "csrf_token": token(client, "/portal/advisory/new"),
+            "files": [(io.BytesIO(PDF), "revisjon.pdf")],
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302
+    case = db.session.scalar(select(Case).where(Case.subject == "Spørsmål med vedlegg"))
+    assert [a.original_name for a in case.attachments] == ["revisjon.pdf"]
+    assert "revisjon.pdf" in client.get(response.headers["Location"]).text
