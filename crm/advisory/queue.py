@@ -49,6 +49,12 @@ def end_of_today(now: datetime) -> datetime:
     return datetime.combine(day + timedelta(days=1), time.min, tzinfo=OSLO)
 
 
+def due_today(now: datetime):
+    """The current deadline falls on today's date in Oslo (earlier breaches are in "breached", not here)."""
+    start = datetime.combine(now.astimezone(OSLO).date(), time.min, tzinfo=OSLO)
+    return (next_due >= start) & (next_due < end_of_today(now))
+
+
 def queue_stmt(filters: QueueFilter, *, user: User, now: datetime | None = None) -> Select[tuple[Case]]:
     """Cases sorted by what is due first (no deadline last), with organisation and assignee loaded."""
     now = now or utcnow()
@@ -62,7 +68,7 @@ def queue_stmt(filters: QueueFilter, *, user: User, now: datetime | None = None)
     elif filters.view == "unassigned":
         stmt = stmt.where(Case.assignee_id.is_(None))
     elif filters.view == "due_today":
-        stmt = stmt.where(next_due < end_of_today(now))
+        stmt = stmt.where(due_today(now))
     elif filters.view == "breached":
         stmt = stmt.where(next_due < now)
     if filters.theme:
@@ -77,7 +83,7 @@ def queue_counts(user: User, now: datetime | None = None) -> dict[str, int]:
         select(
             func.count(case((Case.assignee_id == user.id, 1))),
             func.count(case((Case.assignee_id.is_(None), 1))),
-            func.count(case((next_due < end_of_today(now), 1))),
+            func.count(case((due_today(now), 1))),
             func.count(case((next_due < now, 1))),
         ).where(Case.status.in_(OPEN_STATUSES))
     ).one()

@@ -122,3 +122,16 @@ def test_dashboard_averages_leave_out_the_time_waiting_for_the_member():
     # resolution 27 business hours less 16 + 8 waiting: 3 h.
     assert stats["avg_first_response_hours"] == 2
     assert stats["avg_resolution_hours"] == 3
+
+
+def test_due_today_is_what_falls_due_today_not_older_breaches():
+    world = build_world(commit=False)
+    now = datetime(2026, 3, 10, 10, 0, tzinfo=OSLO)  # Tuesday
+    make_case(world["a"], requester=world["req"], actor=world["req_user"], now=now - timedelta(days=7))  # long breached
+    today = make_case(world["a"], requester=world["req"], actor=world["req_user"], now=now - timedelta(hours=20))
+    make_case(world["a"], requester=world["req"], actor=world["req_user"], now=now)  # due tomorrow
+    assert today.first_response_due_at == datetime(2026, 3, 10, 14, 0, tzinfo=OSLO)
+    due = list(db.session.scalars(queue_stmt(QueueFilter(view="due_today"), user=world["adviser"], now=now)))
+    assert due == [today]
+    counts = queue_counts(world["adviser"], now=now)
+    assert counts["due_today"] == 1 and counts["breached"] == 1
