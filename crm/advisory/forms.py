@@ -149,7 +149,9 @@ class ReplyTemplateForm(FlaskForm):
     body = TextAreaField(
         _l("Text"),
         validators=[DataRequired(), Length(max=20000)],
-        description=_l("Placeholders: {organisation}, {contact}, {adviser}."),
+        description=_l(
+            "Placeholders: {organisation} (the member's name), {contact} (who asked), {adviser} (you, when you reply)."
+        ),
     )
     submit = SubmitField(_l("Save"))
 

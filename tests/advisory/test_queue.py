@@ -89,6 +89,7 @@ def test_time_left_and_breach_use_a_decimal_comma(app):
         early = render_template_string(source, case=case, now=due - timedelta(minutes=90))
         late = render_template_string(source, case=case, now=due + timedelta(minutes=90))
     assert "1,5 arbeidstimer igjen" in early
+    assert "Første svar" in early  # which deadline it is
     assert "Overskredet med 1,5 arbeidstimer" in late
     with app.test_request_context():
         just = render_template_string(source, case=case, now=due + timedelta(minutes=2))

@@ -531,3 +531,26 @@ def test_member_attaches_files_to_a_new_request_and_a_refused_file_opens_nothing
     case = db.session.scalar(select(Case).where(Case.subject == "Spørsmål med vedlegg"))
     assert [a.original_name for a in case.attachments] == ["revisjon.pdf"]
     assert "revisjon.pdf" in client.get(response.headers["Location"]).text
+
+
+def test_member_is_told_the_adviser_waits_for_them_and_the_file_size_limit(client, world):
+    services.change_status(world["shared"], CaseStatus.WAITING_FOR_MEMBER, actor=world["adviser"])
+    db.session.commit()
+    login(client, world["req_user"])
+    assert "Venter på svar fra dere" in client.get("/portal/advisory/").text
+    page = client.get(f"/portal/advisory/{world['shared'].id}").text
+    assert "Rådgiveren venter på svar fra dere." in page
+    assert "Høyst 10 MB per fil." in page
+    assert "Høyst 10 MB per fil." in client.get("/portal/advisory/new").text
+
+
+def test_dashboard_shows_other_years(client, world):
+    login(client, world["adviser"])
+    page = client.get("/staff/advisory/dashboard?year=2025")
+    assert page.status_code == 200 and "Saker opprettet i 2025" in page.text and "Vis 2024" in page.text
+    from crm.members.services import today
+
+    this_year = today().year
+    for bad in ("99999", "0", "1066"):
+        page = client.get(f"/staff/advisory/dashboard?year={bad}")
+        assert page.status_code == 200 and f"Saker opprettet i {this_year}" in page.text

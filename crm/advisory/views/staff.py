@@ -276,12 +276,16 @@ def export(case_id: int):
 @bp.route("/dashboard")
 @staff_required(*TEAM)
 def dashboard():
-    year = request.args.get("year", type=int) or today().year
+    this_year = today().year
+    year = request.args.get("year", type=int) or this_year
+    if not 2000 <= year <= this_year:  # a typed-in year out of range shows this year, not an error
+        year = this_year
     return render_template(
         "advisory/dashboard.html",
         stats=dashboard_stats(year),
         counts=queue_counts(current_user),
         year=year,
+        this_year=this_year,
         oecd_steps=OECD_STEPS,
     )
 
