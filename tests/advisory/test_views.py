@@ -326,7 +326,8 @@ def test_files_on_an_internal_note_stay_with_the_adviser_team(app, client, world
     internal = db.session.scalar(select(CaseAttachment).where(CaseAttachment.original_name == "intern-revisjon.pdf"))
     assert internal.message.is_internal
     staff_page = client.get(f"/staff/advisory/{case.id}").text
-    assert "intern-revisjon.pdf" in staff_page
+    files_panel = staff_page.split('id="files-heading"', 1)[1]
+    assert re.search(r"intern-revisjon\.pdf</a>[^<]*<span[^>]*>\([^)]*\)</span> <span[^>]*>Internt</span>", files_panel)
     with client.get(f"/staff/advisory/{case.id}/files/{internal.id}") as download:
         assert download.status_code == 200 and download.data == PDF
     # A refused file saves neither the note nor the file.
