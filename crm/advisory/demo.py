@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 from sqlalchemy import select
 
 from crm.advisory import services
+from crm.advisory.deadlines import CALENDAR, OSLO
 from crm.advisory.models import Case, CaseStatus, CaseType, ReplyTemplate, Theme, Urgency, Visibility
 from crm.extensions import db
 from crm.members.models import Contact, ContactRole, Membership, MembershipStatus, Organisation
@@ -191,10 +192,19 @@ def load_advisory_demo() -> dict[str, int]:
     organisations = sorted(organisations, key=lambda o: (o.id not in linked, o.name))
     for index, demo in enumerate(DEMO_CASES):
         organisation = organisations[index % len(organisations)]
-        _create(demo, organisation, now - timedelta(days=demo.days_ago, hours=index))
+        _create(demo, organisation, _working_morning(now - timedelta(days=demo.days_ago), index))
     db.session.flush()
     logger.info("Loaded %s demo advisory cases", len(DEMO_CASES))
     return {"cases": len(DEMO_CASES)}
+
+
+def _working_morning(moment: datetime, index: int) -> datetime:
+    """A morning of the last business day up to ``moment`` (08:30 to 10:30 Oslo): the demo's requests,
+    replies and notes then fall in working hours, as real ones mostly do, not on a Sunday night."""
+    day = moment.astimezone(OSLO).date()
+    while not CALENDAR.is_business_day(day):
+        day -= timedelta(days=1)
+    return datetime.combine(day, time(8, 30), tzinfo=OSLO) + timedelta(hours=index % 3)
 
 
 def _requester(organisation: Organisation) -> Contact | None:
@@ -227,7 +237,7 @@ def _create(demo: DemoCase, organisation: Organisation, opened) -> None:
         now=opened,
     )
     adviser = case.assignee or organisation.membership.adviser
-    step = timedelta(hours=5)
+    step = timedelta(minutes=90)  # the day's work: reply, close, the member's follow-up
     for note in demo.notes:
         services.add_internal_note(case, note, actor=adviser, now=opened + timedelta(hours=1))
     if demo.status is S.NEW:

@@ -36,11 +36,11 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = widgets.CheckboxInput()
 
 
-def _files_field(label=None):
+def _files_field(label=None, description=None):
     return MultipleFileField(
         label or _l("Attachments"),
         render_kw={"accept": ACCEPT},
-        description=_l("PDF, Office documents or images."),
+        description=description or _l("PDF, Office documents or images."),
     )
 
 
@@ -122,6 +122,7 @@ class StaffReplyForm(FlaskForm):
 
 class NoteForm(FlaskForm):
     body = TextAreaField(_l("Internal note"), validators=[DataRequired(), Length(max=20000)])
+    files = _files_field(_l("Internal files"), _l("PDF, Office documents or images. Only the adviser team sees them."))
     submit = SubmitField(_l("Save note"))
 
 
@@ -148,7 +149,9 @@ class ReplyTemplateForm(FlaskForm):
     body = TextAreaField(
         _l("Text"),
         validators=[DataRequired(), Length(max=20000)],
-        description=_l("Placeholders: {organisation}, {contact}, {adviser}."),
+        description=_l(
+            "Placeholders: {organisation} (the member's name), {contact} (who asked), {adviser} (you, when you reply)."
+        ),
     )
     submit = SubmitField(_l("Save"))
 

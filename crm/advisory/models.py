@@ -181,6 +181,9 @@ class Case(TimestampMixin, db.Model):
     # ``paused_seconds`` adds up the business seconds of every finished pause.
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     paused_seconds: Mapped[int] = mapped_column(default=0)
+    # The part of ``paused_seconds`` (and of a pause running then) before the first response, so that
+    # the first-response time leaves out the waiting as the resolution time does.
+    first_response_paused_seconds: Mapped[int] = mapped_column(default=0)
 
     organisation: Mapped[Organisation] = relationship()
     requester_user: Mapped[User | None] = relationship(foreign_keys=[requester_user_id])

@@ -49,6 +49,12 @@ def end_of_today(now: datetime) -> datetime:
     return datetime.combine(day + timedelta(days=1), time.min, tzinfo=OSLO)
 
 
+def due_today(now: datetime):
+    """The current deadline falls on today's date in Oslo (earlier breaches are in "breached", not here)."""
+    start = datetime.combine(now.astimezone(OSLO).date(), time.min, tzinfo=OSLO)
+    return (next_due >= start) & (next_due < end_of_today(now))
+
+
 def queue_stmt(filters: QueueFilter, *, user: User, now: datetime | None = None) -> Select[tuple[Case]]:
     """Cases sorted by what is due first (no deadline last), with organisation and assignee loaded."""
     now = now or utcnow()
@@ -62,7 +68,7 @@ def queue_stmt(filters: QueueFilter, *, user: User, now: datetime | None = None)
     elif filters.view == "unassigned":
         stmt = stmt.where(Case.assignee_id.is_(None))
     elif filters.view == "due_today":
-        stmt = stmt.where(next_due < end_of_today(now))
+        stmt = stmt.where(due_today(now))
     elif filters.view == "breached":
         stmt = stmt.where(next_due < now)
     if filters.theme:
@@ -77,7 +83,7 @@ def queue_counts(user: User, now: datetime | None = None) -> dict[str, int]:
         select(
             func.count(case((Case.assignee_id == user.id, 1))),
             func.count(case((Case.assignee_id.is_(None), 1))),
-            func.count(case((next_due < end_of_today(now), 1))),
+            func.count(case((due_today(now), 1))),
             func.count(case((next_due < now, 1))),
         ).where(Case.status.in_(OPEN_STATUSES))
     ).one()
@@ -91,7 +97,7 @@ def _quarter(column):
 def dashboard_stats(year: int) -> dict:
     """Counts of the year's cases by theme, OECD step, sector and quarter; average first-response
     and resolution times in business hours, counted like the targets (Oslo working hours without
-    public holidays; the time spent waiting for the member is left out of the resolution time)."""
+    public holidays; the time spent waiting for the member is left out of both)."""
     in_year = (Case.opened_at >= datetime(year, 1, 1, tzinfo=OSLO)) & (
         Case.opened_at < datetime(year + 1, 1, 1, tzinfo=OSLO)
     )
@@ -112,14 +118,21 @@ def dashboard_stats(year: int) -> dict:
         .order_by(func.count(func.distinct(Case.id)).desc(), Sector.name)
     ).all()
     opened = db.session.execute(
-        select(Case.opened_at, Case.first_responded_at, Case.resolved_at, Case.paused_seconds).where(in_year)
+        select(
+            Case.opened_at,
+            Case.first_responded_at,
+            Case.resolved_at,
+            Case.paused_seconds,
+            Case.first_response_paused_seconds,
+        ).where(in_year)
     ).all()
     by_quarter = {q: 0 for q in (1, 2, 3, 4)}
     first, resolution = [], []
-    for opened_at, responded_at, resolved_at, paused_seconds in opened:
+    for opened_at, responded_at, resolved_at, paused_seconds, paused_before_response in opened:
         by_quarter[(opened_at.astimezone(OSLO).month - 1) // 3 + 1] += 1
         if responded_at:
-            first.append(business_seconds_between(opened_at, responded_at) / 3600)
+            worked = business_seconds_between(opened_at, responded_at) - (paused_before_response or 0)
+            first.append(max(0, worked) / 3600)
         if resolved_at:
             worked = business_seconds_between(opened_at, resolved_at) - (paused_seconds or 0)
             resolution.append(max(0, worked) / 3600)

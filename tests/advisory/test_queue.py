@@ -89,7 +89,50 @@ def test_time_left_and_breach_use_a_decimal_comma(app):
         early = render_template_string(source, case=case, now=due - timedelta(minutes=90))
         late = render_template_string(source, case=case, now=due + timedelta(minutes=90))
     assert "1,5 arbeidstimer igjen" in early
+    assert "Første svar" in early  # which deadline it is
     assert "Overskredet med 1,5 arbeidstimer" in late
     with app.test_request_context():
         just = render_template_string(source, case=case, now=due + timedelta(minutes=2))
     assert "Fristbrudd" in just and "Overskredet med 0" not in just
+
+
+def test_dashboard_averages_leave_out_the_time_waiting_for_the_member():
+    world = build_world(commit=False)
+    adviser, member, contact = world["adviser"], world["req_user"], world["req"]
+    monday_9 = datetime(2026, 3, 2, 9, 0, tzinfo=OSLO)
+    case = make_case(world["a"], requester=contact, actor=member, now=monday_9)
+    # One hour's work, then waiting for the member (by phone, no written reply) until Wednesday 10:00.
+    services.change_status(case, CaseStatus.WAITING_FOR_MEMBER, actor=adviser, now=monday_9 + timedelta(hours=1))
+    services.add_member_reply(
+        case, "Her er tallene.", contact=contact, actor=member, now=monday_9 + timedelta(days=2, hours=1)
+    )
+    # First written answer Wednesday 11:00, asking for more: waiting again until Thursday 11:00.
+    services.add_staff_reply(
+        case,
+        "Takk, og kontrakten?",
+        actor=adviser,
+        then=CaseStatus.WAITING_FOR_MEMBER,
+        now=monday_9 + timedelta(days=2, hours=2),
+    )
+    services.add_member_reply(
+        case, "Vedlagt.", contact=contact, actor=member, now=monday_9 + timedelta(days=3, hours=2)
+    )
+    services.change_status(case, CaseStatus.RESOLVED, actor=adviser, now=monday_9 + timedelta(days=3, hours=3))
+    stats = dashboard_stats(2026)
+    # Worked 1 h + 1 h before the first answer (the 16 business hours of waiting left out, not 18 h);
+    # resolution 27 business hours less 16 + 8 waiting: 3 h.
+    assert stats["avg_first_response_hours"] == 2
+    assert stats["avg_resolution_hours"] == 3
+
+
+def test_due_today_is_what_falls_due_today_not_older_breaches():
+    world = build_world(commit=False)
+    now = datetime(2026, 3, 10, 10, 0, tzinfo=OSLO)  # Tuesday
+    make_case(world["a"], requester=world["req"], actor=world["req_user"], now=now - timedelta(days=7))  # long breached
+    today = make_case(world["a"], requester=world["req"], actor=world["req_user"], now=now - timedelta(hours=20))
+    make_case(world["a"], requester=world["req"], actor=world["req_user"], now=now)  # due tomorrow
+    assert today.first_response_due_at == datetime(2026, 3, 10, 14, 0, tzinfo=OSLO)
+    due = list(db.session.scalars(queue_stmt(QueueFilter(view="due_today"), user=world["adviser"], now=now)))
+    assert due == [today]
+    counts = queue_counts(world["adviser"], now=now)
+    assert counts["due_today"] == 1 and counts["breached"] == 1

@@ -265,3 +265,29 @@ def test_reopening_an_unanswered_case_gives_fresh_targets(world):
     assert case.first_response_due_at == datetime(2026, 3, 17, 9, 0, tzinfo=OSLO)
     assert case.resolution_due_at == datetime(2026, 3, 23, 9, 0, tzinfo=OSLO)
     assert not case.is_breached(reopened)
+
+
+def test_every_status_change_is_audited_whoever_makes_it(world):
+    """Members' replies, closing and reopening change the status too; each change is in the audit log
+    with who made it, as are the changes a staff reply makes."""
+    case = open_at(world)
+    member, adviser = world["req_user"], world["adviser"]
+    services.add_staff_reply(case, "Send kontrakten?", actor=adviser, then=S.WAITING_FOR_MEMBER, now=TUESDAY_9)
+    services.add_member_reply(case, "Vedlagt.", contact=world["req"], actor=member, now=TUESDAY_9)
+    services.change_status(case, S.RESOLVED, actor=adviser, now=TUESDAY_9)
+    services.add_member_reply(case, "Et spørsmål til.", contact=world["req"], actor=member, now=TUESDAY_9)
+    services.close_by_member(case, contact=world["req"], actor=member, now=TUESDAY_9)
+    services.reopen_by_member(case, contact=world["req"], actor=member, now=TUESDAY_9)
+    entries = db.session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.action == "advisory.case.status_changed", AuditEntry.target_id == str(case.id))
+        .order_by(AuditEntry.id)
+    ).all()
+    assert [(e.details["from"], e.details["to"], e.actor_id) for e in entries] == [
+        ("assigned", "waiting_for_member", adviser.id),
+        ("waiting_for_member", "in_progress", member.id),
+        ("in_progress", "resolved", adviser.id),
+        ("resolved", "reopened", member.id),
+        ("reopened", "closed", member.id),
+        ("closed", "reopened", member.id),
+    ]

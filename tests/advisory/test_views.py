@@ -309,6 +309,47 @@ def test_upload_refusals(client, world, app, monkeypatch, name, data, message):
     assert db.session.scalar(select(func.count(CaseAttachment.id))) == 0
 
 
+def test_files_on_an_internal_note_stay_with_the_adviser_team(app, client, world):
+    case = world["shared"]
+    login(client, world["adviser"])
+    page = client.get(f"/staff/advisory/{case.id}")
+    response = client.post(
+        f"/staff/advisory/{case.id}/note",
+        data={
+            "note-csrf_token": _csrf(page, "note"),
+            "note-body": "Revisjonsrapporten, bare for oss",
+            "note-files": [(io.BytesIO(PDF), "intern-revisjon.pdf")],
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302
+    internal = db.session.scalar(select(CaseAttachment).where(CaseAttachment.original_name == "intern-revisjon.pdf"))
+    assert internal.message.is_internal
+    staff_page = client.get(f"/staff/advisory/{case.id}").text
+    files_panel = staff_page.split('id="files-heading"', 1)[1]
+    assert re.search(r"intern-revisjon\.pdf</a>[^<]*<span[^>]*>\([^)]*\)</span> <span[^>]*>Internt</span>", files_panel)
+    with client.get(f"/staff/advisory/{case.id}/files/{internal.id}") as download:
+        assert download.status_code == 200 and download.data == PDF
+    # A refused file saves neither the note nor the file.
+    response = client.post(
+        f"/staff/advisory/{case.id}/note",
+        data={
+            "note-csrf_token": _csrf(page, "note"),
+            "note-body": "Et notat med feil fil",
+            "note-files": [(io.BytesIO(b"<html></html>"), "side.pdf")],
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 400 and "ikke den typen fil" in response.text
+    assert "Et notat med feil fil" not in client.get(f"/staff/advisory/{case.id}").text
+
+    with app.test_client() as member:
+        login(member, world["req_user"])
+        for url in (f"/portal/advisory/{case.id}", f"/portal/advisory/{case.id}/export"):
+            assert "intern-revisjon" not in member.get(url).text, url
+        assert member.get(f"/portal/advisory/{case.id}/files/{internal.id}").status_code == 404
+
+
 def _csrf(page, prefix=""):
     name = f"{prefix}-csrf_token" if prefix else "csrf_token"
     return re.search(rf'name="{name}"[^>]*value="([^"]+)"', page.text).group(1)
@@ -435,3 +476,83 @@ def test_admin_sets_a_service_target_and_new_cases_use_it(client, world):
 def test_advisers_cannot_change_targets(client, world):
     login(client, world["adviser"])
     assert client.get("/staff/advisory/targets").status_code == 403
+
+
+def test_text_is_escaped_on_every_page_and_in_email(app, client, world):
+    from crm.mail.models import OutboxMessage
+
+    raw = '<script>alert("x")</script>'
+    case = make_case(
+        world["a"], requester=world["req"], actor=world["req_user"], subject=f"Emne {raw}", description=raw
+    )
+    services.add_staff_reply(case, f"Svar {raw}", actor=world["adviser"])
+    services.add_internal_note(case, f"Notat {raw}", actor=world["adviser"])
+    db.session.commit()
+    login(client, world["adviser"])
+    for url in ("/staff/advisory/", f"/staff/advisory/{case.id}", f"/staff/members/{world['a'].id}?tab=cases"):
+        page = client.get(url).text
+        assert raw not in page and "&lt;script&gt;" in page, url
+    with app.test_client() as member:
+        login(member, world["req_user"])
+        for url in ("/portal/advisory/", f"/portal/advisory/{case.id}"):
+            page = member.get(url).text
+            assert raw not in page and "&lt;script&gt;" in page, url
+    html = [m.body_html for m in db.session.scalars(select(OutboxMessage)) if m.body_html]
+    assert html and all(raw not in body for body in html)
+    assert any("&lt;script&gt;" in body for body in html)
+
+
+def test_member_attaches_files_to_a_new_request_and_a_refused_file_opens_nothing(client, world):
+    login(client, world["req_user"])
+    form = {
+        "case_type": "ordinary",
+        "subject": "Spørsmål med vedlegg",
+        "description": "Se revisjonsrapporten.",
+        "urgency": "normal",
+        "visibility": "organisation",
+    }
+    before = db.session.scalar(select(func.count(Case.id)))
+    refused = client.post(
+        "/portal/advisory/new",
+        data={**form, "csrf_token": token(client, "/portal/advisory/new"), "files": [(io.BytesIO(b"<html>"), "x.pdf")]},
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 400 and "ikke den typen fil" in refused.text
+    assert db.session.scalar(select(func.count(Case.id))) == before
+    response = client.post(
+        "/portal/advisory/new",
+        data={
+            **form,
+            "csrf_token": token(client, "/portal/advisory/new"),
+            "files": [(io.BytesIO(PDF), "revisjon.pdf")],
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302
+    case = db.session.scalar(select(Case).where(Case.subject == "Spørsmål med vedlegg"))
+    assert [a.original_name for a in case.attachments] == ["revisjon.pdf"]
+    page = client.get(response.headers["Location"]).text
+    assert "revisjon.pdf" in page and "(1 kB)" in page  # a small file is not "0 kB"
+
+
+def test_member_is_told_the_adviser_waits_for_them_and_the_file_size_limit(client, world):
+    services.change_status(world["shared"], CaseStatus.WAITING_FOR_MEMBER, actor=world["adviser"])
+    db.session.commit()
+    login(client, world["req_user"])
+    assert "Venter på svar fra dere" in client.get("/portal/advisory/").text
+    page = client.get(f"/portal/advisory/{world['shared'].id}").text
+    assert "Rådgiveren venter på svar fra dere." in page
+    assert "Høyst 10 MB per fil." in page
+    assert "Høyst 10 MB per fil." in client.get("/portal/advisory/new").text
+
+
+def test_dashboard_shows_other_years(client, world):
+    login(client, world["adviser"])
+    page = client.get("/staff/advisory/dashboard?year=2025")
+    assert page.status_code == 200 and "Saker opprettet i 2025" in page.text and "Vis 2024" in page.text
+    from crm.members.services import today
+
+    this_year = today().year
+    for bad in ("99999", "0", "1066"):
+        page = client.get(f"/staff/advisory/dashboard?year={bad}")
+        assert page.status_code == 200 and f"Saker opprettet i {this_year}" in page.text

@@ -1,8 +1,9 @@
 """Use cases of one case: opening, assignment, status, messages, member visibility. Services flush,
 never commit; the acting user is a parameter.
 
-Status changes go through ``_apply_status`` only, guarded by ``STAFF_TRANSITIONS`` (staff) or the
-member rules (reply, close, reopen within 30 days). Waiting for the member stops the clock.
+Status changes go through ``_move`` (which writes each to the audit log, staff's and members' alike)
+and ``_apply_status``, guarded by ``STAFF_TRANSITIONS`` (staff) or the member rules (reply, close,
+reopen within 30 days). Waiting for the member stops the clock.
 """
 
 from __future__ import annotations
@@ -211,8 +212,15 @@ def change_status(case: Case, new: CaseStatus, *, actor: User, now: datetime | N
         raise DomainError(
             _("A case cannot go from “%(old)s” to “%(new)s”.", old=case.status.label, new=new.label), field="status"
         )
+    _move(case, new, actor=actor, now=now or utcnow())
+
+
+def _move(case: Case, new: CaseStatus, *, actor: User, now: datetime) -> None:
+    """Apply a status change and write it to the audit log, whoever makes it (staff or member)."""
     old = case.status
-    _apply_status(case, new, now or utcnow())
+    if old is new:
+        return
+    _apply_status(case, new, now)
     db.session.flush()
     record_audit("advisory.case.status_changed", actor=actor, target=case, details={"from": old.value, "to": new.value})
     logger.info("case %s %s -> %s actor=%s", case.id, old.value, new.value, actor.id)
@@ -262,6 +270,8 @@ def add_staff_reply(
     db.session.add(message)
     if case.first_responded_at is None:
         case.first_responded_at = now
+        running = CALENDAR.business_seconds_between(case.paused_at, now) if case.paused_at else 0
+        case.first_response_paused_seconds = case.paused_seconds + max(0, running)
     target = then or S.IN_PROGRESS
     if target is not case.status:
         if target not in STAFF_TRANSITIONS[case.status] and not (
@@ -270,7 +280,7 @@ def add_staff_reply(
             raise DomainError(
                 _("A case cannot go from “%(old)s” to “%(new)s”.", old=case.status.label, new=target.label)
             )
-        _apply_status(case, target, now)
+        _move(case, target, actor=actor, now=now)
     case.last_activity_at = now
     db.session.flush()
     record_audit("advisory.case.replied", actor=actor, target=case, details={"message": message.id})
@@ -303,9 +313,9 @@ def add_member_reply(
     message = CaseMessage(case=case, kind=MessageKind.MEMBER_MESSAGE, author=actor, body=body, created_at=now)
     db.session.add(message)
     if case.status is S.WAITING_FOR_MEMBER:
-        _apply_status(case, S.IN_PROGRESS, now)
+        _move(case, S.IN_PROGRESS, actor=actor, now=now)
     elif case.status is S.RESOLVED:
-        _apply_status(case, S.REOPENED, now)
+        _move(case, S.REOPENED, actor=actor, now=now)
     case.last_activity_at = now
     db.session.flush()
     logger.info("case %s member message actor=%s", case.id, actor.id)
@@ -318,9 +328,7 @@ def close_by_member(case: Case, *, contact: Contact, actor: User, now: datetime 
     require_member_access(case, contact)
     if case.status is S.CLOSED:
         raise DomainError(_("The case is already closed."))
-    _apply_status(case, S.CLOSED, now or utcnow())
-    db.session.flush()
-    logger.info("case %s closed by member actor=%s", case.id, actor.id)
+    _move(case, S.CLOSED, actor=actor, now=now or utcnow())
 
 
 def reopen_by_member(case: Case, *, contact: Contact, actor: User, now: datetime | None = None) -> None:
@@ -332,9 +340,7 @@ def reopen_by_member(case: Case, *, contact: Contact, actor: User, now: datetime
             raise DomainError(_("A case can be reopened within 30 days of closing. Please open a new request."))
     elif case.status is not S.RESOLVED:
         raise DomainError(_("The case is still open."))
-    _apply_status(case, S.REOPENED, now)
-    db.session.flush()
-    logger.info("case %s reopened by member actor=%s", case.id, actor.id)
+    _move(case, S.REOPENED, actor=actor, now=now)
 
 
 # --- member visibility ----------------------------------------------------------------------------------

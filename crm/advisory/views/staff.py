@@ -38,7 +38,7 @@ from crm.advisory.models import (
     Urgency,
 )
 from crm.advisory.queue import QueueFilter, dashboard_stats, portfolio, queue_counts, queue_stmt
-from crm.advisory.views.common import bp, case_attachment, check_all, download, export_text, store_all
+from crm.advisory.views.common import bp, case_attachment, check_all, download, export_text, store_all, uploads
 from crm.audit.details import register_audit_details
 from crm.auth.access import staff_required
 from crm.auth.models import Role
@@ -146,7 +146,7 @@ def reply(case_id: int):
     case = _case(case_id)
     form = StaffReplyForm(prefix="reply")
     if form.validate_on_submit():
-        files = [f for f in (form.files.data or []) if getattr(f, "filename", None)]
+        files = uploads(form)
         try:
             check_all(files)
             then = CaseStatus(form.then.data) if form.then.data else None
@@ -165,8 +165,12 @@ def note(case_id: int):
     case = _case(case_id)
     form = NoteForm(prefix="note")
     if form.validate_on_submit():
+        files = uploads(form)
         try:
-            services.add_internal_note(case, form.body.data, actor=current_user)
+            check_all(files)
+            note = services.add_internal_note(case, form.body.data, actor=current_user)
+            # Files on an internal note stay with the adviser team (the portal leaves them out).
+            store_all(case, files, actor=current_user, message=note)
         except DomainError as exc:
             field_error(form, exc)
         else:
@@ -229,7 +233,7 @@ def log_time(case_id: int):
 def upload(case_id: int):
     case = _case(case_id)
     form = UploadForm(prefix="upload")
-    files = [f for f in (form.files.data or []) if getattr(f, "filename", None)]
+    files = uploads(form)
     if form.validate_on_submit() and files:
         try:
             check_all(files)
@@ -272,12 +276,16 @@ def export(case_id: int):
 @bp.route("/dashboard")
 @staff_required(*TEAM)
 def dashboard():
-    year = request.args.get("year", type=int) or today().year
+    this_year = today().year
+    year = request.args.get("year", type=int) or this_year
+    if not 2000 <= year <= this_year:  # a typed-in year out of range shows this year, not an error
+        year = this_year
     return render_template(
         "advisory/dashboard.html",
         stats=dashboard_stats(year),
         counts=queue_counts(current_user),
         year=year,
+        this_year=this_year,
         oecd_steps=OECD_STEPS,
     )
 
