@@ -147,6 +147,9 @@ def test_ordinary_contact_edits_only_themselves(client, world):
 
 def test_main_contact_changes_roles_and_deactivates_colleagues(client, world):
     login(client, world["main_user"])
+    page = client.get("/portal/organisation/").text
+    # The button says what it does (not "Har sluttet", which reads as a status), for colleagues only.
+    assert page.count("Marker som sluttet<span") == 1 and "Har sluttet" not in page
     csrf = token(client)
     response = client.post(
         f"/portal/organisation/contacts/{world['plain'].id}/edit",

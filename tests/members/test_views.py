@@ -213,11 +213,12 @@ EXPECTED_LIST_QUERIES = 9
 def test_organisation_page_shows_profile_contacts_fee_and_audit(client, staff):
     seed_fee_schedules(2026)
     org = make_organisation(name="Fjordmat AS", orgnr="974760673", annual_turnover_nok=12_000_000, ehf_receiver=True)
-    make_contact(org, name="Kari Nordmann", phone="+4722334455")
+    kari = make_contact(org, name="Kari Nordmann", phone="+4722334455", title="Innkjøpssjef")
     page = client.get(f"/staff/members/{org.id}").text
     assert "974 760 673" in page and "0192:974760673" in page
     page = client.get(f"/staff/members/{org.id}?tab=contacts").text
-    assert "Kari Nordmann" in page and "+47 22 33 44 55" in page
+    assert "Kari Nordmann" in page and "+47 22 33 44 55" in page and "Innkjøpssjef" in page
+    assert f'<a href="/staff/members/contacts/{kari.id}/edit">Kari Nordmann</a>' in page  # the name opens the form
     page = client.get(f"/staff/members/{org.id}?tab=fee&year=2026").text
     assert "Omsetningstrinn" in page and "Kontingent 2026" in page
     page = client.get(f"/staff/members/{org.id}?tab=fee&year=2031").text
