@@ -243,6 +243,17 @@ def test_audit_trail_reads_in_norwegian_with_norwegian_dates(client, staff):
         assert raw not in trail, raw
 
 
+def test_audit_trail_names_the_contact_person_and_shows_the_orgnr_spaced(client, staff):
+    from crm.members.services import add_contact, create_organisation, update_contact
+
+    org = create_organisation({"name": "Fjordmat AS", "orgnr": "974760673", "kind": "company"}, actor=staff)
+    kari = add_contact(org, {"name": "Kari Nordmann", "email": "kari@fjordmat.no"}, actor=staff)
+    update_contact(kari, {"title": "Innkjøpssjef"}, actor=staff)
+    page = client.get(f"/staff/members/{org.id}?tab=audit").text
+    assert "Kontaktperson endret: Kari Nordmann" in page and "Kontaktperson lagt til: Kari Nordmann" in page
+    assert "Organisasjonsnummer: 974 760 673" in page
+
+
 def test_registered_panels_of_other_features_appear(client, staff):
     from crm.members import panels
 
