@@ -157,6 +157,18 @@ def test_list_filters_by_sector_and_transparency_act(client, staff):
     assert '<option value="yes" selected>' in page
 
 
+def test_list_filters_by_membership_category(client, staff):
+    from crm.members.services import ensure_categories
+
+    categories = ensure_categories()
+    # A company placed in the organisation category: the filter follows the membership, not the kind.
+    make_organisation(name="Kategori Organisasjon AS", category=categories["organisation"])
+    make_organisation(name="Vanlig Bedrift AS")
+    page = client.get(f"/staff/members/?category={categories['organisation'].id}").text
+    assert "Kategori Organisasjon AS" in page and "Vanlig Bedrift AS" not in page
+    assert f'<option value="{categories["organisation"].id}" selected>Organisasjon</option>' in page
+
+
 def test_list_sorts_and_paginates(app, client, staff):
     for name in ("Cecilie AS", "Anna AS", "Bjørn AS"):
         make_organisation(name=name)
