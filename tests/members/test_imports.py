@@ -144,3 +144,9 @@ def test_unreadable_files_are_reported(app, client, staff):
 def test_import_is_for_editors(client, role):
     login(client, make_user(roles={role}))
     assert client.get("/staff/members/import").status_code == 403
+
+
+def test_the_upload_page_lists_the_words_the_kind_and_roles_columns_accept(client, staff):
+    page = client.get("/staff/members/import").text
+    for word in ("kommune", "fylkeskommune", "statlig virksomhet", "hovedkontakt", "fakturakontakt", "innkjøper"):
+        assert word in page, word
