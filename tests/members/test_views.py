@@ -266,6 +266,17 @@ def test_audit_trail_names_the_contact_person_and_shows_the_orgnr_spaced(client,
     assert "Organisasjonsnummer: 974 760 673" in page
 
 
+def test_the_heading_names_the_category_only_when_it_differs_from_the_kind(client, staff):
+    from crm.members.services import ensure_categories
+
+    plain = make_organisation(name="Vanlig AS")
+    page = client.get(f"/staff/members/{plain.id}").text
+    assert "Kategori: " not in page and page.count("Bedrift") == 2  # the heading's kind and the profile's
+    unusual = make_organisation(name="Uvanlig AS", category=ensure_categories()["organisation"])
+    page = client.get(f"/staff/members/{unusual.id}").text
+    assert "Kategori: Organisasjon" in page
+
+
 def test_registered_panels_of_other_features_appear(client, staff):
     from crm.members import panels
 
