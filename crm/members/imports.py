@@ -40,9 +40,11 @@ from crm.members.services import (
     find_active_contact_by_email,
     find_organisation_by_orgnr,
     normalise_orgnr,
+    normalise_phone,
     update_contact,
     update_organisation,
 )
+from crm.members.services.common import clean_postcode
 from crm.models import utcnow
 
 logger = logging.getLogger(__name__)
@@ -78,9 +80,10 @@ class RowError:
     row: int
     field: str | None
     message: str
+    column: str | None = None  # the column's heading as written in the file
 
     def as_dict(self) -> dict[str, Any]:
-        return {"row": self.row, "field": self.field, "message": self.message}
+        return {"row": self.row, "field": self.field, "column": self.column, "message": self.message}
 
 
 class ImportFileError(DomainError):
@@ -111,12 +114,19 @@ def _table(filename: str, content: bytes) -> list[list[Any]]:
     return [row for row in csv.reader(io.StringIO(text), delimiter=delimiter)]
 
 
-def read_rows(filename: str, content: bytes) -> Iterator[tuple[int, dict[str, str]]]:
-    """(spreadsheet row number, {column key: cell text}) for every non-empty data row."""
+def read_rows(
+    filename: str, content: bytes, *, column_names: dict[str, str] | None = None
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """(spreadsheet row number, {column key: cell text}) for every non-empty data row. ``column_names``,
+    when given, receives each key's heading as written in the file (``type`` for ``kind``)."""
     table = _table(filename, content)
     if not table:
         raise ImportFileError(_("The file is empty."))
     headers = [ALIASES.get(str(cell or "").strip().lower()) for cell in table[0]]
+    if column_names is not None:
+        for key, cell in zip(headers, table[0], strict=False):
+            if key is not None:
+                column_names.setdefault(key, str(cell).strip())
     if "orgnr" not in headers:
         raise ImportFileError(_("The first row must name the columns, including the organisation number."))
     if len(table) - 1 > MAX_ROWS:
@@ -183,6 +193,37 @@ def _roles(text: str | None) -> list[ContactRole] | None:
                 raise DomainError(_("Unknown contact role: %(value)s.", value=word), field="contact_roles")
             roles.append(ROLE_WORDS[word])
     return roles
+
+
+def _cell_errors(number: int, cells: dict[str, str]) -> list[RowError]:
+    """The errors of the row's cells that can be judged one by one, so that a row with several mistakes
+    reports them all at once (the import itself stops at the first)."""
+    checks = [
+        ("orgnr", lambda: normalise_orgnr(cells.get("orgnr", ""))),
+        ("kind", lambda: _organisation_values({"kind": cells["kind"]}) if "kind" in cells else None),
+        *(
+            (key, lambda key=key: _organisation_values({key: cells[key]}) if key in cells else None)
+            for key in INTEGER_FIELDS
+        ),
+        ("postal_postcode", lambda: clean_postcode({"postal_postcode": cells.get("postal_postcode")}, "postal")),
+        ("contact_phone", lambda: normalise_phone(cells.get("contact_phone"))),
+        ("contact_roles", lambda: _roles(cells.get("contact_roles"))),
+    ]
+    errors = []
+    for field, check in checks:
+        try:
+            check()
+        except DomainError as exc:
+            errors.append(RowError(number, field, exc.message))
+    return errors
+
+
+def _row_errors(number: int, cells: dict[str, str], first: DomainError) -> list[RowError]:
+    """The error that stopped the row, followed by its other cells' errors."""
+    field = "contact_email" if first.field == "email" else first.field  # a contact's email is its own column
+    errors = [RowError(number, field, first.message)]
+    errors += [error for error in _cell_errors(number, cells) if error.field != field]
+    return errors
 
 
 def import_row(cells: dict[str, str], *, actor: User | None, summary: dict[str, int]) -> None:
@@ -259,8 +300,9 @@ def _process(batch: ImportBatch, actor: User | None) -> tuple[list[RowError], di
     """Run every row, each in its own savepoint; returns the row errors and the counts."""
     errors: list[RowError] = []
     summary: dict[str, int] = {}
+    column_names: dict[str, str] = {}
     try:
-        rows = list(read_rows(batch.filename, batch.content))
+        rows = list(read_rows(batch.filename, batch.content, column_names=column_names))
     except DomainError as exc:
         return [RowError(1, None, exc.message)], summary
     batch.total_rows = len(rows)
@@ -271,7 +313,9 @@ def _process(batch: ImportBatch, actor: User | None) -> tuple[list[RowError], di
             import_row(cells, actor=actor, summary=summary)
         except DomainError as exc:
             savepoint.rollback()
-            errors.append(RowError(number, exc.field, exc.message))
+            for error in _row_errors(number, cells, exc):
+                error.column = column_names.get(error.field or "", error.field)
+                errors.append(error)
         else:
             savepoint.commit()
         if index % 25 == 0 or index == len(rows):

@@ -106,13 +106,34 @@ def test_file_with_bad_rows_is_refused_whole(app, client, staff):
         (2, "orgnr"),
         (3, "kind"),
         (4, "contact_phone"),
-        (5, "email"),
+        (5, "contact_email"),
     ]
     assert count(Organisation) == before
     page = client.get(f"/staff/members/import/{batch.id}").text
     assert "Ikke et gyldig norsk organisasjonsnummer." in page
     with pytest.raises(Exception, match="Bare en fil"):
         confirm_import(batch, actor=staff)
+
+
+def test_every_mistake_in_a_row_is_reported_under_the_files_own_column_names(app, client, staff):
+    content = (
+        "organisasjonsnummer;navn;type;ansatte;postnummer;kontaktperson;e-post;telefon;roller\n"
+        "974760673;Fjordmat AS;firma;mange;50;Kari;kari@fjordmat.no;123;sjef\n"
+    )
+    upload(client, content.encode(), "feil.csv")
+    run_jobs(app)
+    batch = latest_batch()
+    assert batch.status is ImportStatus.REFUSED
+    assert [(e["row"], e["field"], e["column"]) for e in batch.errors] == [
+        (2, "kind", "type"),
+        (2, "employees", "ansatte"),
+        (2, "postal_postcode", "postnummer"),
+        (2, "contact_phone", "telefon"),
+        (2, "contact_roles", "roller"),
+    ]
+    page = client.get(f"/staff/members/import/{batch.id}").text
+    assert "<td>2</td><td>type</td><td>Ukjent virksomhetstype: firma.</td>" in page
+    assert "Nye virksomheter" not in page  # no counts of what a refused file would have created
 
 
 def test_xlsx_files_are_read(app, client, staff):
@@ -144,3 +165,9 @@ def test_unreadable_files_are_reported(app, client, staff):
 def test_import_is_for_editors(client, role):
     login(client, make_user(roles={role}))
     assert client.get("/staff/members/import").status_code == 403
+
+
+def test_the_upload_page_lists_the_words_the_kind_and_roles_columns_accept(client, staff):
+    page = client.get("/staff/members/import").text
+    for word in ("kommune", "fylkeskommune", "statlig virksomhet", "hovedkontakt", "fakturakontakt", "innkjøper"):
+        assert word in page, word

@@ -93,6 +93,17 @@ def test_member_a_cannot_reach_member_b(client, world, method, url):
     assert world["b_contact"].name == "Bente Beta" and world["b_contact"].is_active
 
 
+def test_the_profile_form_shows_every_field_the_main_contact_may_change(client, world):
+    from crm.members.forms import PortalProfileForm
+
+    login(client, world["main_user"])
+    page = client.get("/portal/organisation/edit").text
+    for name in PortalProfileForm.VALUE_FIELDS:
+        assert f'name="{name}"' in page, name
+    assert 'value="https://alfa.example"' in page  # filled in with the organisation's details
+    assert 'name="name"' not in page and 'name="orgnr"' not in page
+
+
 def test_main_contact_edits_profile_and_extra_fields_are_ignored(client, world):
     login(client, world["main_user"])
     response = client.post(
@@ -136,6 +147,9 @@ def test_ordinary_contact_edits_only_themselves(client, world):
 
 def test_main_contact_changes_roles_and_deactivates_colleagues(client, world):
     login(client, world["main_user"])
+    page = client.get("/portal/organisation/").text
+    # The button says what it does (not "Har sluttet", which reads as a status), for colleagues only.
+    assert page.count("Marker som sluttet<span") == 1 and "Har sluttet" not in page
     csrf = token(client)
     response = client.post(
         f"/portal/organisation/contacts/{world['plain'].id}/edit",

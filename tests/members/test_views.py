@@ -157,6 +157,18 @@ def test_list_filters_by_sector_and_transparency_act(client, staff):
     assert '<option value="yes" selected>' in page
 
 
+def test_list_filters_by_membership_category(client, staff):
+    from crm.members.services import ensure_categories
+
+    categories = ensure_categories()
+    # A company placed in the organisation category: the filter follows the membership, not the kind.
+    make_organisation(name="Kategori Organisasjon AS", category=categories["organisation"])
+    make_organisation(name="Vanlig Bedrift AS")
+    page = client.get(f"/staff/members/?category={categories['organisation'].id}").text
+    assert "Kategori Organisasjon AS" in page and "Vanlig Bedrift AS" not in page
+    assert f'<option value="{categories["organisation"].id}" selected>Organisasjon</option>' in page
+
+
 def test_list_sorts_and_paginates(app, client, staff):
     for name in ("Cecilie AS", "Anna AS", "Bjørn AS"):
         make_organisation(name=name)
@@ -213,11 +225,12 @@ EXPECTED_LIST_QUERIES = 9
 def test_organisation_page_shows_profile_contacts_fee_and_audit(client, staff):
     seed_fee_schedules(2026)
     org = make_organisation(name="Fjordmat AS", orgnr="974760673", annual_turnover_nok=12_000_000, ehf_receiver=True)
-    make_contact(org, name="Kari Nordmann", phone="+4722334455")
+    kari = make_contact(org, name="Kari Nordmann", phone="+4722334455", title="Innkjøpssjef")
     page = client.get(f"/staff/members/{org.id}").text
     assert "974 760 673" in page and "0192:974760673" in page
     page = client.get(f"/staff/members/{org.id}?tab=contacts").text
-    assert "Kari Nordmann" in page and "+47 22 33 44 55" in page
+    assert "Kari Nordmann" in page and "+47 22 33 44 55" in page and "Innkjøpssjef" in page
+    assert f'<a href="/staff/members/contacts/{kari.id}/edit">Kari Nordmann</a>' in page  # the name opens the form
     page = client.get(f"/staff/members/{org.id}?tab=fee&year=2026").text
     assert "Omsetningstrinn" in page and "Kontingent 2026" in page
     page = client.get(f"/staff/members/{org.id}?tab=fee&year=2031").text
@@ -240,6 +253,28 @@ def test_audit_trail_reads_in_norwegian_with_norwegian_dates(client, staff):
     trail = re.sub(r"<[^>]+>", " ", page[page.index("<table") : page.index("</table>")])
     for raw in ("notice_given", "on_date", "2026-03-02", "membership_id", "website"):
         assert raw not in trail, raw
+
+
+def test_audit_trail_names_the_contact_person_and_shows_the_orgnr_spaced(client, staff):
+    from crm.members.services import add_contact, create_organisation, update_contact
+
+    org = create_organisation({"name": "Fjordmat AS", "orgnr": "974760673", "kind": "company"}, actor=staff)
+    kari = add_contact(org, {"name": "Kari Nordmann", "email": "kari@fjordmat.no"}, actor=staff)
+    update_contact(kari, {"title": "Innkjøpssjef"}, actor=staff)
+    page = client.get(f"/staff/members/{org.id}?tab=audit").text
+    assert "Kontaktperson endret: Kari Nordmann" in page and "Kontaktperson lagt til: Kari Nordmann" in page
+    assert "Organisasjonsnummer: 974 760 673" in page
+
+
+def test_the_heading_names_the_category_only_when_it_differs_from_the_kind(client, staff):
+    from crm.members.services import ensure_categories
+
+    plain = make_organisation(name="Vanlig AS")
+    page = client.get(f"/staff/members/{plain.id}").text
+    assert "Kategori: " not in page and page.count("Bedrift") == 2  # the heading's kind and the profile's
+    unusual = make_organisation(name="Uvanlig AS", category=ensure_categories()["organisation"])
+    page = client.get(f"/staff/members/{unusual.id}").text
+    assert "Kategori: Organisasjon" in page
 
 
 def test_registered_panels_of_other_features_appear(client, staff):

@@ -9,7 +9,7 @@ from flask_login import current_user
 from crm.auth.access import staff_required
 from crm.extensions import db
 from crm.members.forms import ConfirmImportForm, ImportForm
-from crm.members.imports import COLUMNS, confirm_import, get_progress, start_import
+from crm.members.imports import COLUMNS, KIND_WORDS, ROLE_WORDS, confirm_import, get_progress, start_import
 from crm.members.models import ImportBatch
 from crm.members.views.blueprints import bp
 from crm.members.views.common import attempt, save_form
@@ -27,7 +27,13 @@ def import_upload():
         )
         if saved.ok:
             return redirect(url_for("members.import_status", batch_id=saved.result.id))
-    return render_template("members/import_upload.html", form=form, columns=COLUMNS)
+    return render_template(
+        "members/import_upload.html",
+        form=form,
+        columns=COLUMNS,
+        # The words the kind and roles cells accept, so the file can be written right the first time.
+        accepted={"kind": list(KIND_WORDS), "contact_roles": list(ROLE_WORDS)},
+    )
 
 
 @bp.route("/import/<int:batch_id>")

@@ -34,6 +34,7 @@ from crm.members.models import (
     MembershipStatus,
     Organisation,
     OrganisationKind,
+    format_orgnr,
 )
 from crm.members.panels import register_panel
 from crm.members.views.staff import FEE_MANAGERS, MEMBERSHIP_MANAGERS, can_edit
@@ -134,6 +135,7 @@ register_audit_details(
         "members.membership.status_changed:to": _STATUS_LABELS,
         "members.membership.fee_overridden:from": format_money,
         "members.membership.fee_overridden:to": format_money,
+        "members.organisation.created:orgnr": format_orgnr,
         "members.list.exported:status": _STATUS_LABELS,
         "members.list.exported:kind": {kind.value: kind.label for kind in OrganisationKind},
         "members.organisation.updated:fields": _FIELD_LABELS,
@@ -204,8 +206,19 @@ def _fee_panel(organisation: Organisation) -> str:
 
 def _audit_panel(organisation: Organisation) -> str:
     entries = services.organisation_audit_trail(organisation)
+    # Entries about contact people name the person: "Kontaktperson endret" alone does not say who.
+    contact_names = {
+        str(contact_id): name
+        for contact_id, name in db.session.execute(
+            db.select(Contact.id, Contact.name).where(Contact.organisation_id == organisation.id)
+        )
+    }
     return render_template(
-        "members/_audit.html", organisation=organisation, entries=entries, action_labels=AUDIT_ACTION_LABELS
+        "members/_audit.html",
+        organisation=organisation,
+        entries=entries,
+        action_labels=AUDIT_ACTION_LABELS,
+        contact_names=contact_names,
     )
 
 
