@@ -146,3 +146,55 @@ def test_reconcile_fix_applies_stripes_amounts_both_ways(app, stripe_server):
     invoice.paid_ore = 90_000  # a local figure above Stripe's is lowered too
     reconcile(YEAR, fix=True)
     assert invoice.paid_ore == 30_000
+
+
+# --- credit notes: Stripe's rules for money already paid and for a credit that settles the invoice --------------
+
+
+def _finance_user():
+    from crm.auth.models import Role
+    from tests.factories import make_staff
+
+    return make_staff(Role.FINANCE)
+
+
+def test_a_paid_invoice_is_credited_as_settled_outside_stripe(app, stripe_server):
+    from crm.billing.services import issue_credit_note
+
+    invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    stripe_server.pay(invoice.stripe_invoice_id)
+    reconcile(YEAR, fix=True)
+    assert invoice.status is InvoiceStatus.PAID
+
+    # Stripe refuses a post-payment credit note unless refund + balance credit + outside-Stripe add up to it.
+    note = issue_credit_note(invoice, 50_000, actor=_finance_user(), reason="Feil omsetningstrinn")
+
+    [remote] = stripe_server.objects("credit_note")
+    assert remote["amount"] == remote["out_of_band_amount"] == 50_000
+    assert note.stripe_credit_note_id == remote["id"]
+    assert invoice.credited_ore == 50_000
+    assert reconcile(YEAR) == []
+
+
+def test_a_credit_that_settles_an_open_invoice_sends_no_payment_receipt(app, client, stripe_server):
+    from crm.billing.services import issue_credit_note
+    from tests.billing.conftest import deliver
+    from tests.conftest import run_jobs
+
+    invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    issue_credit_note(invoice, invoice.gross_ore, actor=_finance_user(), reason="Meldte seg ut før fakturaen")
+    db.session.commit()
+    [settled] = stripe_server.events("invoice.paid")  # Stripe calls an invoice with nothing left to pay "paid"
+    [remote] = stripe_server.objects("credit_note")
+    assert remote["out_of_band_amount"] is None  # nothing had been paid: no money to settle
+
+    deliver(client, settled)
+    run_jobs(app)
+
+    db.session.refresh(invoice)
+    assert invoice.status is InvoiceStatus.PAID
+    assert invoice.paid_ore == 0
+    receipts = db.session.scalar(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.template == "billing_receipt")
+    )
+    assert receipts == 0, "no 'we have received 0 kr' email"

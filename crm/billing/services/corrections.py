@@ -59,6 +59,8 @@ def issue_credit_note(invoice: Invoice, amount_ore: int, *, actor: User, reason:
         f"{invoice.idempotency_base}:credit:{sequence}",
         amount=amount_ore,
         memo=reason.strip(),
+        # What was already paid goes back outside Stripe; Stripe refuses a credit note that leaves it open.
+        out_of_band=max(0, amount_ore - invoice.outstanding_ore),
     )
     note = CreditNote(
         amount_ore=amount_ore,

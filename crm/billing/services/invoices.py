@@ -267,7 +267,13 @@ def apply_stripe_invoice(invoice: Invoice, data: dict, *, force: bool = False) -
         invoice.paid_at = _ts(transitions.get("paid_at")) or utcnow()
     if invoice.status is InvoiceStatus.VOID and invoice.voided_at is None:
         invoice.voided_at = _ts(transitions.get("voided_at")) or utcnow()
-    if invoice.status is InvoiceStatus.PAID and invoice.receipt_sent_at is None and invoice.invoice_email:
+    # A credit note can settle an invoice with nothing paid (Stripe then calls it paid): no receipt for 0 kr.
+    if (
+        invoice.status is InvoiceStatus.PAID
+        and invoice.receipt_sent_at is None
+        and invoice.invoice_email
+        and invoice.paid_ore
+    ):
         invoice.receipt_sent_at = utcnow()
         queue_email(to=invoice.invoice_email, template="billing_receipt", context={"invoice": invoice})
         changed.append("receipt")
