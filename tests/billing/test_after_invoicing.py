@@ -198,3 +198,20 @@ def test_a_credit_that_settles_an_open_invoice_sends_no_payment_receipt(app, cli
         select(func.count()).select_from(OutboxMessage).where(OutboxMessage.template == "billing_receipt")
     )
     assert receipts == 0, "no 'we have received 0 kr' email"
+
+
+def test_reminders_ask_for_what_is_left_after_credit_notes(app, stripe_server):
+    from crm.billing.services import issue_credit_note
+
+    actor = _finance_user()
+    partly = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    issue_credit_note(partly, 100_050, actor=actor, reason="Rabatt")
+    settled = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    issue_credit_note(settled, settled.gross_ore, actor=actor, reason="Feil faktura")  # its webhook not in yet
+
+    assert send_due_reminders(partly.due_on + timedelta(days=7)) == {"7": 1, "21": 0}
+
+    [body] = db.session.scalars(select(OutboxMessage.body_text).where(OutboxMessage.template == "billing_reminder"))
+    left = partly.gross_ore - 100_050
+    assert f"{left // 100:,}".replace(",", "\u00a0") + f",{left % 100:02d}\u00a0kr" in body
+    assert settled.reminder_7_sent_at is None, "nothing left to pay: no reminder"

@@ -139,3 +139,27 @@ def test_the_preview_shows_already_invoiced_members_as_done_not_as_problems(app,
     page = client.get(f"/staff/billing/runs/new?year={YEAR}").text
     assert '<span class="text-muted">Allerede fakturert for 2026.</span>' in page
     assert '<span class="text-danger">Ingen e-postadresse for faktura.</span>' in page
+
+
+def test_a_voided_invoice_is_not_silently_counted_as_invoiced_again(app, stripe_server):
+    from crm.billing.jobs import bill_membership
+    from crm.billing.services import void_invoice
+
+    organisation = make_billable()
+    actor = _finance()
+    invoice = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    void_invoice(invoice, actor=actor, reason="Feil kategori")
+    db.session.commit()
+
+    # The preview must not promise an invoice that the run cannot make (one invoice row per membership and year).
+    [row] = preview_billing_run(YEAR)
+    assert row.reason == (
+        f"Faktura {invoice.number} for {YEAR} er annullert; "
+        "medlemskapet kan ikke faktureres på nytt for samme år i en fakturering."
+    )
+    run = start_billing_run(YEAR, actor=actor)
+    db.session.commit()
+    run_jobs(app)
+    assert run_progress(run)[RunItemStatus.SKIPPED] == 1
+    assert run_progress(run)[RunItemStatus.DONE] == 0
+    assert len(stripe_server.objects("invoice")) == 1

@@ -57,6 +57,15 @@ def cannot_invoice_reason(membership: Membership, year: int) -> str | None:
     return None
 
 
+def voided_reason(invoice: Invoice) -> str:
+    # One invoice row per (membership, year, kind) is what makes retries safe, so a voided one is not replaced.
+    return _(
+        "Invoice %(number)s for %(year)s was voided; a billing run cannot invoice this membership again for the year.",
+        number=invoice.number or invoice.id,
+        year=invoice.year,
+    )
+
+
 # --- the local invoice row --------------------------------------------------------------------------------
 
 
@@ -71,6 +80,8 @@ def get_or_create_invoice(
         select(Invoice).where(Invoice.membership_id == membership.id, Invoice.year == year, Invoice.kind == kind)
     )
     if existing is not None:
+        if existing.status is InvoiceStatus.VOID:
+            raise DomainError(voided_reason(existing))
         return existing, False
     other = db.session.scalar(
         select(Invoice.id).where(

@@ -17,10 +17,11 @@ from crm.billing.models import (
     BillingRunItem,
     BillingRunStatus,
     Invoice,
+    InvoiceKind,
     InvoiceStatus,
     RunItemStatus,
 )
-from crm.billing.services.invoices import BILLABLE_STATUSES, cannot_invoice_reason
+from crm.billing.services.invoices import BILLABLE_STATUSES, cannot_invoice_reason, voided_reason
 from crm.errors import DomainError
 from crm.extensions import db
 from crm.jobs import enqueue_after_commit
@@ -73,10 +74,21 @@ def invoiced_membership_ids(year: int) -> set[int]:
 def preview_billing_run(year: int) -> list[PreviewRow]:
     """Every billable membership with its fee and explanation, or the reason it cannot be invoiced."""
     invoiced = invoiced_membership_ids(year)
+    voided = {
+        invoice.membership_id: invoice
+        for invoice in db.session.scalars(
+            select(Invoice).where(
+                Invoice.year == year, Invoice.kind == InvoiceKind.MEMBERSHIP, Invoice.status == InvoiceStatus.VOID
+            )
+        )
+    }
     rows = []
     for membership in billable_memberships(year):
         if membership.id in invoiced:
             rows.append(PreviewRow(membership, None, _("Already invoiced for %(year)s.", year=year), True))
+            continue
+        if membership.id in voided:
+            rows.append(PreviewRow(membership, None, voided_reason(voided[membership.id])))
             continue
         reason = cannot_invoice_reason(membership, year)
         fee = None
