@@ -79,7 +79,8 @@ def _filtered(filters: InvoiceFilters):
 
 
 def search_invoices(filters: InvoiceFilters) -> tuple[Page, dict[str, int]]:
-    """One page of invoices, overdue first (oldest due date first), then newest; totals of every match."""
+    """One page of invoices, overdue first (oldest due date first), then newest; totals of every match
+    except void invoices (worth nothing to the accounts), unless void ones are what was asked for."""
     stmt = _filtered(filters)
     is_overdue = and_(Invoice.status == InvoiceStatus.OPEN, Invoice.due_on < today())
     page = paginate(
@@ -87,8 +88,11 @@ def search_invoices(filters: InvoiceFilters) -> tuple[Page, dict[str, int]]:
             case((is_overdue, 0), else_=1), case((is_overdue, Invoice.due_on), else_=None), Invoice.id.desc()
         )
     )
+    summed = _filtered(filters)
+    if filters.status != InvoiceStatus.VOID.value:
+        summed = summed.where(Invoice.status != InvoiceStatus.VOID)
     sums = db.session.execute(
-        _filtered(filters).with_only_columns(
+        summed.with_only_columns(
             func.count(Invoice.id),
             func.coalesce(func.sum(Invoice.net_ore), 0),
             func.coalesce(func.sum(Invoice.vat_ore), 0),
