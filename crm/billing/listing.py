@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, select, true
 from sqlalchemy.orm import selectinload
 
 from crm.audit.models import AuditEntry
@@ -79,8 +79,8 @@ def _filtered(filters: InvoiceFilters):
 
 
 def search_invoices(filters: InvoiceFilters) -> tuple[Page, dict[str, int]]:
-    """One page of invoices, overdue first (oldest due date first), then newest; totals of every match
-    except void invoices (worth nothing to the accounts), unless void ones are what was asked for."""
+    """One page of invoices, overdue first (oldest due date first), then newest; the count of every match and
+    the sums of all but void invoices (worth nothing to the accounts), unless void ones are what was asked for."""
     stmt = _filtered(filters)
     is_overdue = and_(Invoice.status == InvoiceStatus.OPEN, Invoice.due_on < today())
     page = paginate(
@@ -88,15 +88,14 @@ def search_invoices(filters: InvoiceFilters) -> tuple[Page, dict[str, int]]:
             case((is_overdue, 0), else_=1), case((is_overdue, Invoice.due_on), else_=None), Invoice.id.desc()
         )
     )
-    summed = _filtered(filters)
-    if filters.status != InvoiceStatus.VOID.value:
-        summed = summed.where(Invoice.status != InvoiceStatus.VOID)
+    counted = Invoice.status != InvoiceStatus.VOID if filters.status != InvoiceStatus.VOID.value else true()
+
+    def total(column):
+        return func.coalesce(func.sum(case((counted, column), else_=0)), 0)
+
     sums = db.session.execute(
-        summed.with_only_columns(
-            func.count(Invoice.id),
-            func.coalesce(func.sum(Invoice.net_ore), 0),
-            func.coalesce(func.sum(Invoice.vat_ore), 0),
-            func.coalesce(func.sum(Invoice.gross_ore), 0),
+        _filtered(filters).with_only_columns(
+            func.count(Invoice.id), total(Invoice.net_ore), total(Invoice.vat_ore), total(Invoice.gross_ore)
         )
     ).one()
     return page, {"count": sums[0], "net": sums[1], "vat": sums[2], "gross": sums[3]}

@@ -163,3 +163,37 @@ def test_a_voided_invoice_is_not_silently_counted_as_invoiced_again(app, stripe_
     assert run_progress(run)[RunItemStatus.SKIPPED] == 1
     assert run_progress(run)[RunItemStatus.DONE] == 0
     assert len(stripe_server.objects("invoice")) == 1
+
+
+def test_jobs_lost_between_commit_and_redis_are_enqueued_again_by_the_sweeper(app, client, stripe_server):
+    from datetime import timedelta
+
+    from crm.billing.jobs import requeue_lost_jobs
+    from crm.billing.models import StripeEvent
+    from crm.jobs import PERIODIC_JOBS, get_queue
+    from crm.models import utcnow
+    from tests.billing.conftest import deliver
+
+    assert PERIODIC_JOBS["billing.requeue_lost_jobs"].func is requeue_lost_jobs
+    make_billable()
+    run = start_billing_run(YEAR, actor=_finance())
+    db.session.commit()
+    assert requeue_lost_jobs(now=utcnow() + timedelta(hours=1)) == {"items": [], "events": []}, "queued: not lost"
+    get_queue("billing").empty()  # Redis lost the job (or the enqueue after commit failed)
+
+    assert len(requeue_lost_jobs(now=utcnow() + timedelta(hours=1))["items"]) == 1
+    run_jobs(app)
+    assert run_progress(run)[RunItemStatus.DONE] == 1
+    assert len(stripe_server.objects("invoice")) == 1
+
+    [finalized] = stripe_server.events("invoice.finalized")
+    deliver(client, finalized)
+    get_queue("billing").empty()
+    row = db.session.scalar(select(StripeEvent))
+    assert row.processed_at is None
+    assert requeue_lost_jobs()["events"] == [], "within its grace time: the job may still be on its way"
+    assert requeue_lost_jobs(now=utcnow() + timedelta(hours=1))["events"] == [row.id]
+    run_jobs(app)
+    db.session.refresh(row)
+    assert row.processed_at is not None
+    assert requeue_lost_jobs(now=utcnow() + timedelta(hours=1)) == {"items": [], "events": []}

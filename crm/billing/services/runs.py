@@ -24,7 +24,6 @@ from crm.billing.models import (
 from crm.billing.services.invoices import BILLABLE_STATUSES, cannot_invoice_reason, voided_reason
 from crm.errors import DomainError
 from crm.extensions import db
-from crm.jobs import enqueue_after_commit
 from crm.members.fees import FeeCalculation, calculate_fee
 from crm.members.models import Membership, Organisation
 from crm.models import utcnow
@@ -119,11 +118,11 @@ def start_billing_run(year: int, *, actor: User) -> BillingRun:
         item.status = RunItemStatus.SKIPPED if row.reason else RunItemStatus.QUEUED
         run.items.append(item)
     db.session.flush()
-    from crm.billing.jobs import BILLING_RETRY, invoice_run_item
+    from crm.billing.jobs import enqueue_run_item
 
     for item in run.items:
         if item.status is RunItemStatus.QUEUED:
-            enqueue_after_commit(invoice_run_item, item.id, queue="billing", retry=BILLING_RETRY)
+            enqueue_run_item(item.id)
             queued += 1
     if not queued:
         run.status = BillingRunStatus.FINISHED
@@ -158,7 +157,7 @@ def finish_run_if_done(run: BillingRun) -> None:
 
 def retry_failed_items(run: BillingRun, *, actor: User) -> int:
     """Queue the run's failed items again; returns how many."""
-    from crm.billing.jobs import BILLING_RETRY, invoice_run_item
+    from crm.billing.jobs import enqueue_run_item
 
     items = list(
         db.session.scalars(
@@ -167,7 +166,7 @@ def retry_failed_items(run: BillingRun, *, actor: User) -> int:
     )
     for item in items:
         item.status = RunItemStatus.QUEUED
-        enqueue_after_commit(invoice_run_item, item.id, queue="billing", retry=BILLING_RETRY)
+        enqueue_run_item(item.id)
     if items:
         run.status = BillingRunStatus.RUNNING
         run.finished_at = None
