@@ -174,6 +174,10 @@ def ensure_tax_rate(treatment: VatTreatment, gateway: StripeGateway) -> str | No
     return rate["id"]
 
 
+def _past_idempotency_window(invoice: Invoice) -> bool:
+    return invoice.stripe_attempted_at is not None and utcnow() - invoice.stripe_attempted_at > IDEMPOTENCY_WINDOW
+
+
 def next_stripe_step(invoice: Invoice, gateway: StripeGateway | None = None) -> bool:
     """Do the next Stripe step of ``invoice`` (customer + create, add lines, finalise) and record it.
     Returns False when nothing is left to do. Each step is idempotent at Stripe by its key."""
@@ -182,7 +186,7 @@ def next_stripe_step(invoice: Invoice, gateway: StripeGateway | None = None) -> 
     if invoice.stripe_step == "none":
         customer_id = ensure_stripe_customer(invoice.organisation, gateway)
         found = None
-        if invoice.stripe_attempted_at and utcnow() - invoice.stripe_attempted_at > IDEMPOTENCY_WINDOW:
+        if _past_idempotency_window(invoice):
             found = gateway.find_invoice(key)
         invoice.stripe_attempted_at = invoice.stripe_attempted_at or utcnow()
         if found is None:
@@ -202,6 +206,14 @@ def next_stripe_step(invoice: Invoice, gateway: StripeGateway | None = None) -> 
         invoice.stripe_customer_id = customer_id
         invoice.stripe_invoice_id = found["id"]
         invoice.stripe_step = "lines" if found.get("lines", {}).get("data") else "created"
+    elif invoice.stripe_step in ("created", "lines") and _past_idempotency_window(invoice):
+        # Stripe may have done this step without our record of it and no longer knows its key: ask it first.
+        current = gateway.retrieve_invoice(invoice.stripe_invoice_id)  # type: ignore[arg-type]
+        if current.get("status") not in (None, "draft"):
+            apply_stripe_invoice(invoice, current)  # finalised already: nothing left to do
+        elif invoice.stripe_step == "created" and current.get("lines", {}).get("data"):
+            invoice.stripe_step = "lines"
+        invoice.stripe_attempted_at = utcnow()  # checked; the next step's key is fresh again
     elif invoice.stripe_step == "created":
         lines = []
         for line in invoice.lines:
