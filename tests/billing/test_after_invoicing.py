@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import date, timedelta
 
 from click.testing import CliRunner
 from sqlalchemy import func, select
@@ -215,3 +215,30 @@ def test_reminders_ask_for_what_is_left_after_credit_notes(app, stripe_server):
     left = partly.gross_ore - 100_050
     assert f"{left // 100:,}".replace(",", "\u00a0") + f",{left % 100:02d}\u00a0kr" in body
     assert settled.reminder_7_sent_at is None, "nothing left to pay: no reminder"
+
+
+def test_the_export_of_a_periods_payments_is_by_payment_date(app, client, stripe_server):
+    from datetime import UTC, datetime
+
+    from crm.auth.models import Role
+    from tests.factories import make_staff
+    from tests.helpers import login
+
+    invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    unpaid = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    invoice.issued_on = unpaid.issued_on = date(YEAR, 1, 20)
+    invoice.status, invoice.paid_ore = InvoiceStatus.PAID, invoice.gross_ore
+    invoice.paid_at = datetime(YEAR, 2, 28, 23, 30, tzinfo=UTC)  # 1 March, 00:30 in Oslo
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+
+    march = client.get(f"/staff/billing/export.csv?period=paid&from={YEAR}-03-01&to={YEAR}-03-31").text
+    february = client.get(f"/staff/billing/export.csv?period=paid&from={YEAR}-02-01&to={YEAR}-02-28").text
+    by_invoice_date = client.get(f"/staff/billing/export.csv?from={YEAR}-03-01&to={YEAR}-03-31").text
+
+    assert invoice.number in march and unpaid.number not in march
+    assert invoice.number not in february
+    assert invoice.number not in by_invoice_date  # invoiced in January
+    page = client.get(f"/staff/billing/invoices?period=paid&from={YEAR}-03-01").text
+    assert '<option value="paid" selected>Betalingsdato</option>' in page
