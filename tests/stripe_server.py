@@ -411,6 +411,21 @@ class StripeApp:
         credited = invoice["pre_payment_credit_notes_amount"] + invoice["post_payment_credit_notes_amount"]
         if amount <= 0 or amount + credited > invoice["total"]:
             raise StripeError(400, "The credit note amount is more than the invoice's remaining amount.")
+        # As Stripe: the credit first lowers what is left to pay; the rest (post payment) must be settled as a
+        # refund, a customer balance credit or outside Stripe, and those must add up to it.
+        pre = min(amount, invoice["amount_remaining"]) if invoice["status"] == "open" else 0
+        post = amount - pre
+        settled = sum(
+            _int(params[name], name)
+            for name in ("refund_amount", "credit_amount", "out_of_band_amount")
+            if name in params
+        )
+        if post and settled != post:
+            raise StripeError(
+                400,
+                f"The sum of credit amount, refund amount and out of band amount ({settled}) must equal the credit "
+                f"note's post-payment amount ({post}).",
+            )
         note = {
             "id": self.state.new_id("cn"),
             "object": "credit_note",
@@ -423,19 +438,23 @@ class StripeApp:
             "memo": params.get("memo"),
             "metadata": _meta(params),
             "status": "issued",
-            "type": "pre_payment" if invoice["status"] == "open" else "post_payment",
+            "type": "post_payment" if post else "pre_payment",
+            "pre_payment_amount": pre,
+            "post_payment_amount": post,
+            "out_of_band_amount": _int(params["out_of_band_amount"], "out_of_band_amount")
+            if "out_of_band_amount" in params
+            else None,
         }
         self.state.objects[note["id"]] = note
-        if invoice["status"] == "open":
-            invoice["pre_payment_credit_notes_amount"] += amount
-            invoice["amount_remaining"] -= amount
-            invoice["amount_due"] -= amount
+        invoice["post_payment_credit_notes_amount"] += post
+        if pre:
+            invoice["pre_payment_credit_notes_amount"] += pre
+            invoice["amount_remaining"] -= pre
+            invoice["amount_due"] -= pre
             if invoice["amount_remaining"] <= 0:
                 invoice["status"] = "paid"
                 invoice["status_transitions"]["paid_at"] = int(time.time())
                 self.state.event("invoice.paid", invoice)
-        else:
-            invoice["post_payment_credit_notes_amount"] += amount
         self.state.event("credit_note.created", note)
         return note
 

@@ -6,9 +6,11 @@ Every job takes ids, loads fresh state, commits after each Stripe step and is sa
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from rq import Retry, get_current_job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from crm.auth.models import User
@@ -22,15 +24,56 @@ from crm.billing.models import (
 from crm.billing.services import finish_run_if_done, get_or_create_invoice, next_stripe_step, send_due_reminders
 from crm.billing.stripe_gateway import StripeGatewayError, StripeUnavailable, get_gateway
 from crm.errors import DomainError
-from crm.extensions import db
-from crm.jobs import enqueue_after_commit, periodic
+from crm.extensions import db, redis
+from crm.jobs import DEFAULT_RETRY, enqueue_after_commit, periodic
 from crm.members.models import Membership, MembershipStatus
 from crm.members.services import on_membership_status_change
+from crm.models import utcnow
 
 logger = logging.getLogger(__name__)
 
 # A Stripe outage: retry the job for about an hour before the item counts as failed (staff can retry it).
 BILLING_RETRY = Retry(max=8, interval=[5, 15, 30, 60, 120, 300, 600, 1800])
+
+
+# A run item still QUEUED, or an event still unprocessed, this long after it was touched, with no job for it in
+# RQ (queued, scheduled for a retry or running), lost its job: the sweeper enqueues it again. Both jobs are safe
+# to run twice. Events older than the window are left to ``flask crm billing reconcile``.
+LOST_JOB_GRACE = timedelta(minutes=10)
+EVENT_SWEEP_WINDOW = timedelta(days=3)
+SWEEP_BATCH = 500
+_PENDING_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
+
+
+def _fetch_job(job_id: str) -> Job | None:
+    try:
+        return Job.fetch(job_id, connection=redis())
+    except NoSuchJobError:
+        return None
+
+
+def _has_pending_job(job_id: str) -> bool:
+    job = _fetch_job(job_id)
+    return job is not None and job.get_status() in _PENDING_STATUSES
+
+
+def _enqueue_once(func, row_id: int, job_id: str, retry: Retry) -> None:
+    """Enqueue ``func(row_id)`` after commit under ``job_id``, unless a job with that id is still pending; an
+    ended one (failed, finished) is removed first, so exactly one job carries the id."""
+    job = _fetch_job(job_id)
+    if job is not None:
+        if job.get_status() in _PENDING_STATUSES:
+            return
+        job.delete()
+    enqueue_after_commit(func, row_id, queue="billing", retry=retry, job_id=job_id)
+
+
+def enqueue_run_item(item_id: int) -> None:
+    _enqueue_once(invoice_run_item, item_id, f"billing-run-item-{item_id}", BILLING_RETRY)
+
+
+def enqueue_stripe_event(row_id: int) -> None:
+    _enqueue_once(process_stripe_event, row_id, f"stripe-event-{row_id}", DEFAULT_RETRY)
 
 
 def _retries_left() -> int:
@@ -128,6 +171,42 @@ def process_stripe_event(event_row_id: int) -> None:
             db.session.commit()
         raise
     db.session.commit()
+
+
+@periodic(timedelta(minutes=5), queue="billing", name="billing.requeue_lost_jobs")
+def requeue_lost_jobs(now: datetime | None = None) -> dict[str, list[int]]:
+    """Enqueue again the run items and webhook events whose job was lost (Redis down at commit, a worker killed
+    on its last retry). Returns the ids, by kind."""
+    now = now or utcnow()
+    items = db.session.scalars(
+        select(BillingRunItem.id)
+        .where(BillingRunItem.status == RunItemStatus.QUEUED, BillingRunItem.updated_at < now - LOST_JOB_GRACE)
+        .order_by(BillingRunItem.id)
+        .limit(SWEEP_BATCH)
+    ).all()
+    events = db.session.scalars(
+        select(StripeEvent.id)
+        .where(
+            StripeEvent.processed_at.is_(None),
+            StripeEvent.received_at < now - LOST_JOB_GRACE,
+            StripeEvent.received_at > now - EVENT_SWEEP_WINDOW,
+        )
+        .order_by(StripeEvent.id)
+        .limit(SWEEP_BATCH)
+    ).all()
+    requeued: dict[str, list[int]] = {"items": [], "events": []}
+    for item_id in items:
+        if not _has_pending_job(f"billing-run-item-{item_id}"):
+            enqueue_run_item(item_id)
+            requeued["items"].append(item_id)
+    for row_id in events:
+        if not _has_pending_job(f"stripe-event-{row_id}"):
+            enqueue_stripe_event(row_id)
+            requeued["events"].append(row_id)
+    db.session.commit()
+    if requeued["items"] or requeued["events"]:
+        logger.warning("billing: lost jobs enqueued again: %s", requeued)
+    return requeued
 
 
 @periodic(timedelta(days=1), queue="billing", name="billing.daily_reminders")

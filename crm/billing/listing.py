@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, select, true
 from sqlalchemy.orm import selectinload
 
 from crm.audit.models import AuditEntry
 from crm.billing.models import BillingRun, BillingRunItem, Invoice, InvoiceStatus, RunItemStatus, StripeEvent
 from crm.extensions import db
+from crm.i18n import OSLO
 from crm.members.models import Membership, MembershipCategory
 from crm.members.services import today
 from crm.pagination import Page, paginate
@@ -23,8 +24,9 @@ class InvoiceFilters:
     year: int | None = None
     status: str = ""  # an InvoiceStatus value or "overdue"
     category_id: int | None = None
-    issued_from: date | None = None  # the accounting period, by invoice date
+    issued_from: date | None = None  # the accounting period, by invoice date (or payment date, see ``period``)
     issued_to: date | None = None
+    period: str = ""  # "" : the dates are invoice dates; "paid": payment dates (the period's payments)
 
     def as_args(self) -> dict[str, Any]:
         pairs = (
@@ -33,8 +35,13 @@ class InvoiceFilters:
             ("category", self.category_id),
             ("from", self.issued_from.isoformat() if self.issued_from else None),
             ("to", self.issued_to.isoformat() if self.issued_to else None),
+            ("period", self.period),
         )
         return {k: v for k, v in pairs if v}
+
+
+def _oslo_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), OSLO).astimezone(UTC)
 
 
 def _date_arg(value: str) -> date | None:
@@ -56,6 +63,7 @@ def filters_from_args(args) -> InvoiceFilters:
         category_id=int(category) if category.isdigit() else None,
         issued_from=_date_arg(args.get("from", "")),
         issued_to=_date_arg(args.get("to", "")),
+        period="paid" if args.get("period") == "paid" else "",
     )
 
 
@@ -67,10 +75,19 @@ def _filtered(filters: InvoiceFilters):
         stmt = stmt.where(Invoice.status == InvoiceStatus.OPEN, Invoice.due_on < today())
     elif filters.status:
         stmt = stmt.where(Invoice.status == InvoiceStatus(filters.status))
-    if filters.issued_from:
-        stmt = stmt.where(Invoice.issued_on >= filters.issued_from)
-    if filters.issued_to:
-        stmt = stmt.where(Invoice.issued_on <= filters.issued_to)
+    if filters.period == "paid":
+        # Payments are stamped in UTC; the period's days are Oslo days.
+        if filters.issued_from:
+            stmt = stmt.where(Invoice.paid_at >= _oslo_midnight(filters.issued_from))
+        if filters.issued_to:
+            stmt = stmt.where(Invoice.paid_at < _oslo_midnight(filters.issued_to + timedelta(days=1)))
+        if filters.issued_from or filters.issued_to:
+            stmt = stmt.where(Invoice.paid_ore > 0)  # settled by a credit note: no payment
+    else:
+        if filters.issued_from:
+            stmt = stmt.where(Invoice.issued_on >= filters.issued_from)
+        if filters.issued_to:
+            stmt = stmt.where(Invoice.issued_on <= filters.issued_to)
     if filters.category_id:
         stmt = stmt.join(Membership, Membership.id == Invoice.membership_id).where(
             Membership.category_id == filters.category_id
@@ -79,7 +96,8 @@ def _filtered(filters: InvoiceFilters):
 
 
 def search_invoices(filters: InvoiceFilters) -> tuple[Page, dict[str, int]]:
-    """One page of invoices, overdue first (oldest due date first), then newest; totals of every match."""
+    """One page of invoices, overdue first (oldest due date first), then newest; the count of every match and
+    the sums of all but void invoices (worth nothing to the accounts), unless void ones are what was asked for."""
     stmt = _filtered(filters)
     is_overdue = and_(Invoice.status == InvoiceStatus.OPEN, Invoice.due_on < today())
     page = paginate(
@@ -87,12 +105,14 @@ def search_invoices(filters: InvoiceFilters) -> tuple[Page, dict[str, int]]:
             case((is_overdue, 0), else_=1), case((is_overdue, Invoice.due_on), else_=None), Invoice.id.desc()
         )
     )
+    counted = Invoice.status != InvoiceStatus.VOID if filters.status != InvoiceStatus.VOID.value else true()
+
+    def total(column):
+        return func.coalesce(func.sum(case((counted, column), else_=0)), 0)
+
     sums = db.session.execute(
         _filtered(filters).with_only_columns(
-            func.count(Invoice.id),
-            func.coalesce(func.sum(Invoice.net_ore), 0),
-            func.coalesce(func.sum(Invoice.vat_ore), 0),
-            func.coalesce(func.sum(Invoice.gross_ore), 0),
+            func.count(Invoice.id), total(Invoice.net_ore), total(Invoice.vat_ore), total(Invoice.gross_ore)
         )
     ).one()
     return page, {"count": sums[0], "net": sums[1], "vat": sums[2], "gross": sums[3]}

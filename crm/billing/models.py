@@ -11,6 +11,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm.extensions import db
+from crm.members.models import format_orgnr
 from crm.models import TimestampMixin, UTCDateTime, str_enum, utcnow
 
 if TYPE_CHECKING:
@@ -150,6 +151,10 @@ class Invoice(TimestampMixin, db.Model):
 
     def days_overdue(self, today: date) -> int:
         return (today - self.due_on).days if self.is_overdue(today) and self.due_on else 0
+
+    @property
+    def orgnr_display(self) -> str:
+        return format_orgnr(self.orgnr)
 
     @property
     def outstanding_ore(self) -> int:

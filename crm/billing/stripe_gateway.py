@@ -244,15 +244,13 @@ class StripeGateway:
             params["starting_after"] = starting_after
         return self._call("invoice.list", self.client.v1.invoices.list, **params)
 
-    def create_credit_note(self, invoice_id: str, key: str, *, amount: int, memo: str) -> dict:
-        return self._call(
-            "credit_note.create",
-            self.client.v1.credit_notes.create,
-            key=key,
-            invoice=invoice_id,
-            amount=amount,
-            memo=memo[:500],
-        )
+    def create_credit_note(self, invoice_id: str, key: str, *, amount: int, memo: str, out_of_band: int = 0) -> dict:
+        """``out_of_band``: the part of ``amount`` beyond what is left to pay, which Stripe requires to be
+        settled somehow; we record it as settled outside Stripe (paid back by bank transfer)."""
+        params: dict[str, Any] = {"invoice": invoice_id, "amount": amount, "memo": memo[:500]}
+        if out_of_band:
+            params["out_of_band_amount"] = out_of_band
+        return self._call("credit_note.create", self.client.v1.credit_notes.create, key=key, **params)
 
     def list_events(self, *, limit: int = 100, starting_after: str | None = None, type: str | None = None) -> dict:
         params: dict[str, Any] = {"limit": limit}

@@ -17,7 +17,6 @@ from crm.billing.models import Invoice, StripeEvent
 from crm.billing.services import apply_stripe_invoice
 from crm.billing.stripe_gateway import get_gateway
 from crm.extensions import db
-from crm.jobs import enqueue_after_commit
 from crm.models import utcnow
 
 logger = logging.getLogger(__name__)
@@ -61,9 +60,9 @@ def record_stripe_event(event: dict[str, Any]) -> tuple[StripeEvent, bool]:
         if existing is None:
             raise
         return existing, False
-    from crm.billing.jobs import process_stripe_event
+    from crm.billing.jobs import enqueue_stripe_event
 
-    enqueue_after_commit(process_stripe_event, row.id, queue="billing")
+    enqueue_stripe_event(row.id)
     logger.info("stripe event %s (%s) stored", row.stripe_event_id, row.type)
     return row, True
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import date, timedelta
 
 from click.testing import CliRunner
 from sqlalchemy import func, select
@@ -146,3 +146,99 @@ def test_reconcile_fix_applies_stripes_amounts_both_ways(app, stripe_server):
     invoice.paid_ore = 90_000  # a local figure above Stripe's is lowered too
     reconcile(YEAR, fix=True)
     assert invoice.paid_ore == 30_000
+
+
+# --- credit notes: Stripe's rules for money already paid and for a credit that settles the invoice --------------
+
+
+def _finance_user():
+    from crm.auth.models import Role
+    from tests.factories import make_staff
+
+    return make_staff(Role.FINANCE)
+
+
+def test_a_paid_invoice_is_credited_as_settled_outside_stripe(app, stripe_server):
+    from crm.billing.services import issue_credit_note
+
+    invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    stripe_server.pay(invoice.stripe_invoice_id)
+    reconcile(YEAR, fix=True)
+    assert invoice.status is InvoiceStatus.PAID
+
+    # Stripe refuses a post-payment credit note unless refund + balance credit + outside-Stripe add up to it.
+    note = issue_credit_note(invoice, 50_000, actor=_finance_user(), reason="Feil omsetningstrinn")
+
+    [remote] = stripe_server.objects("credit_note")
+    assert remote["amount"] == remote["out_of_band_amount"] == 50_000
+    assert note.stripe_credit_note_id == remote["id"]
+    assert invoice.credited_ore == 50_000
+    assert reconcile(YEAR) == []
+
+
+def test_a_credit_that_settles_an_open_invoice_sends_no_payment_receipt(app, client, stripe_server):
+    from crm.billing.services import issue_credit_note
+    from tests.billing.conftest import deliver
+    from tests.conftest import run_jobs
+
+    invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    issue_credit_note(invoice, invoice.gross_ore, actor=_finance_user(), reason="Meldte seg ut før fakturaen")
+    db.session.commit()
+    [settled] = stripe_server.events("invoice.paid")  # Stripe calls an invoice with nothing left to pay "paid"
+    [remote] = stripe_server.objects("credit_note")
+    assert remote["out_of_band_amount"] is None  # nothing had been paid: no money to settle
+
+    deliver(client, settled)
+    run_jobs(app)
+
+    db.session.refresh(invoice)
+    assert invoice.status is InvoiceStatus.PAID
+    assert invoice.paid_ore == 0
+    receipts = db.session.scalar(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.template == "billing_receipt")
+    )
+    assert receipts == 0, "no 'we have received 0 kr' email"
+
+
+def test_reminders_ask_for_what_is_left_after_credit_notes(app, stripe_server):
+    from crm.billing.services import issue_credit_note
+
+    actor = _finance_user()
+    partly = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    issue_credit_note(partly, 100_050, actor=actor, reason="Rabatt")
+    settled = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    issue_credit_note(settled, settled.gross_ore, actor=actor, reason="Feil faktura")  # its webhook not in yet
+
+    assert send_due_reminders(partly.due_on + timedelta(days=7)) == {"7": 1, "21": 0}
+
+    [body] = db.session.scalars(select(OutboxMessage.body_text).where(OutboxMessage.template == "billing_reminder"))
+    left = partly.gross_ore - 100_050
+    assert f"{left // 100:,}".replace(",", "\u00a0") + f",{left % 100:02d}\u00a0kr" in body
+    assert settled.reminder_7_sent_at is None, "nothing left to pay: no reminder"
+
+
+def test_the_export_of_a_periods_payments_is_by_payment_date(app, client, stripe_server):
+    from datetime import UTC, datetime
+
+    from crm.auth.models import Role
+    from tests.factories import make_staff
+    from tests.helpers import login
+
+    invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    unpaid = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    invoice.issued_on = unpaid.issued_on = date(YEAR, 1, 20)
+    invoice.status, invoice.paid_ore = InvoiceStatus.PAID, invoice.gross_ore
+    invoice.paid_at = datetime(YEAR, 2, 28, 23, 30, tzinfo=UTC)  # 1 March, 00:30 in Oslo
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+
+    march = client.get(f"/staff/billing/export.csv?period=paid&from={YEAR}-03-01&to={YEAR}-03-31").text
+    february = client.get(f"/staff/billing/export.csv?period=paid&from={YEAR}-02-01&to={YEAR}-02-28").text
+    by_invoice_date = client.get(f"/staff/billing/export.csv?from={YEAR}-03-01&to={YEAR}-03-31").text
+
+    assert invoice.number in march and unpaid.number not in march
+    assert invoice.number not in february
+    assert invoice.number not in by_invoice_date  # invoiced in January
+    page = client.get(f"/staff/billing/invoices?period=paid&from={YEAR}-03-01").text
+    assert '<option value="paid" selected>Betalingsdato</option>' in page

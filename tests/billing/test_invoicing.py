@@ -133,3 +133,27 @@ def test_idempotency_keys_are_deterministic_from_the_membership_and_year(app, st
         f"{base}:finalize",
     }
     assert invoice.idempotency_base == base
+
+
+@pytest.mark.parametrize("steps_done", [2, 3], ids=["lines added", "finalised"])
+def test_a_retry_days_later_never_adds_the_lines_twice_or_refinalises(app, stripe_server, steps_done):
+    organisation = make_billable()
+    invoice, _created = get_or_create_invoice(organisation.membership, YEAR, InvoiceKind.MEMBERSHIP)
+    db.session.commit()
+    for step in range(steps_done):
+        next_stripe_step(invoice)
+        if step < steps_done - 1:
+            db.session.commit()
+    # The last step happened at Stripe, but the worker died before recording it; the retry comes days later,
+    # when Stripe no longer remembers the idempotency keys.
+    db.session.rollback()
+    invoice.stripe_attempted_at = utcnow() - timedelta(days=2)
+    db.session.commit()
+    stripe_server.app.state.idempotent.clear()
+
+    finished = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+
+    [remote] = stripe_server.objects("invoice")
+    assert len(remote["lines"]["data"]) == 1
+    assert remote["total"] == finished.gross_ore
+    assert finished.status is InvoiceStatus.OPEN and finished.number == remote["number"]

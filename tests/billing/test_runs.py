@@ -139,3 +139,61 @@ def test_the_preview_shows_already_invoiced_members_as_done_not_as_problems(app,
     page = client.get(f"/staff/billing/runs/new?year={YEAR}").text
     assert '<span class="text-muted">Allerede fakturert for 2026.</span>' in page
     assert '<span class="text-danger">Ingen e-postadresse for faktura.</span>' in page
+
+
+def test_a_voided_invoice_is_not_silently_counted_as_invoiced_again(app, stripe_server):
+    from crm.billing.jobs import bill_membership
+    from crm.billing.services import void_invoice
+
+    organisation = make_billable()
+    actor = _finance()
+    invoice = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    void_invoice(invoice, actor=actor, reason="Feil kategori")
+    db.session.commit()
+
+    # The preview must not promise an invoice that the run cannot make (one invoice row per membership and year).
+    [row] = preview_billing_run(YEAR)
+    assert row.reason == (
+        f"Faktura {invoice.number} for {YEAR} er annullert; "
+        "medlemskapet kan ikke faktureres på nytt for samme år i en fakturering."
+    )
+    run = start_billing_run(YEAR, actor=actor)
+    db.session.commit()
+    run_jobs(app)
+    assert run_progress(run)[RunItemStatus.SKIPPED] == 1
+    assert run_progress(run)[RunItemStatus.DONE] == 0
+    assert len(stripe_server.objects("invoice")) == 1
+
+
+def test_jobs_lost_between_commit_and_redis_are_enqueued_again_by_the_sweeper(app, client, stripe_server):
+    from datetime import timedelta
+
+    from crm.billing.jobs import requeue_lost_jobs
+    from crm.billing.models import StripeEvent
+    from crm.jobs import PERIODIC_JOBS, get_queue
+    from crm.models import utcnow
+    from tests.billing.conftest import deliver
+
+    assert PERIODIC_JOBS["billing.requeue_lost_jobs"].func is requeue_lost_jobs
+    make_billable()
+    run = start_billing_run(YEAR, actor=_finance())
+    db.session.commit()
+    assert requeue_lost_jobs(now=utcnow() + timedelta(hours=1)) == {"items": [], "events": []}, "queued: not lost"
+    get_queue("billing").empty()  # Redis lost the job (or the enqueue after commit failed)
+
+    assert len(requeue_lost_jobs(now=utcnow() + timedelta(hours=1))["items"]) == 1
+    run_jobs(app)
+    assert run_progress(run)[RunItemStatus.DONE] == 1
+    assert len(stripe_server.objects("invoice")) == 1
+
+    [finalized] = stripe_server.events("invoice.finalized")
+    deliver(client, finalized)
+    get_queue("billing").empty()
+    row = db.session.scalar(select(StripeEvent))
+    assert row.processed_at is None
+    assert requeue_lost_jobs()["events"] == [], "within its grace time: the job may still be on its way"
+    assert requeue_lost_jobs(now=utcnow() + timedelta(hours=1))["events"] == [row.id]
+    run_jobs(app)
+    db.session.refresh(row)
+    assert row.processed_at is not None
+    assert requeue_lost_jobs(now=utcnow() + timedelta(hours=1)) == {"items": [], "events": []}

@@ -221,3 +221,92 @@ def test_the_invoice_list_filters_by_year_and_totals_every_match(app, client):
     assert f"137{nbsp}800{nbsp}kr" in page  # net
     assert f"34{nbsp}450{nbsp}kr" in page  # VAT
     assert f"172{nbsp}250{nbsp}kr" in page  # gross
+
+
+def test_the_invoice_list_totals_leave_out_void_invoices(app, client):
+    from crm.billing.services import get_or_create_invoice
+
+    kept, voided = (
+        get_or_create_invoice(make_billable().membership, YEAR, InvoiceKind.MEMBERSHIP)[0] for _ in range(2)
+    )
+    for invoice, net in ((kept, 10_000_00), (voided, 99_000_00)):
+        invoice.net_ore = invoice.gross_ore = net
+        invoice.number = f"T-{invoice.id}"
+    voided.status = InvoiceStatus.VOID
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+    nbsp = "\u00a0"
+    page = client.get(f"/staff/billing/invoices?year={YEAR}").text
+    assert voided.number in page  # listed, but a void invoice is worth nothing to the accounts
+    assert f"10{nbsp}000{nbsp}kr</dd>" in page and f"109{nbsp}000{nbsp}kr" not in page
+    only_void = client.get(f"/staff/billing/invoices?year={YEAR}&status=void").text
+    assert f"99{nbsp}000{nbsp}kr</dd>" in only_void  # asked for: then they are what is summed
+
+
+def test_the_invoice_page_tells_finance_what_is_left_how_late_and_who_was_reminded(app, client, stripe_server):
+    from datetime import timedelta
+
+    from crm.billing.services import issue_credit_note, send_due_reminders
+    from crm.members.services import today
+
+    organisation = make_billable(orgnr="974760673")
+    invoice = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    user = make_staff(Role.FINANCE)
+    issue_credit_note(invoice, 100_050, actor=user, reason="Rabatt")
+    invoice.due_on = today() - timedelta(days=9)  # nine days past due
+    send_due_reminders()
+    db.session.commit()
+    login(client, user)
+    page = client.get(f"/staff/billing/invoices/{invoice.id}").text
+    nbsp = "\u00a0"
+    left = invoice.gross_ore - 100_050
+    assert "974 760 673" in page
+    assert f'<dt class="col-sm-3">Gjenstår å betale</dt><dd class="col-sm-9">{left // 100:,}'.replace(",", nbsp) in page
+    assert "9 dager over forfall" in page
+    assert "Påminnelse sendt" in page
+
+
+def test_a_paid_invoice_says_how_much_was_paid_and_how_a_credit_is_settled(app, client, stripe_server):
+    from crm.billing.reconcile import reconcile
+
+    invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    stripe_server.pay(invoice.stripe_invoice_id)
+    reconcile(YEAR, fix=True)
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+    page = client.get(f"/staff/billing/invoices/{invoice.id}").text
+    nbsp = "\u00a0"
+    assert f"{invoice.gross_ore // 100:,}".replace(",", nbsp) + f"{nbsp}kr den " in page
+    assert 'id="credit-paid-note"' in page and "bankoverføring" in page
+
+
+def test_an_invoice_not_at_stripe_offers_no_void_or_credit(app, client):
+    from crm.billing.services import get_or_create_invoice
+
+    invoice, _ = get_or_create_invoice(make_billable().membership, YEAR, InvoiceKind.MEMBERSHIP)
+    invoice.status = InvoiceStatus.OPEN  # as the offline demo's invoices
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+    page = client.get(f"/staff/billing/invoices/{invoice.id}").text
+    assert "/void" not in page and "/credit" not in page
+    assert "ikke i Stripe" in page
+
+
+def test_members_see_what_was_credited_and_what_is_left_to_pay(app, client, stripe_server):
+    from crm.billing.services import issue_credit_note
+
+    organisation = make_billable()
+    invoice = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    issue_credit_note(invoice, 100_050, actor=make_staff(Role.FINANCE), reason="Rabatt")
+    user = _member_of(organisation)
+    db.session.commit()
+    login(client, user)
+    page = client.get("/portal/invoices/").text
+    nbsp = "\u00a0"
+    left = invoice.gross_ore - 100_050
+    assert f"Kreditert 1{nbsp}000,50{nbsp}kr" in page
+    assert f"Å betale {left // 100:,}".replace(",", nbsp) + f",{left % 100:02d}{nbsp}kr" in page
+    assert '<div class="table-responsive">' in page  # a phone scrolls the table, not the page

@@ -59,6 +59,8 @@ def issue_credit_note(invoice: Invoice, amount_ore: int, *, actor: User, reason:
         f"{invoice.idempotency_base}:credit:{sequence}",
         amount=amount_ore,
         memo=reason.strip(),
+        # What was already paid goes back outside Stripe; Stripe refuses a credit note that leaves it open.
+        out_of_band=max(0, amount_ore - invoice.outstanding_ore),
     )
     note = CreditNote(
         amount_ore=amount_ore,
@@ -85,13 +87,15 @@ REMINDER_DAYS = (7, 21)
 
 
 def send_due_reminders(on: date | None = None) -> dict[str, int]:
-    """Remind open invoices 7 and 21 days past due, once each (through the outbox). Never touches the
-    membership. Returns counts by reminder."""
+    """Remind open invoices 7 and 21 days past due with something left to pay, once each (through the outbox),
+    for what is left after credit notes. Never touches the membership. Returns counts by reminder."""
     on = on or today()
     sent = {"7": 0, "21": 0}
     stmt = (
         select(Invoice)
         .where(Invoice.status == InvoiceStatus.OPEN, Invoice.due_on < on - timedelta(days=REMINDER_DAYS[0] - 1))
+        # A credit note that settles the invoice leaves it open here until Stripe's event arrives.
+        .where(Invoice.gross_ore - Invoice.paid_ore - Invoice.credited_ore > 0)
         .where((Invoice.reminder_7_sent_at.is_(None)) | (Invoice.reminder_21_sent_at.is_(None)))
         .with_for_update(skip_locked=True)
     )

@@ -57,6 +57,15 @@ def cannot_invoice_reason(membership: Membership, year: int) -> str | None:
     return None
 
 
+def voided_reason(invoice: Invoice) -> str:
+    # One invoice row per (membership, year, kind) is what makes retries safe, so a voided one is not replaced.
+    return _(
+        "Invoice %(number)s for %(year)s was voided; a billing run cannot invoice this membership again for the year.",
+        number=invoice.number or invoice.id,
+        year=invoice.year,
+    )
+
+
 # --- the local invoice row --------------------------------------------------------------------------------
 
 
@@ -71,6 +80,8 @@ def get_or_create_invoice(
         select(Invoice).where(Invoice.membership_id == membership.id, Invoice.year == year, Invoice.kind == kind)
     )
     if existing is not None:
+        if existing.status is InvoiceStatus.VOID:
+            raise DomainError(voided_reason(existing))
         return existing, False
     other = db.session.scalar(
         select(Invoice.id).where(
@@ -163,6 +174,10 @@ def ensure_tax_rate(treatment: VatTreatment, gateway: StripeGateway) -> str | No
     return rate["id"]
 
 
+def _past_idempotency_window(invoice: Invoice) -> bool:
+    return invoice.stripe_attempted_at is not None and utcnow() - invoice.stripe_attempted_at > IDEMPOTENCY_WINDOW
+
+
 def next_stripe_step(invoice: Invoice, gateway: StripeGateway | None = None) -> bool:
     """Do the next Stripe step of ``invoice`` (customer + create, add lines, finalise) and record it.
     Returns False when nothing is left to do. Each step is idempotent at Stripe by its key."""
@@ -171,7 +186,7 @@ def next_stripe_step(invoice: Invoice, gateway: StripeGateway | None = None) -> 
     if invoice.stripe_step == "none":
         customer_id = ensure_stripe_customer(invoice.organisation, gateway)
         found = None
-        if invoice.stripe_attempted_at and utcnow() - invoice.stripe_attempted_at > IDEMPOTENCY_WINDOW:
+        if _past_idempotency_window(invoice):
             found = gateway.find_invoice(key)
         invoice.stripe_attempted_at = invoice.stripe_attempted_at or utcnow()
         if found is None:
@@ -191,6 +206,14 @@ def next_stripe_step(invoice: Invoice, gateway: StripeGateway | None = None) -> 
         invoice.stripe_customer_id = customer_id
         invoice.stripe_invoice_id = found["id"]
         invoice.stripe_step = "lines" if found.get("lines", {}).get("data") else "created"
+    elif invoice.stripe_step in ("created", "lines") and _past_idempotency_window(invoice):
+        # Stripe may have done this step without our record of it and no longer knows its key: ask it first.
+        current = gateway.retrieve_invoice(invoice.stripe_invoice_id)  # type: ignore[arg-type]
+        if current.get("status") not in (None, "draft"):
+            apply_stripe_invoice(invoice, current)  # finalised already: nothing left to do
+        elif invoice.stripe_step == "created" and current.get("lines", {}).get("data"):
+            invoice.stripe_step = "lines"
+        invoice.stripe_attempted_at = utcnow()  # checked; the next step's key is fresh again
     elif invoice.stripe_step == "created":
         lines = []
         for line in invoice.lines:
@@ -267,7 +290,13 @@ def apply_stripe_invoice(invoice: Invoice, data: dict, *, force: bool = False) -
         invoice.paid_at = _ts(transitions.get("paid_at")) or utcnow()
     if invoice.status is InvoiceStatus.VOID and invoice.voided_at is None:
         invoice.voided_at = _ts(transitions.get("voided_at")) or utcnow()
-    if invoice.status is InvoiceStatus.PAID and invoice.receipt_sent_at is None and invoice.invoice_email:
+    # A credit note can settle an invoice with nothing paid (Stripe then calls it paid): no receipt for 0 kr.
+    if (
+        invoice.status is InvoiceStatus.PAID
+        and invoice.receipt_sent_at is None
+        and invoice.invoice_email
+        and invoice.paid_ore
+    ):
         invoice.receipt_sent_at = utcnow()
         queue_email(to=invoice.invoice_email, template="billing_receipt", context={"invoice": invoice})
         changed.append("receipt")

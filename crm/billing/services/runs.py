@@ -17,13 +17,13 @@ from crm.billing.models import (
     BillingRunItem,
     BillingRunStatus,
     Invoice,
+    InvoiceKind,
     InvoiceStatus,
     RunItemStatus,
 )
-from crm.billing.services.invoices import BILLABLE_STATUSES, cannot_invoice_reason
+from crm.billing.services.invoices import BILLABLE_STATUSES, cannot_invoice_reason, voided_reason
 from crm.errors import DomainError
 from crm.extensions import db
-from crm.jobs import enqueue_after_commit
 from crm.members.fees import FeeCalculation, calculate_fee
 from crm.members.models import Membership, Organisation
 from crm.models import utcnow
@@ -73,10 +73,21 @@ def invoiced_membership_ids(year: int) -> set[int]:
 def preview_billing_run(year: int) -> list[PreviewRow]:
     """Every billable membership with its fee and explanation, or the reason it cannot be invoiced."""
     invoiced = invoiced_membership_ids(year)
+    voided = {
+        invoice.membership_id: invoice
+        for invoice in db.session.scalars(
+            select(Invoice).where(
+                Invoice.year == year, Invoice.kind == InvoiceKind.MEMBERSHIP, Invoice.status == InvoiceStatus.VOID
+            )
+        )
+    }
     rows = []
     for membership in billable_memberships(year):
         if membership.id in invoiced:
             rows.append(PreviewRow(membership, None, _("Already invoiced for %(year)s.", year=year), True))
+            continue
+        if membership.id in voided:
+            rows.append(PreviewRow(membership, None, voided_reason(voided[membership.id])))
             continue
         reason = cannot_invoice_reason(membership, year)
         fee = None
@@ -107,11 +118,11 @@ def start_billing_run(year: int, *, actor: User) -> BillingRun:
         item.status = RunItemStatus.SKIPPED if row.reason else RunItemStatus.QUEUED
         run.items.append(item)
     db.session.flush()
-    from crm.billing.jobs import BILLING_RETRY, invoice_run_item
+    from crm.billing.jobs import enqueue_run_item
 
     for item in run.items:
         if item.status is RunItemStatus.QUEUED:
-            enqueue_after_commit(invoice_run_item, item.id, queue="billing", retry=BILLING_RETRY)
+            enqueue_run_item(item.id)
             queued += 1
     if not queued:
         run.status = BillingRunStatus.FINISHED
@@ -146,7 +157,7 @@ def finish_run_if_done(run: BillingRun) -> None:
 
 def retry_failed_items(run: BillingRun, *, actor: User) -> int:
     """Queue the run's failed items again; returns how many."""
-    from crm.billing.jobs import BILLING_RETRY, invoice_run_item
+    from crm.billing.jobs import enqueue_run_item
 
     items = list(
         db.session.scalars(
@@ -155,7 +166,7 @@ def retry_failed_items(run: BillingRun, *, actor: User) -> int:
     )
     for item in items:
         item.status = RunItemStatus.QUEUED
-        enqueue_after_commit(invoice_run_item, item.id, queue="billing", retry=BILLING_RETRY)
+        enqueue_run_item(item.id)
     if items:
         run.status = BillingRunStatus.RUNNING
         run.finished_at = None
