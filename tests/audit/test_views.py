@@ -92,7 +92,6 @@ def test_filter_by_actor_and_target(admin_client):
     assert sorted(_rows(admin_client.get("/staff/audit/?target_id=7").text)) == ["a.one", "a.three"]
 
 
-
 def test_the_target_type_is_chosen_from_the_kinds_of_record_by_their_names(admin_client):
     """Staff see "Sak" in the log, not the table name "cases": the filter offers the names and keeps the choice."""
     _entry("a.case", target_type="cases", target_id="3")
@@ -108,6 +107,7 @@ def test_the_target_type_is_chosen_from_the_kinds_of_record_by_their_names(admin
     html = admin_client.get("/staff/audit/?target_type=unregistered_things&target_id=3").text
     assert _rows(html) == ["a.other"]
     assert '<option selected value="unregistered_things">unregistered_things</option>' in html
+
 
 def test_date_range_uses_whole_days_in_oslo(admin_client):
     # 31 May 22:30 UTC is 1 June 00:30 in Oslo; 1 June 22:30 UTC is already 2 June.
