@@ -122,3 +122,12 @@ def test_staff_pages_fit_a_phone_and_only_tables_scroll_sideways(live_server, br
             too_wide[path] = width
     context.close()
     assert too_wide == {}
+
+
+def test_a_stored_email_is_shown_with_its_own_line_breaks(live_server, browser):
+    page = browser.new_page()
+    log_in(page, live_server, "ingrid.solberg@etiskhandel.example")
+    page.goto(live_server + "/staff/mail/messages/1")
+    shown = page.inner_text("main pre")  # innerText follows CSS: collapsed whitespace loses the line breaks
+    assert shown.startswith("Hei ") and "\n\n" in shown
+    page.close()
