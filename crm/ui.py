@@ -73,6 +73,20 @@ def ui_area() -> str:
     return "portal" if current_user.is_member else "public"
 
 
+# Links on a user's administration page that features above auth add (mail: the person's email history),
+# so auth never imports them. Each endpoint takes ``user_id``.
+USER_LINKS: dict[str, object] = {}
+
+
+def register_user_link(label, endpoint: str) -> None:
+    """Show a link to ``url_for(endpoint, user_id=...)`` on every user's administration page."""
+    USER_LINKS[endpoint] = label
+
+
+def user_links(user_id: int) -> list[dict[str, object]]:
+    return [{"label": label, "url": url_for(endpoint, user_id=user_id)} for endpoint, label in USER_LINKS.items()]
+
+
 register_nav(_l("Dashboard"), "home.staff_dashboard", audience="staff", order=0)
 register_nav(_l("Home"), "home.portal_home", audience="member", order=0)
 

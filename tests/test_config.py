@@ -165,3 +165,20 @@ def test_production_refuses_an_unknown_fee_vat_treatment(production_env):
     production_env.setenv("BILLING_FEE_VAT", "vat_15")
     with pytest.raises(ConfigError, match="BILLING_FEE_VAT"):
         ProductionConfig.validate()
+
+
+def test_only_crm_config_reads_the_environment():
+    """The app reads its settings in one place. ``crm/devserver.py`` (``make run``'s supervisor) only sets
+    variables for the processes it starts."""
+    import ast
+
+    readers = []
+    for path in sorted((ROOT / "crm").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        if relative in ("crm/config.py", "crm/devserver.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
+            if name in ("environ", "getenv", "environb"):
+                readers.append(f"{relative}:{node.lineno}")
+    assert readers == []

@@ -1,8 +1,12 @@
-"""``flask crm worker --burst`` as a real process: it starts, runs what is queued, and stops."""
+"""``flask crm worker`` as a real process: it starts, runs what is queued (and, without ``--burst``, what the
+scheduler and the periodic jobs add), and stops."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import time
+from datetime import timedelta
 
 import pytest
 import redis as redis_lib
@@ -67,3 +71,41 @@ def test_worker_refuses_an_unknown_queue(instance):
     result = run_worker(instance_path, url, "--burst", "--queues", "emails,nonsense")
     assert result.returncode == 2
     assert "Unknown queue(s): nonsense" in result.stderr
+
+
+def test_the_worker_runs_scheduled_retries_and_periodic_jobs_and_stops_on_sigterm(instance):
+    """Without ``--burst``: the RQ scheduler moves a job whose retry time has come back onto its queue,
+    the periodic jobs are enqueued and run without cron, and SIGTERM ends the worker cleanly."""
+    instance_path, url, connection = instance
+    env = app_process_env(instance_path, REDIS_URL=url)
+    upgrade = subprocess.run(flask_command("db", "upgrade"), cwd=ROOT, env=env, capture_output=True, text=True)
+    assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+    later = Queue("default", connection=connection).enqueue_in(
+        timedelta(seconds=2), "tests.worker_jobs.record_database_answer", "later"
+    )
+    assert later.get_status() == JobStatus.SCHEDULED
+
+    worker = subprocess.Popen(
+        flask_command("crm", "worker"), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        sweeper_runs: list[Job] = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and worker.poll() is None:
+            registry = Queue("emails", connection=connection).finished_job_registry
+            finished = Job.fetch_many(registry.get_job_ids(), connection=connection)
+            sweeper_runs = [job for job in finished if job and job.func_name == "crm.mail.jobs.sweep_outbox"]
+            if connection.get("later") == b"42" and sweeper_runs:
+                break
+            time.sleep(0.5)
+        assert connection.get("later") == b"42", "the scheduler did not run the scheduled job"
+        assert sweeper_runs, "the periodic outbox sweeper did not run"
+        assert connection.exists("crm:periodic:mail.sweep_outbox")  # its slot is claimed for the interval
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            output, _ = worker.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            output, _ = worker.communicate()
+    assert worker.returncode == 0, output

@@ -74,3 +74,8 @@ def audit_action_label(action: str) -> str:
 
 def audit_target_label(target_type: str) -> str:
     return str(_TARGET_LABELS.get(target_type, target_type))
+
+
+def audit_target_choices() -> list[tuple[str, str]]:
+    """(stored table name, label) of every registered kind of record, sorted by label, for a filter."""
+    return sorted(((key, str(label)) for key, label in _TARGET_LABELS.items()), key=lambda choice: choice[1].lower())

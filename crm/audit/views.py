@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from crm.audit.details import audit_action_label, audit_details, audit_target_label, register_audit_details
+from crm.audit.details import (
+    audit_action_label,
+    audit_details,
+    audit_target_choices,
+    audit_target_label,
+    register_audit_details,
+)
 from crm.audit.forms import AuditFilterForm
 from crm.audit.services import AuditFilter, audit_entries_query
 from crm.auth.access import staff_required
@@ -96,6 +103,11 @@ def _filters_from(form: AuditFilterForm) -> AuditFilter:
 @staff_required(Role.ADMIN)
 def index():
     form = AuditFilterForm(formdata=request.args)
+    choices = [("", _("All")), *audit_target_choices()]
+    requested = (form.target_type.data or "").strip()
+    if requested and requested not in dict(choices):
+        choices.append((requested, requested))
+    form.target_type.choices = choices
     form.validate()
     filters = _filters_from(form)
     page = paginate(audit_entries_query(filters))

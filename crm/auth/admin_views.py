@@ -14,7 +14,7 @@ from crm.auth.models import STAFF_ROLES, Role, User
 from crm.errors import DomainError, NotFound, field_error
 from crm.extensions import db
 from crm.pagination import paginate
-from crm.ui import register_nav
+from crm.ui import register_nav, user_links
 
 bp = Blueprint("users", __name__, url_prefix="/staff/users")
 
@@ -72,6 +72,7 @@ def _edit_page(user: User, roles_form: StaffRolesForm | None = None, status: int
         action_form=ActionForm(),
         mfa_enrolled=mfa.is_enrolled(user),
         role_labels=ROLE_LABELS,
+        user_links=user_links(user.id),
     ), status
 
 

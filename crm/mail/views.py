@@ -16,11 +16,12 @@ from crm.mail import services
 from crm.mail.forms import RetryForm
 from crm.mail.models import OutboxMessage
 from crm.pagination import paginate, requested_page
-from crm.ui import register_nav
+from crm.ui import register_nav, register_user_link
 
 bp = Blueprint("mail", __name__, url_prefix="/staff/mail")
 
 register_nav(_l("Email"), "mail.messages", audience="staff", order=80)
+register_user_link(_l("Email history"), "mail.person")
 register_audit_details(
     actions={
         "mail.history.viewed": _l("Email history viewed"),

@@ -92,6 +92,23 @@ def test_filter_by_actor_and_target(admin_client):
     assert sorted(_rows(admin_client.get("/staff/audit/?target_id=7").text)) == ["a.one", "a.three"]
 
 
+def test_the_target_type_is_chosen_from_the_kinds_of_record_by_their_names(admin_client):
+    """Staff see "Sak" in the log, not the table name "cases": the filter offers the names and keeps the choice."""
+    _entry("a.case", target_type="cases", target_id="3")
+    _entry("a.user", target_type="users", target_id="3")
+    _entry("a.other", target_type="unregistered_things", target_id="3")
+    html = admin_client.get("/staff/audit/?target_type=cases").text
+    assert '<select class="form-select" id="target_type" name="target_type">' in html
+    assert '<option value="">Alle</option>' in html
+    assert '<option selected value="cases">Sak</option>' in html
+    assert '<option value="users">Bruker</option>' in html
+    assert _rows(html) == ["a.case"]
+    # The "Target" link of an entry whose kind nobody registered still filters, and stays selected.
+    html = admin_client.get("/staff/audit/?target_type=unregistered_things&target_id=3").text
+    assert _rows(html) == ["a.other"]
+    assert '<option selected value="unregistered_things">unregistered_things</option>' in html
+
+
 def test_date_range_uses_whole_days_in_oslo(admin_client):
     # 31 May 22:30 UTC is 1 June 00:30 in Oslo; 1 June 22:30 UTC is already 2 June.
     _entry("d.before", at=datetime(2026, 5, 31, 21, 59, tzinfo=UTC))

@@ -238,3 +238,31 @@ def test_send_test_email_command_refuses_a_bad_address(app):
     assert result.output.strip().count("\n") == 0
     assert "er ikke en gyldig e-postadresse" in result.output
     assert db.session.scalars(select(OutboxMessage)).first() is None
+
+
+def test_an_admin_reaches_a_users_email_history_from_the_users_page(app, client):
+    login(client, make_staff(Role.ADMIN))
+    person = make_user(email="ola@example.no", full_name="Ola Nordmann")
+    page = client.get(f"/staff/users/{person.id}").text
+    assert f'<a href="/staff/mail/people/{person.id}">E-posthistorikk</a>' in page
+
+
+def test_the_organisation_page_links_its_portal_contacts_and_messages_to_the_email_pages(app, client, staff):
+    from crm.members.models import MembershipStatus
+    from tests.factories import make_contact, make_member_user, make_organisation
+
+    org = make_organisation(status=MembershipStatus.ACTIVE)
+    member = make_member_user(organisation=org, full_name="Kari Portal", email="kari@alfa.no")
+    make_contact(org, name="Uten Innlogging", email="uten@alfa.no")
+    sent = _message(OutboxStatus.SENT, to="kari@alfa.no", recipient_user_id=member.id)
+    db.session.commit()
+
+    contacts = client.get(f"/staff/members/{org.id}?tab=contacts").text
+    assert contacts.count("/staff/mail/people/") == 1  # only the contact with a login has a history page
+    assert f'href="/staff/mail/people/{member.id}"' in contacts
+
+    emails = client.get(f"/staff/members/{org.id}?tab=emails").text
+    assert f'href="/staff/mail/messages/{sent.id}"' in emails
+    assert f'href="/staff/mail/people/{member.id}"' in emails
+    assert ">Sendt</span>" in emails  # the status in the reader's language, not the stored code
+    assert ">sent<" not in emails

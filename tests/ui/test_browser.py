@@ -31,6 +31,9 @@ def live_server(tmp_path_factory):
                 "/staff/users/",
                 "/staff/users/new",
                 "/staff/users/1",
+                "/staff/mail/",
+                "/staff/mail/people/2",
+                "/staff/mail/messages/1",
             ],
         ),
         ("hanne.lunde@example.no", ["/portal/", "/staff/", "/account"]),
@@ -102,3 +105,29 @@ def test_staff_tables_fit_a_laptop_screen_without_sideways_scrolling(live_server
         overflowing.update({path: w for w in widths if w[0] > w[1]})
     context.close()
     assert overflowing == {}
+
+
+def test_staff_pages_fit_a_phone_and_only_tables_scroll_sideways(live_server, browser):
+    """A wide table scrolls inside its frame; nothing (not even a visually hidden header) widens the page."""
+    context = browser.new_context(viewport={"width": 390, "height": 800})
+    page = context.new_page()
+    log_in(page, live_server, "ingrid.solberg@etiskhandel.example")
+    paths = ["/staff/", "/staff/members/", "/staff/users/", "/staff/users/1", "/staff/mail/", "/staff/mail/people/2"]
+    paths += ["/staff/mail/messages/1", "/staff/audit/", "/account"]
+    too_wide = {}
+    for path in paths:
+        page.goto(live_server + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > 390:
+            too_wide[path] = width
+    context.close()
+    assert too_wide == {}
+
+
+def test_a_stored_email_is_shown_with_its_own_line_breaks(live_server, browser):
+    page = browser.new_page()
+    log_in(page, live_server, "ingrid.solberg@etiskhandel.example")
+    page.goto(live_server + "/staff/mail/messages/1")
+    shown = page.inner_text("main pre")  # innerText follows CSS: collapsed whitespace loses the line breaks
+    assert shown.startswith("Hei ") and "\n\n" in shown
+    page.close()

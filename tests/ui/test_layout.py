@@ -37,7 +37,9 @@ def test_dashboard_is_a_landing_page_with_an_empty_state_and_the_users_roles(cli
     login(client, make_staff(Role.ADVISER, Role.FINANCE))
     html = client.get("/staff/").text
     assert "Arbeidslistene dine kommer her" in html
-    assert "Medlemsregisteret finner du allerede under Medlemmer" in html  # members are no longer "on their way"
+    # Members, cases and invoices are in the CRM: the empty state must not say they are "on their way".
+    assert "Inntil da åpner du medlemmer, saker og fakturaer fra menyen eller snarveiene" in html
+    assert "på vei" not in html
     assert "Rådgiver, Økonomi" in html
 
 
