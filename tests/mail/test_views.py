@@ -266,3 +266,18 @@ def test_the_organisation_page_links_its_portal_contacts_and_messages_to_the_ema
     assert f'href="/staff/mail/people/{member.id}"' in emails
     assert ">Sendt</span>" in emails  # the status in the reader's language, not the stored code
     assert ">sent<" not in emails
+
+
+def test_reading_an_organisations_email_tab_is_audit_logged_but_kept_out_of_its_change_trail(app, client, staff):
+    from crm.audit.models import AuditEntry
+    from crm.members.models import MembershipStatus
+    from tests.factories import make_organisation
+
+    org = make_organisation(status=MembershipStatus.ACTIVE)
+    db.session.commit()
+    client.get(f"/staff/members/{org.id}?tab=emails")
+    entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "members.emails.viewed")).one()
+    assert (entry.target_type, entry.target_id) == ("organisations", str(org.id))
+    from crm.members.services import organisation_audit_trail
+
+    assert entry not in organisation_audit_trail(org)

@@ -44,6 +44,7 @@ from crm.members.services.organisations import (
     get_or_create_sectors,
     organisation_audit_trail,
     organisation_email_history,
+    record_email_history_viewed,
     update_organisation,
 )
 from crm.members.services.portal import (
@@ -90,6 +91,7 @@ __all__ = [
     "portal_access_problem",
     "portal_contact_for",
     "reactivate_contact",
+    "record_email_history_viewed",
     "set_fee_override",
     "status_counts",
     "submit_application",

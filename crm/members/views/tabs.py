@@ -59,20 +59,6 @@ def membership_form(membership: Membership) -> MembershipForm:
 
 # --- the organisation page's own tabs ---------------------------------------------------------------------
 
-AUDIT_ACTION_LABELS = {
-    "members.organisation.created": _l("Organisation registered"),
-    "members.organisation.updated": _l("Organisation changed"),
-    "members.contact.created": _l("Contact added"),
-    "members.contact.updated": _l("Contact changed"),
-    "members.contact.deactivated": _l("Contact marked as left"),
-    "members.contact.reactivated": _l("Contact reactivated"),
-    "members.membership.status_changed": _l("Membership status changed"),
-    "members.membership.updated": _l("Membership changed"),
-    "members.membership.adviser_assigned": _l("Adviser assigned"),
-    "members.membership.fee_overridden": _l("Fee overridden"),
-    "members.membership.fee_override_removed": _l("Fee override removed"),
-}
-
 
 def _field_labels(*form_classes) -> dict[str, object]:
     """A form field's label for each field name, so that ``fields: website`` reads "Nettsted"."""
@@ -92,13 +78,13 @@ _STATUS_LABELS = {status.value: status.label for status in MembershipStatus}
 register_audit_details(
     actions={
         "members.application.submitted": _l("Membership application submitted"),
-        "members.organisation.created": _l("Organisation created"),
+        "members.organisation.created": _l("Organisation registered"),
         "members.organisation.updated": _l("Organisation changed"),
-        "members.contact.created": _l("Contact person added"),
-        "members.contact.updated": _l("Contact person changed"),
-        "members.contact.deactivated": _l("Contact person deactivated"),
-        "members.contact.reactivated": _l("Contact person reactivated"),
-        "members.contact.login_linked": _l("Contact person given a login"),
+        "members.contact.created": _l("Contact added"),
+        "members.contact.updated": _l("Contact changed"),
+        "members.contact.deactivated": _l("Contact marked as left"),
+        "members.contact.reactivated": _l("Contact reactivated"),
+        "members.contact.login_linked": _l("Contact given a portal login"),
         "members.membership.updated": _l("Membership changed"),
         "members.membership.status_changed": _l("Membership status changed"),
         "members.membership.adviser_assigned": _l("Adviser assigned"),
@@ -106,6 +92,7 @@ register_audit_details(
         "members.membership.fee_override_removed": _l("Fee override removed"),
         "members.fees.copied": _l("Fee schedules copied to a new year"),
         "members.list.exported": _l("Member list exported"),
+        "members.emails.viewed": _l("Organisation's email history viewed"),
     },
     targets={
         "organisations": _l("Organisation"),
@@ -217,7 +204,6 @@ def _audit_panel(organisation: Organisation) -> str:
         "members/_audit.html",
         organisation=organisation,
         entries=entries,
-        action_labels=AUDIT_ACTION_LABELS,
         contact_names=contact_names,
     )
 
@@ -229,6 +215,9 @@ register_panel("fee", _l("Fee"), _fee_panel, order=40)
 
 
 def _email_panel(organisation: Organisation) -> str:
+    services.record_email_history_viewed(organisation, actor=current_user, ip_address=request.remote_addr)
+    # Commit before loading the messages: a commit afterwards would expire every row and reload each one.
+    db.session.commit()
     messages = services.organisation_email_history(organisation)
     return render_template("members/_emails.html", organisation=organisation, messages=messages)
 
