@@ -6,6 +6,7 @@ import time
 
 from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_user, logout_user
 from limits import parse as parse_limit
 
@@ -100,11 +101,28 @@ def too_many_attempts(exc):
         if user is None or not user.totp_secret:
             return redirect(url_for("auth.login"))
         context.update(qr_svg=mfa.qr_code_svg(user), secret=user.totp_secret)
+    minutes = _minutes_until_reset()
     if request.endpoint == "auth.login":
-        flash(_("Too many login attempts. Wait a little and try again."), "danger")
+        message = ngettext(
+            "Too many login attempts. Try again in %(num)d minute.",
+            "Too many login attempts. Try again in %(num)d minutes.",
+            minutes,
+        )
     else:
-        flash(_("Too many attempts. Wait a little and try again."), "danger")
+        message = ngettext(
+            "Too many attempts. Try again in %(num)d minute.",
+            "Too many attempts. Try again in %(num)d minutes.",
+            minutes,
+        )
+    flash(message, "danger")
     return render_template(template, **context), 429
+
+
+def _minutes_until_reset() -> int:
+    """Whole minutes, rounded up, until the limit that was hit lets the next attempt through."""
+    limit = limiter.current_limit
+    seconds = limit.reset_at - time.time() if limit is not None else 60
+    return max(1, -(-int(seconds) // 60))
 
 
 @bp.route("/auth/login", methods=["GET", "POST"])

@@ -69,7 +69,7 @@ def test_account_is_throttled_after_failures_and_opens_after_the_cool_down(clien
     before = _audit_count()
     response = _post_login(client, member.email, DEFAULT_PASSWORD)
     assert response.status_code == 429
-    assert "For mange innloggingsforsøk. Vent litt og prøv igjen." in response.text
+    assert "For mange innloggingsforsøk. Prøv igjen om 1 minutt." in response.text
     assert not _logged_in(client)
     assert _audit_count() == before  # the attempt was not even checked
     time.sleep(max(0.0, 2.1 - (time.monotonic() - window_started)))
@@ -296,3 +296,13 @@ def test_a_password_reset_reopens_a_throttled_account(client, app, monkeypatch):
     assert client.post(link, data=data).status_code == 302
     assert _post_login(client, member.email, new_password).status_code == 302
     assert _logged_in(client)
+
+
+def test_the_throttling_message_says_how_long_to_wait(client, app, monkeypatch):
+    monkeypatch.setitem(app.config, "LOGIN_LIMIT_PER_ACCOUNT", "2 per 15 minutes")
+    member = make_user(email="lars@example.no")
+    for _ in range(2):
+        _post_login(client, member.email, WRONG)
+    response = _post_login(client, member.email, DEFAULT_PASSWORD)
+    assert response.status_code == 429
+    assert "For mange innloggingsforsøk. Prøv igjen om 15 minutter." in response.text

@@ -251,3 +251,12 @@ def test_no_invitation_for_users_with_a_password(admin_client):
     response = admin_client.post(f"/staff/users/{user.id}/invite", data={"csrf_token": csrf_token(admin_client)})
     assert "Bare aktive brukere" in admin_client.get(response.headers["Location"]).text
     assert db.session.scalars(select(OutboxMessage)).all() == []
+
+
+def test_the_user_list_says_never_for_users_who_have_not_logged_in(client):
+    login(client, make_staff(Role.ADMIN, email="admin@etiskhandel.example"))
+    make_staff(Role.ADVISER, email="ny@etiskhandel.example", full_name="Ny Rådgiver")
+    db.session.commit()
+    page = client.get("/staff/users/").text
+    row = page[page.index("Ny Rådgiver") :].split("</tr>")[0]
+    assert "aldri" in row
