@@ -532,7 +532,7 @@ def test_member_attaches_files_to_a_new_request_and_a_refused_file_opens_nothing
     case = db.session.scalar(select(Case).where(Case.subject == "Spørsmål med vedlegg"))
     assert [a.original_name for a in case.attachments] == ["revisjon.pdf"]
     page = client.get(response.headers["Location"]).text
-    assert "revisjon.pdf" in page and "(1 kB)" in page  # a small file is not "0 kB"
+    assert "revisjon.pdf" in page and "(1 kB" in page and "(0 kB" not in page  # a small file is not "0 kB"
 
 
 def test_member_is_told_the_adviser_waits_for_them_and_the_file_size_limit(client, world):
@@ -556,3 +556,25 @@ def test_dashboard_shows_other_years(client, world):
     for bad in ("99999", "0", "1066"):
         page = client.get(f"/staff/advisory/dashboard?year={bad}")
         assert page.status_code == 200 and f"Saker opprettet i {this_year}" in page.text
+
+
+def test_the_staff_page_keeps_the_teams_uploads_out_of_the_members_request_and_names_every_uploader(app, client, world):
+    case = world["shared"]
+    login(client, world["req_user"])
+    assert upload(client, case, "fra-medlemmet.pdf", PDF).status_code == 302
+    with app.test_client() as staff:
+        login(staff, world["adviser"])
+        page = staff.get(f"/staff/advisory/{case.id}")
+        response = staff.post(
+            f"/staff/advisory/{case.id}/files",
+            data={"upload-csrf_token": _csrf(page, "upload"), "upload-files": [(io.BytesIO(PDF), "veileder.pdf")]},
+            content_type="multipart/form-data",
+        )
+        assert response.status_code == 302
+        page = staff.get(f"/staff/advisory/{case.id}").text
+    request_section = page[page.index('id="request-heading"') : page.index('id="files-heading"')]
+    request_section = request_section[: request_section.index("</section>")]
+    assert "fra-medlemmet.pdf" in request_section and "veileder.pdf" not in request_section
+    files_section = page[page.index('id="files-heading"') :].split("</section>")[0]
+    assert f"{world['req_user'].full_name}, " in files_section
+    assert f"{world['adviser'].full_name}, " in files_section
