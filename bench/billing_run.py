@@ -97,6 +97,7 @@ def prepare(count: int, year: int) -> int:
         db.create_all()
         seed_fee_schedules(year)
         category = category_for_kind(OrganisationKind.COMPANY)
+        group = None
         for n in range(1, count + 1):
             organisation = Organisation(
                 name=f"Benkbedrift {n} AS",
@@ -105,10 +106,16 @@ def prepare(count: int, year: int) -> int:
                 invoice_email=f"faktura{n}@bench.example",
                 annual_turnover_nok=1_000_000 * (n % 500 + 1),
             )
+            # Invoices of one to three lines: every third member joined this year (pro rata), every fifth is in
+            # the first member's group (group discount).
+            organisation.parent = group if n % 5 == 0 else None
             organisation.membership = Membership(
-                status=MembershipStatus.ACTIVE, category=category, start_on=date(year - 1, 1, 1)
+                status=MembershipStatus.ACTIVE,
+                category=category,
+                start_on=date(year, 8, 1) if n % 3 == 0 else date(year - 1, 1, 1),
             )
             db.session.add(organisation)
+            group = group or organisation
         actor = create_user(
             email="bench@etiskhandel.example", full_name="Bench", password="benk-benk-benk-2026", roles={Role.FINANCE}
         )
@@ -135,6 +142,8 @@ def report(run_id: int, stripe, elapsed: float, args) -> None:
     print(f"invoices done: {done}, failed: {failed}, at Stripe: {len(stripe.objects('invoice'))}")
     print(f"elapsed: {elapsed:.1f} s (Stripe busy {busy:.1f} s)")
     print(f"invoices per second: {done / elapsed:.2f}")
+    lines = sum(len(invoice["lines"]["data"]) for invoice in stripe.objects("invoice"))
+    print(f"invoice lines at Stripe: {lines} ({lines / max(done, 1):.2f} per invoice)")
     print(f"Stripe calls per invoice: {calls / max(done, 1):.2f} (target <= 4)")
     print(f"request rate: {rate:.2f}/s of STRIPE_MAX_RPS {args.rps:g} = {100 * rate / args.rps:.0f} % (target >= 90 %)")
 

@@ -7,7 +7,10 @@ endpoints the billing gateway uses, the way Stripe answers them:
 - form-encoded bodies with nested keys (``lines[0][amount]``), JSON objects with ``id`` and ``object``;
 - ``Idempotency-Key``: the same key replays the first response (different parameters: a 400 as Stripe does);
 - errors in Stripe's shape (``{"error": {"type", "code", "message"}}``);
-- every change records an event, listed by ``GET /v1/events``.
+- every change records an event, listed by ``GET /v1/events``;
+- invoice lines may be negative (a discount line), as Stripe allows; tax is computed per line with the line's tax
+  rates and summed into the invoice's totals. An invoice whose total is negative (Stripe would finalise it with
+  nothing due and credit the customer's balance) is not modelled: finalising one is refused.
 
 Test controls: ``down()`` / ``up()`` (503 answers), ``refuse_connections()`` (the socket is closed
 without an answer), ``fail_next(n, status)`` (429 or 5xx for the next n requests), ``pay(invoice_id)``
@@ -22,6 +25,7 @@ import re
 import threading
 import time
 from collections import Counter
+from decimal import ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -120,6 +124,15 @@ def _int(value: Any, name: str) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise StripeError(400, f"Invalid integer: {name}", code="parameter_invalid_integer") from None
+
+
+def _tax_amount(amount: int, percentage: float) -> int:
+    """A tax rate's amount on one line, to the currency's minor unit, half up as Stripe documents it (0.025 -> 0.03;
+    Python's ``round`` would round half to even). Lines may be negative (a discount or credit line, as Stripe
+    allows): their tax rounds half away from zero, mirroring the positive line. crm/billing/services/invoices.py
+    ``line_vat`` rounds the same way."""
+    exact = Decimal(amount) * Decimal(str(percentage)) / 100
+    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def _meta(params: dict[str, Any]) -> dict[str, str]:
@@ -293,7 +306,7 @@ class StripeApp:
             taxes = []
             for rate_id in line.get("tax_rates") or []:
                 rate = self.state.get(rate_id, "tax_rate")
-                tax = round(amount * rate["percentage"] / 100)
+                tax = _tax_amount(amount, rate["percentage"])
                 taxes.append({"amount": tax, "tax_rate_details": {"tax_rate": rate_id}, "taxability_reason": None})
             invoice["lines"]["data"].append(
                 {
@@ -325,6 +338,8 @@ class StripeApp:
     def finalize(self, invoice: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         if invoice["status"] != "draft":
             raise StripeError(400, "This invoice is already finalized.", code="invoice_not_editable")
+        if invoice["total"] < 0:
+            raise StripeError(400, "tests/stripe_server.py does not model invoices with a negative total.")
         now = int(time.time())
         invoice["status"] = "open"
         invoice["number"] = f"EHN-{next(self.state._numbers):05d}"

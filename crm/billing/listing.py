@@ -179,7 +179,8 @@ def organisation_invoices(organisation_id: int, *, include_drafts: bool = True) 
     stmt = select(Invoice).where(Invoice.organisation_id == organisation_id)
     if not include_drafts:
         stmt = stmt.where(Invoice.status != InvoiceStatus.DRAFT)
-    return list(db.session.scalars(stmt.order_by(Invoice.year.desc(), Invoice.id.desc())))
+    stmt = stmt.options(selectinload(Invoice.lines)).order_by(Invoice.year.desc(), Invoice.id.desc())
+    return list(db.session.scalars(stmt))
 
 
 def failed_items(run: BillingRun) -> list[BillingRunItem]:

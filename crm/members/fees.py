@@ -36,6 +36,15 @@ logger = logging.getLogger(__name__)
 DEFAULT_PRO_RATA = [[7, 1, 50], [10, 1, 25]]  # joining from 1 July: 50 %, from 1 October: 25 %
 
 
+@dataclass(frozen=True)
+class FeeComponent:
+    """One line of the fee as it is invoiced: the annual fee by the schedule, a reduction (negative: pro rata,
+    group discount), or the fee staff set."""
+
+    description: str
+    amount_ore: int
+
+
 @dataclass
 class FeeCalculation:
     year: int
@@ -45,6 +54,12 @@ class FeeCalculation:
     pro_rata_percent: int = 100
     discount_percent: int = 0
     overridden: bool = False
+    # The invoice lines, in order; ``calculate_fee`` makes them sum to ``amount_ore`` exactly.
+    components: list[FeeComponent] = field(default_factory=list)
+
+    @property
+    def components_total(self) -> int:
+        return sum(component.amount_ore for component in self.components)
 
 
 def round_kroner(amount_ore: int | Decimal) -> int:
@@ -65,7 +80,8 @@ def get_schedule(year: int, category_id: int) -> FeeSchedule | None:
     )
 
 
-def _base_fee(schedule: FeeSchedule, organisation: Organisation) -> tuple[int, list[str]]:
+def _base_fee(schedule: FeeSchedule, organisation: Organisation) -> tuple[int, list[str], str]:
+    """The annual fee by the schedule, its explanation lines, and the basis in short for the invoice line."""
     rule = schedule.rule
     if schedule.rule_type is FeeRuleType.TURNOVER_STEPS:
         turnover = organisation.annual_turnover_nok
@@ -79,10 +95,14 @@ def _base_fee(schedule: FeeSchedule, organisation: Organisation) -> tuple[int, l
         else:
             previous = steps[index - 1][0] if index else 0
             step_text = _("step %(number)s, turnover above %(limit)s", number=index + 1, limit=_nok(previous))
-        return fee_ore, [
-            _("Basis: annual turnover %(amount)s.", amount=_nok(turnover)),
-            _("Turnover step: %(step)s: %(fee)s.", step=step_text, fee=format_money(fee_ore)),
-        ]
+        return (
+            fee_ore,
+            [
+                _("Basis: annual turnover %(amount)s.", amount=_nok(turnover)),
+                _("Turnover step: %(step)s: %(fee)s.", step=step_text, fee=format_money(fee_ore)),
+            ],
+            step_text,
+        )
     if schedule.rule_type is FeeRuleType.PAYMENT_GROUPS:
         turnover = organisation.annual_turnover_nok
         if turnover is None:
@@ -97,28 +117,39 @@ def _base_fee(schedule: FeeSchedule, organisation: Organisation) -> tuple[int, l
             ):
                 chosen = group
                 break
-        return chosen["fee_ore"], [
-            _(
-                "Basis: annual turnover %(amount)s and %(employees)s employees.",
-                amount=_nok(turnover),
-                employees=employees,
-            ),
-            _("Payment group: %(group)s: %(fee)s.", group=chosen["name"], fee=format_money(chosen["fee_ore"])),
-        ]
+        return (
+            chosen["fee_ore"],
+            [
+                _(
+                    "Basis: annual turnover %(amount)s and %(employees)s employees.",
+                    amount=_nok(turnover),
+                    employees=employees,
+                ),
+                _("Payment group: %(group)s: %(fee)s.", group=chosen["name"], fee=format_money(chosen["fee_ore"])),
+            ],
+            _("payment group %(group)s", group=chosen["name"]),
+        )
     if schedule.rule_type is FeeRuleType.PER_INHABITANT:
         inhabitants = organisation.inhabitants
         if inhabitants is None:
             raise DomainError(_("Register the number of inhabitants to calculate the fee."), field="inhabitants")
         raw = round_kroner(inhabitants * rule["rate_ore"])
         fee = min(max(raw, rule["min_ore"]), rule["max_ore"])
+        count, rate = f"{inhabitants:,}".replace(",", "\u00a0"), format_money(rule["rate_ore"])
         lines = [
             _(
                 "Basis: %(inhabitants)s inhabitants × %(rate)s = %(amount)s.",
-                inhabitants=f"{inhabitants:,}".replace(",", "\u00a0"),
-                rate=format_money(rule["rate_ore"]),
+                inhabitants=count,
+                rate=rate,
                 amount=format_money(raw),
             )
         ]
+        if fee > raw:
+            basis = _("%(inhabitants)s inhabitants × %(rate)s, minimum fee", inhabitants=count, rate=rate)
+        elif fee < raw:
+            basis = _("%(inhabitants)s inhabitants × %(rate)s, maximum fee", inhabitants=count, rate=rate)
+        else:
+            basis = _("%(inhabitants)s inhabitants × %(rate)s", inhabitants=count, rate=rate)
         if fee != raw:
             lines.append(
                 _(
@@ -128,7 +159,7 @@ def _base_fee(schedule: FeeSchedule, organisation: Organisation) -> tuple[int, l
                     fee=format_money(fee),
                 )
             )
-        return fee, lines
+        return fee, lines, basis
     raise DomainError(_("Unknown fee rule."))  # pragma: no cover - the enum is closed
 
 
@@ -147,33 +178,43 @@ def calculate_fee(membership: Membership, year: int) -> FeeCalculation:
     """The membership fee for ``year`` with an explanation line per step: basis, step or group, pro rata
     for joining that year, group discount when the parent organisation is a member, and a staff override.
 
+    ``components`` are the invoice lines, taken from the same steps with the same rounding, so they sum to
+    ``amount_ore`` exactly: the annual fee by the schedule, the pro-rata reduction and the group discount (both
+    negative), or, when staff set the fee, that one line (its reason is internal and stays off the line).
+
     Raises ``DomainError`` when no schedule exists for the year and category (and no override applies) or
     the organisation lacks the figure the rule needs (turnover, inhabitants).
     """
     organisation = membership.organisation
+    category = membership.category.name
     schedule = get_schedule(year, membership.category_id)
     calculated: int | None = None
     lines: list[str] = []
+    components: list[FeeComponent] = []
     percent, discount = 100, 0
     if schedule is None:
         if membership.fee_override_ore is None:
-            raise DomainError(
-                _("There is no fee schedule for %(year)s (%(category)s).", year=year, category=membership.category.name)
-            )
-        lines.append(
-            _("There is no fee schedule for %(year)s (%(category)s).", year=year, category=membership.category.name)
-        )
+            raise DomainError(_("There is no fee schedule for %(year)s (%(category)s).", year=year, category=category))
+        lines.append(_("There is no fee schedule for %(year)s (%(category)s).", year=year, category=category))
     else:
         try:
-            calculated, lines = _base_fee(schedule, organisation)
+            calculated, lines, basis = _base_fee(schedule, organisation)
         except DomainError as exc:
             # An override stands on its own: staff may set the fee of a member whose figures are unknown.
             if membership.fee_override_ore is None:
                 raise
             lines.append(exc.message)
+        else:
+            components.append(
+                FeeComponent(
+                    _("Membership fee %(year)s, %(category)s (%(basis)s)", year=year, category=category, basis=basis),
+                    calculated,
+                )
+            )
     if calculated is not None:
         percent = pro_rata_percent(schedule, membership.start_on, year)
         if percent != 100:
+            annual = calculated
             calculated = round_kroner(Decimal(calculated) * percent / 100)
             lines.append(
                 _(
@@ -181,6 +222,16 @@ def calculate_fee(membership: Membership, year: int) -> FeeCalculation:
                     date=format_date_no(membership.start_on),
                     percent=percent,
                     fee=format_money(calculated),
+                )
+            )
+            components.append(
+                FeeComponent(
+                    _(
+                        "Joined %(date)s: %(percent)s %% of the annual fee",
+                        date=format_date_no(membership.start_on),
+                        percent=percent,
+                    ),
+                    calculated - annual,
                 )
             )
         parent = organisation.parent
@@ -197,6 +248,7 @@ def calculate_fee(membership: Membership, year: int) -> FeeCalculation:
                     amount=format_money(reduction),
                 )
             )
+            components.append(FeeComponent(_("Group discount %(percent)s %%", percent=discount), -reduction))
     amount = calculated
     overridden = membership.fee_override_ore is not None
     if overridden:
@@ -210,8 +262,14 @@ def calculate_fee(membership: Membership, year: int) -> FeeCalculation:
                 reason=membership.fee_override_reason or "",
             )
         )
+        components = [
+            FeeComponent(
+                _("Membership fee %(year)s, %(category)s (set by the administration)", year=year, category=category),
+                amount,
+            )
+        ]
     lines.append(_("Fee %(year)s: %(fee)s.", year=year, fee=format_money(amount)))
-    return FeeCalculation(
+    calculation = FeeCalculation(
         year=year,
         amount_ore=amount,
         calculated_ore=calculated,
@@ -219,7 +277,11 @@ def calculate_fee(membership: Membership, year: int) -> FeeCalculation:
         pro_rata_percent=percent,
         discount_percent=discount,
         overridden=overridden,
+        components=components,
     )
+    # Each component is the difference between two amounts already rounded the way the fee is, so no øre is lost.
+    assert calculation.components_total == calculation.amount_ore, calculation
+    return calculation
 
 
 def preview_fee(

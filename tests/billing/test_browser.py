@@ -40,17 +40,21 @@ app = create_app()
 with app.app_context():
     seed_fee_schedules(2026)
     create_user(email=sys.argv[1], full_name="Fia Finans", password=sys.argv[2], roles={Role.FINANCE})
+    group = None
     for n in range(1, 6):
         organisation = Organisation(
             name=f"Bedrift {n} AS", orgnr=generate_orgnr(n, base=81_000_000), kind=OrganisationKind.COMPANY,
             invoice_email=f"faktura{n}@example.no", annual_turnover_nok=20_000_000 * n,
         )
         db.session.add(organisation)
+        # Bedrift 2 joined in August and belongs to Bedrift 1's group: its invoice has three lines.
+        organisation.parent = group if n == 2 else None
         organisation.membership = Membership(
             status=MembershipStatus.ACTIVE,
             category=category_for_kind(OrganisationKind.COMPANY),
-            start_on=date(2024, 1, 1),
+            start_on=date(2026, 8, 1) if n == 2 else date(2024, 1, 1),
         )
+        group = group or organisation
     db.session.commit()
 """
 
@@ -130,9 +134,14 @@ def test_finance_previews_starts_and_follows_a_billing_run(billing_app, page):
     page.get_by_role("link", name="Fakturaer 2026").click()
     expect(page.get_by_role("heading", name="Fakturaer")).to_be_visible()
     assert serious_accessibility_problems(page) == []
-    page.locator("tbody a").first.click()
+    page.locator("tbody tr", has_text="Bedrift 2 AS").get_by_role("link").click()
     expect(page.get_by_role("heading", name="Annuller fakturaen")).to_be_visible()
+    lines = page.locator("#invoice-lines tbody tr")
+    expect(lines).to_have_count(3)  # the annual fee, the pro-rata reduction, the group discount
+    expect(lines.nth(1)).to_contain_text("Innmeldt 01.08.2026: 50 % av årskontingenten")
+    expect(lines.nth(2)).to_contain_text("Konsernrabatt 20 %")
     assert serious_accessibility_problems(page) == []
+    page.screenshot(path=ARTIFACTS / "billing-invoice-lines.png", full_page=True)
     assert page.console_errors == []
 
 

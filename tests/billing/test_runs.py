@@ -120,7 +120,10 @@ def test_a_new_member_gets_a_pro_rata_invoice_on_activation(app, stripe_server):
     invoice = db.session.scalar(select(Invoice))
     assert invoice.kind is InvoiceKind.PRO_RATA
     assert invoice.year == YEAR
-    assert "50 %" in invoice.lines[0].description
+    annual, pro_rata = invoice.lines  # the annual fee, then the pro-rata reduction
+    assert pro_rata.description == f"Innmeldt 15.08.{YEAR}: 50 % av årskontingenten"
+    assert pro_rata.amount_ore == -annual.amount_ore // 2
+    assert invoice.net_ore == annual.amount_ore + pro_rata.amount_ore
     assert len(stripe_server.objects("invoice")) == 1
     # The annual run for the same year skips the new member.
     rows = {row.membership.id: row for row in preview_billing_run(YEAR)}

@@ -10,6 +10,7 @@ from crm.auth.models import Role
 from crm.billing.jobs import bill_membership
 from crm.billing.models import BillingRun, InvoiceKind, InvoiceStatus
 from crm.extensions import db
+from crm.i18n import format_money as money
 from crm.members.models import ContactRole
 from tests.billing.conftest import YEAR, make_billable
 from tests.conftest import run_jobs
@@ -310,3 +311,35 @@ def test_members_see_what_was_credited_and_what_is_left_to_pay(app, client, stri
     assert f"Kreditert 1{nbsp}000,50{nbsp}kr" in page
     assert f"Å betale {left // 100:,}".replace(",", nbsp) + f",{left % 100:02d}{nbsp}kr" in page
     assert '<div class="table-responsive">' in page  # a phone scrolls the table, not the page
+
+
+def test_the_invoice_lines_show_on_the_staff_page_and_in_the_portal(app, client, stripe_server, monkeypatch):
+    from datetime import date
+
+    monkeypatch.setitem(app.config, "BILLING_FEE_VAT", "vat_25")
+    parent = make_billable()
+    organisation = make_billable(parent_id=parent.id)
+    organisation.membership.start_on = date(YEAR, 7, 1)
+    invoice = bill_membership(organisation.membership.id, YEAR, InvoiceKind.PRO_RATA)
+    annual, pro_rata, discount = invoice.lines
+    staff = make_staff(Role.FINANCE)
+    member = _member_of(organisation)
+    db.session.commit()
+
+    login(client, staff)
+    page = client.get(f"/staff/billing/invoices/{invoice.id}").text
+    table = page.split('id="invoice-lines"', 1)[1].split("</table>", 1)[0]
+    for line in (annual, pro_rata, discount):
+        row = f"<td>{line.description}</td><td>MVA 25 %</td>"
+        row += f'<td class="text-end">{money(line.amount_ore)}</td><td class="text-end">{money(line.vat_ore)}</td>'
+        assert row in table
+    totals = f'<td class="text-end">{money(invoice.net_ore)}</td><td class="text-end">{money(invoice.vat_ore)}</td>'
+    assert totals in table
+
+    member_client = app.test_client()
+    login(member_client, member)
+    page = member_client.get("/portal/invoices/").text
+    for line in (annual, pro_rata, discount):
+        assert f"<li>{line.description}: {money(line.amount_ore)}</li>" in page
+    assert f"<li>MVA: {money(invoice.vat_ore)}</li>" in page
+    assert "Konsernrabatt 20 %: −" in page

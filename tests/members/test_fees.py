@@ -7,10 +7,12 @@ from sqlalchemy import select
 from crm.errors import DomainError
 from crm.extensions import db
 from crm.members.fees import (
+    DEFAULT_PRO_RATA,
     calculate_fee,
     company_steps,
     copy_fee_schedules,
     get_schedule,
+    round_kroner,
     seed_fee_schedules,
 )
 from crm.members.models import FeeSchedule, MembershipStatus, OrganisationKind
@@ -175,3 +177,110 @@ def test_copy_year_command(app, schedules):
     assert again.output.strip().splitlines()[-1] == "Error: Kontingentsatser for 2027 finnes allerede."
     bad = runner.invoke(args=["crm", "fees", "copy-year", "--from", "2026", "--to", "2028", "--index", "mye"])
     assert bad.exit_code != 0
+
+
+# --- the fee as invoice lines (components) ----------------------------------------------------------------
+
+NBSP = "\u00a0"
+
+
+@pytest.mark.parametrize("discount", [20, 17])
+@pytest.mark.parametrize("pro_rata", [DEFAULT_PRO_RATA, [[3, 1, 67], [8, 15, 33]]], ids=["default", "odd shares"])
+def test_fee_components_sum_exactly_to_the_fee_in_every_case(schedules, discount, pro_rata):
+    for schedule in schedules.values():
+        schedule.pro_rata = pro_rata
+        schedule.group_discount_percent = discount
+    parent = make_organisation(name="Konsern ASA", status=S.ACTIVE, annual_turnover_nok=1)
+    K = OrganisationKind
+    figures = [
+        *[(K.COMPANY, {"annual_turnover_nok": t}) for t in (0, 1_000_001, 12_345_678, 75_000_001, 500_000_000_000)],
+        *[(K.STATE_BODY, {"annual_turnover_nok": t}) for t in (3_000_000, 999_999_999)],
+        (K.ORGANISATION, {"annual_turnover_nok": 4_000_000, "employees": 8}),
+        (K.ORGANISATION, {"annual_turnover_nok": 10_000_000, "employees": None}),
+        (K.ORGANISATION, {"annual_turnover_nok": 60_000_000, "employees": 5}),
+        # per inhabitant: the minimum, the maximum, and rates giving øre before rounding to kroner
+        *[(K.MUNICIPALITY, {"inhabitants": n}) for n in (5_000, 23_456, 54_321, 700_000)],
+        *[(K.COUNTY, {"inhabitants": n}) for n in (10_000, 77_777, 123_457, 2_000_000)],
+    ]
+    starts = [date(2024, 5, 1), date(2026, 1, 1), date(2026, 3, 1), date(2026, 7, 1), date(2026, 8, 15)]
+    starts += [date(2026, 10, 1), date(2026, 12, 31)]
+    checked = 0
+    for kind, values in figures:
+        org = make_organisation(kind=kind, status=S.ACTIVE, **values)
+        org.membership.start_on = date(2020, 1, 1)
+        annual = calculate_fee(org.membership, 2026)
+        assert [c.amount_ore for c in annual.components] == [annual.amount_ore]
+        base = annual.amount_ore
+        for start_on in starts:
+            for with_parent in (False, True):
+                org.membership.start_on = start_on
+                org.parent = parent if with_parent else None
+                calc = calculate_fee(org.membership, 2026)
+                assert calc.components_total == calc.amount_ore, (kind, values, start_on, with_parent)
+                # the same steps, rounded to kroner after each: pro rata, then the discount
+                share = round_kroner(Decimal(base) * calc.pro_rata_percent / 100)
+                final = round_kroner(Decimal(share) * (100 - discount) / 100) if with_parent else share
+                expected = [base]
+                if calc.pro_rata_percent != 100:
+                    expected.append(share - base)
+                if with_parent:
+                    expected.append(final - share)
+                assert [c.amount_ore for c in calc.components] == expected
+                assert calc.amount_ore == final
+                assert all(c.amount_ore % 100 == 0 for c in calc.components)  # whole kroner
+                checked += 1
+    assert checked == len(figures) * len(starts) * 2
+
+
+def test_fee_components_describe_the_schedule_step_group_or_inhabitants(schedules):
+    company = make_organisation(annual_turnover_nok=12_000_000)
+    [line] = calculate_fee(company.membership, 2026).components
+    limit = f"15{NBSP}000{NBSP}000{NBSP}kr"
+    assert line.description == f"Medlemskontingent 2026, Bedrift (trinn 7, omsetning opptil {limit})"
+    top = make_organisation(annual_turnover_nok=500_000_000_000)
+    assert "(trinn 40, omsetning over 100" in calculate_fee(top.membership, 2026).components[0].description
+    organisation = make_organisation(kind=OrganisationKind.ORGANISATION, annual_turnover_nok=4_000_000, employees=30)
+    [line] = calculate_fee(organisation.membership, 2026).components
+    assert line.description == "Medlemskontingent 2026, Organisasjon (betalingsgruppe Gruppe 2)"
+    for inhabitants, amount, suffix in [
+        (50_000, 59_000_00, ""),
+        (5_000, 25_700_00, ", minstekontingent"),
+        (700_000, 99_600_00, ", høyeste kontingent"),
+    ]:
+        municipality = make_organisation(kind=OrganisationKind.MUNICIPALITY, inhabitants=inhabitants)
+        [line] = calculate_fee(municipality.membership, 2026).components
+        count = f"{inhabitants:,}".replace(",", NBSP)
+        assert line.description == f"Medlemskontingent 2026, Kommune ({count} innbyggere × 1,18{NBSP}kr{suffix})"
+        assert line.amount_ore == amount
+
+
+def test_fee_components_of_a_new_member_with_a_group_discount(schedules):
+    parent = make_organisation(name="Konsern ASA", status=S.ACTIVE, annual_turnover_nok=1)
+    child = make_organisation(parent_id=parent.id, annual_turnover_nok=12_000_000, status=S.ACTIVE)
+    child.membership.start_on = date(2026, 7, 1)
+    calc = calculate_fee(child.membership, 2026)
+    full = company_steps()[6][1]
+    assert [(c.description, c.amount_ore) for c in calc.components] == [
+        (f"Medlemskontingent 2026, Bedrift (trinn 7, omsetning opptil 15{NBSP}000{NBSP}000{NBSP}kr)", full),
+        ("Innmeldt 01.07.2026: 50 % av årskontingenten", -(full // 2)),
+        ("Konsernrabatt 20 %", -(full // 2 // 5)),
+    ]
+    assert calc.amount_ore == calc.components_total == full // 2 * 4 // 5
+    assert calc.lines[-1].startswith("Kontingent 2026:")  # the explanation is unchanged
+
+
+def test_an_override_is_one_component_without_the_internal_reason(schedules):
+    staff = make_staff(full_name="Siri Saksbehandler")
+    parent = make_organisation(status=S.ACTIVE, annual_turnover_nok=1)
+    org = make_organisation(parent_id=parent.id, annual_turnover_nok=12_000_000, status=S.ACTIVE)
+    org.membership.start_on = date(2026, 10, 1)
+    set_fee_override(org.membership, 5_000_50, reason="Avtalt rabatt første år", actor=staff)
+    calc = calculate_fee(org.membership, 2026)
+    assert [(c.description, c.amount_ore) for c in calc.components] == [
+        ("Medlemskontingent 2026, Bedrift (fastsatt av administrasjonen)", 5_000_50)
+    ]
+    assert any("Avtalt rabatt første år" in line for line in calc.lines)  # the staff explanation keeps it
+    # without a schedule for the year, the override is still the one line
+    [line] = calculate_fee(org.membership, 2031).components
+    assert line.description == "Medlemskontingent 2031, Bedrift (fastsatt av administrasjonen)"
+    assert line.amount_ore == 5_000_50

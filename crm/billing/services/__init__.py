@@ -15,6 +15,7 @@ from crm.billing.services.invoices import (
     ensure_tax_rate,
     fee_vat_treatment,
     get_or_create_invoice,
+    line_vat,
     next_stripe_step,
 )
 from crm.billing.services.runs import (
@@ -43,6 +44,7 @@ __all__ = [
     "get_or_create_invoice",
     "invoiced_membership_ids",
     "issue_credit_note",
+    "line_vat",
     "next_stripe_step",
     "overdue_invoices",
     "preview_billing_run",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -44,8 +45,13 @@ def fee_vat_treatment() -> VatTreatment:
     return VatTreatment(current_app.config["BILLING_FEE_VAT"])
 
 
-def _vat(amount_ore: int, treatment: VatTreatment) -> int:
-    return (amount_ore * treatment.percent + 50) // 100
+def line_vat(amount_ore: int, treatment: VatTreatment) -> int:
+    """The VAT of one invoice line as Stripe computes it for a tax rate on the line: per line, to whole øre,
+    half up (Stripe rounds 0.025 to 0.03). For a negative line (a reduction) half away from zero, so its VAT is
+    exactly minus that of the same positive line and the invoice's VAT is the sum of its lines' VAT both here and at
+    Stripe (tests/stripe_server.py rounds the same way)."""
+    exact = Decimal(amount_ore) * treatment.percent / 100
+    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))  # ROUND_HALF_UP rounds ties away from zero
 
 
 def cannot_invoice_reason(membership: Membership, year: int) -> str | None:
@@ -98,21 +104,29 @@ def get_or_create_invoice(
         raise DomainError(_("The fee is zero."))
     organisation = membership.organisation
     treatment = fee_vat_treatment()
-    description = _(
-        "Membership fee %(year)s, Etisk handel Norge (%(category)s)", year=year, category=membership.category.name
-    )
-    if kind is InvoiceKind.PRO_RATA and fee.pro_rata_percent != 100:
-        description += f" – {fee.pro_rata_percent} %"
-    vat = _vat(fee.amount_ore, treatment)
+    # One line per fee component (annual fee, pro-rata reduction, group discount; or the fee staff set), all with
+    # the fee's VAT treatment; the invoice's amounts are the sums of its lines, as at Stripe.
+    lines = [
+        InvoiceLine(
+            position=position,
+            description=component.description[:500],
+            amount_ore=component.amount_ore,
+            vat_treatment=treatment,
+            vat_ore=line_vat(component.amount_ore, treatment),
+        )
+        for position, component in enumerate(fee.components)
+    ]
+    net = sum(line.amount_ore for line in lines)
+    vat = sum(line.vat_ore for line in lines)
     invoice = Invoice(
         membership_id=membership.id,
         organisation_id=organisation.id,
         year=year,
         kind=kind,
         status=InvoiceStatus.DRAFT,
-        net_ore=fee.amount_ore,
+        net_ore=net,
         vat_ore=vat,
-        gross_ore=fee.amount_ore + vat,
+        gross_ore=net + vat,
         explanation=list(fee.lines),
         customer_name=organisation.name,
         orgnr=organisation.orgnr,
@@ -120,11 +134,7 @@ def get_or_create_invoice(
         buyer_reference=organisation.default_buyer_reference,
         ehf=bool(organisation.ehf_receiver or organisation.is_contracting_authority),
         created_by_id=getattr(actor, "id", None),
-        lines=[
-            InvoiceLine(
-                position=0, description=description, amount_ore=fee.amount_ore, vat_treatment=treatment, vat_ore=vat
-            )
-        ],
+        lines=lines,
     )
     try:
         with db.session.begin_nested():
@@ -199,7 +209,9 @@ def next_stripe_step(invoice: Invoice, gateway: StripeGateway | None = None) -> 
                 key,
                 customer_id=customer_id,
                 days_until_due=current_app.config["BILLING_DAYS_UNTIL_DUE"],
-                description=" ".join(invoice.explanation)[:1000] or invoice.lines[0].description,
+                # The invoice's memo, printed on it: the lines say how the fee is made up. Not the explanation,
+                # which ends with a staff override's reason, internal text that stays off the member's invoice.
+                description=_("Membership fee %(year)s, Etisk handel Norge", year=invoice.year),
                 custom_fields=custom_fields,
                 metadata={"invoice_id": str(invoice.id), "membership_id": str(invoice.membership_id)},
             )
