@@ -63,7 +63,21 @@ def test_member_sees_membership_fee_and_adviser(client, world):
     page = client.get("/portal/organisation/").text.replace("\N{NO-BREAK SPACE}", " ")
     assert "Rita Rådgiver" in page
     assert "05.07.2019" in page and "Aktiv" in page
-    assert "21 700 kr" in page and "Omsetningstrinn" in page
+    assert "21 700 kr" in page and "(trinn 15, omsetning opptil 200 000 000 kr)" in page
+
+
+def test_the_portal_shows_an_overridden_fee_without_the_staff_reason(client, world):
+    from crm.members.services import set_fee_override
+
+    seed_fee_schedules()
+    world["a"].annual_turnover_nok = 180_000_000
+    world["a"].membership.start_on = date(2019, 7, 5)
+    set_fee_override(world["a"].membership, 1_000_000, reason="Avtalt i styret: økonomiske vansker", actor=make_staff())
+    db.session.commit()
+    login(client, world["plain_user"])
+    page = client.get("/portal/organisation/").text.replace("\N{NO-BREAK SPACE}", " ")
+    assert "10 000 kr" in page and "fastsatt av administrasjonen" in page
+    assert "økonomiske vansker" not in page
 
 
 def test_the_portal_front_page_leads_to_the_organisation(client, world):
