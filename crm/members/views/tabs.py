@@ -105,6 +105,8 @@ register_audit_details(
         "members.membership.fee_overridden": _l("Fee overridden"),
         "members.membership.fee_override_removed": _l("Fee override removed"),
         "members.fees.copied": _l("Fee schedules copied to a new year"),
+        "members.fees.schedule_created": _l("Fee schedule created"),
+        "members.fees.schedule_updated": _l("Fee schedule changed"),
         "members.list.exported": _l("Member list exported"),
     },
     targets={
@@ -129,6 +131,8 @@ register_audit_details(
         "status": _l("Status"),
         "kind": _l("Kind"),
         "index_percent": _l("Index (%)"),
+        "year": _l("Year"),
+        "category": _l("Category"),
     },
     values={
         "members.membership.status_changed:from": _STATUS_LABELS,
@@ -142,6 +146,9 @@ register_audit_details(
         "members.contact.updated:fields": _FIELD_LABELS,
         "members.membership.updated:fields": _FIELD_LABELS,
         "members.contact.created:roles": {role.value: role.label for role in ContactRole},
+        "members.fees.schedule_created:after": services.describe_schedule_parts,
+        "members.fees.schedule_updated:before": services.describe_schedule_parts,
+        "members.fees.schedule_updated:after": services.describe_schedule_parts,
     },
     hidden=(
         *("membership_id", "organisation_id", "category_id", "adviser_id", "sector_id", "user_id"),
