@@ -428,6 +428,13 @@ def test_a_missing_schedule_is_created_from_the_page(client, coordinator, schedu
     assert created.pro_rata == [[7, 1, 50], [10, 1, 25]]
     (entry,) = _audits("members.fees.schedule_created")
     assert entry.details["year"] == 2027 and entry.details["after"]["rate_ore"] == 61
+    from crm.audit.details import audit_details
+
+    assert dict(audit_details(entry))["Etter"] == (
+        "Sats per innbygger: 0,61\u00a0kr; Laveste kontingent: 26\u00a0400\u00a0kr; "
+        "Høyeste kontingent: 102\u00a0100\u00a0kr; Forholdsmessig kontingent: 01.07: 50 %, 01.10: 25 %; "
+        "Konsernrabatt: 0 %"
+    )
     page = client.get(f"{FEES}?year=2027").text
     assert "0,61\u00a0kr" in page and page.count("Ingen kontingentsatser for 2027.") == len(ensure_categories()) - 1
 

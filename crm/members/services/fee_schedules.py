@@ -297,58 +297,6 @@ def _difference(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str
     return {key: before.get(key) for key in keys}, {key: after.get(key) for key in keys}
 
 
-def describe_schedule_parts(parts: Any) -> str:
-    """An audit entry's before or after (``_snapshot`` parts) in the reader's language."""
-    if not isinstance(parts, dict):
-        return str(parts)
-    texts = []
-    for key, value in parts.items():
-        kind, _space, number = key.partition(" ")
-        if value is None:
-            text = _("none")
-        elif kind == "step":
-            upper, fee = value
-            limit = _("up to %(amount)s", amount=format_money(upper * 100)) if upper is not None else _("no limit")
-            text = f"{limit}: {format_money(fee)}"
-        elif kind == "group":
-            text = _(
-                "%(name)s (turnover %(turnover)s, employees %(employees)s): %(fee)s",
-                name=value.get("name"),
-                turnover=_("up to %(amount)s", amount=format_money(value["max_turnover_nok"] * 100))
-                if value.get("max_turnover_nok") is not None
-                else _("no limit"),
-                employees=_("up to %(count)s", count=value["max_employees"])
-                if value.get("max_employees") is not None
-                else _("no limit"),
-                fee=format_money(value.get("fee_ore")),
-            )
-        elif key in ("rate_ore", "min_ore", "max_ore"):
-            text = format_money(value)
-        elif key == "pro_rata":
-            text = ", ".join(f"{day:02d}.{month:02d}: {percent} %" for month, day, percent in value) or _("none")
-        elif key == "group_discount_percent":
-            text = f"{value} %"
-        else:
-            text = str(value)
-        texts.append(f"{_part_label(kind, number, key)}: {text}")
-    return "; ".join(texts)
-
-
-def _part_label(kind: str, number: str, key: str) -> str:
-    if kind == "step":
-        return _("Step %(number)s", number=number)
-    if kind == "group":
-        return _("Group %(number)s", number=number)
-    labels = {
-        "rate_ore": _("Rate per inhabitant"),
-        "min_ore": _("Minimum fee"),
-        "max_ore": _("Maximum fee"),
-        "pro_rata": _("Pro rata"),
-        "group_discount_percent": _("Group discount"),
-    }
-    return labels.get(key, key)
-
-
 # --- changing -------------------------------------------------------------------------------------------
 
 
