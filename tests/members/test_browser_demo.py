@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.live_server import ARTIFACTS, log_in, run_live_server, serious_accessibility_problems
+from tests.live_server import ARTIFACTS, log_in, run_live_server, serious_accessibility_problems, violations
 
 pytestmark = pytest.mark.browser
 
@@ -58,4 +58,46 @@ def test_the_main_contact_edits_the_organisations_address_in_the_portal(live_ser
     expect(page.locator("main")).to_contain_text("Strandkaien 3")
     assert not _overflows(page)
     assert serious_accessibility_problems(page) == []
+    assert page.console_errors == []
+
+
+def test_a_coordinator_reads_and_edits_the_fee_schedules(live_server, page):
+    log_in(page, live_server, "thomas.lie@etiskhandel.example")
+    page.goto(live_server + "/staff/members/")
+    page.locator("main").get_by_role("link", name="Kontingentsatser").click()
+    page.wait_for_load_state("load")
+    expect(page.locator("h1")).to_have_text("Kontingentsatser 2026")
+    municipality = page.locator("section", has=page.get_by_role("heading", name="Kommune", exact=True))
+    expect(municipality).to_contain_text("Sats per innbygger1,18\u00a0kr")
+    _screenshot(page, "fees")
+    assert not _overflows(page)
+    assert violations(page) == []
+
+    # A turnover-step form (40 rows and blanks) passes too.
+    page.get_by_role("link", name="Rediger kontingentsatsene for Bedrift").click()
+    page.wait_for_load_state("load")
+    expect(page.get_by_label("Trinn 7: kontingent (kr)")).to_have_value("12 000")
+    assert violations(page) == []
+    page.go_back()
+
+    page.get_by_role("link", name="Rediger kontingentsatsene for Kommune").click()
+    page.wait_for_load_state("load")
+    expect(page.get_by_label("Sats per innbygger (kr)")).to_have_value("1,18")
+    # A refusal first: the minimum above the maximum is shown on its field.
+    page.get_by_label("Laveste kontingent (kr)").fill("120 000")
+    page.get_by_role("button", name="Lagre").click()
+    page.wait_for_load_state("load")
+    expect(page.locator("#minimum-errors")).to_have_text(
+        "Laveste kontingent kan ikke være høyere enn høyeste kontingent."
+    )
+    _screenshot(page, "fee-schedule-refused")
+    assert violations(page) == []
+    page.get_by_label("Laveste kontingent (kr)").fill("25 700")
+    page.get_by_label("Sats per innbygger (kr)").fill("1,20")
+    page.get_by_role("button", name="Lagre").click()
+    page.wait_for_load_state("load")
+    expect(page.locator("main")).to_contain_text("Kontingentsatsene for Kommune 2026 ble lagret.")
+    expect(municipality).to_contain_text("Sats per innbygger1,20\u00a0kr")
+    _screenshot(page, "fees-saved")
+    assert violations(page) == []
     assert page.console_errors == []

@@ -2,10 +2,10 @@
 
 from flask import Flask
 
-from crm.members.views import imports, portal, public, staff, tabs
+from crm.members.views import fees, imports, portal, public, staff, tabs
 from crm.members.views.blueprints import bp, portal_bp, public_bp
 
-__all__ = ["bp", "imports", "init_app", "portal", "public", "staff", "tabs"]
+__all__ = ["bp", "fees", "imports", "init_app", "portal", "public", "staff", "tabs"]
 
 
 def init_app(app: Flask) -> None:

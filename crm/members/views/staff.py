@@ -103,6 +103,7 @@ def index():
         args=args,
         status_args={key: value for key, value in args.items() if key != "status"},
         can_edit=can_edit(),
+        can_view_fees=current_user.has_role(Role.ADMIN, *FEE_MANAGERS),
         statuses=list(MembershipStatus),
         kinds=list(OrganisationKind),
         scopes=list(TransparencyScope),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from flask import (
     render_template,
@@ -75,6 +76,59 @@ def _field_labels(*form_classes) -> dict[str, object]:
 _FIELD_LABELS = _field_labels(OrganisationForm, ContactForm, MembershipForm)
 _STATUS_LABELS = {status.value: status.label for status in MembershipStatus}
 
+
+def _describe_schedule_parts(parts: Any) -> str:
+    """A fee schedule change's before or after (``fee_schedules._snapshot`` parts) in the reader's language."""
+    if not isinstance(parts, dict):
+        return str(parts)
+    texts = []
+    for key, value in parts.items():
+        kind, _space, number = key.partition(" ")
+        if value is None:
+            text = _("none")
+        elif kind == "step":
+            upper, fee = value
+            limit = _("up to %(amount)s", amount=format_money(upper * 100)) if upper is not None else _("no limit")
+            text = f"{limit}: {format_money(fee)}"
+        elif kind == "group":
+            text = _(
+                "%(name)s (turnover %(turnover)s, employees %(employees)s): %(fee)s",
+                name=value.get("name"),
+                turnover=_("up to %(amount)s", amount=format_money(value["max_turnover_nok"] * 100))
+                if value.get("max_turnover_nok") is not None
+                else _("no limit"),
+                employees=_("up to %(count)s", count=value["max_employees"])
+                if value.get("max_employees") is not None
+                else _("no limit"),
+                fee=format_money(value.get("fee_ore")),
+            )
+        elif key in ("rate_ore", "min_ore", "max_ore"):
+            text = format_money(value)
+        elif key == "pro_rata":
+            text = ", ".join(f"{day:02d}.{month:02d}: {percent} %" for month, day, percent in value) or _("none")
+        elif key == "group_discount_percent":
+            text = f"{value} %"
+        else:
+            text = str(value)
+        texts.append(f"{_part_label(kind, number, key)}: {text}")
+    return "; ".join(texts)
+
+
+def _part_label(kind: str, number: str, key: str) -> str:
+    if kind == "step":
+        return _("Step %(number)s", number=number)
+    if kind == "group":
+        return _("Group %(number)s", number=number)
+    labels = {
+        "rate_ore": _("Rate per inhabitant"),
+        "min_ore": _("Minimum fee"),
+        "max_ore": _("Maximum fee"),
+        "pro_rata": _("Pro rata"),
+        "group_discount_percent": _("Group discount"),
+    }
+    return labels.get(key, key)
+
+
 register_audit_details(
     actions={
         "members.application.submitted": _l("Membership application submitted"),
@@ -91,6 +145,8 @@ register_audit_details(
         "members.membership.fee_overridden": _l("Fee overridden"),
         "members.membership.fee_override_removed": _l("Fee override removed"),
         "members.fees.copied": _l("Fee schedules copied to a new year"),
+        "members.fees.schedule_created": _l("Fee schedule created"),
+        "members.fees.schedule_updated": _l("Fee schedule changed"),
         "members.list.exported": _l("Member list exported"),
         "members.emails.viewed": _l("Organisation's email history viewed"),
     },
@@ -116,6 +172,8 @@ register_audit_details(
         "status": _l("Status"),
         "kind": _l("Kind"),
         "index_percent": _l("Index (%)"),
+        "year": _l("Year"),
+        "category": _l("Category"),
     },
     values={
         "members.membership.status_changed:from": _STATUS_LABELS,
@@ -129,6 +187,9 @@ register_audit_details(
         "members.contact.updated:fields": _FIELD_LABELS,
         "members.membership.updated:fields": _FIELD_LABELS,
         "members.contact.created:roles": {role.value: role.label for role in ContactRole},
+        "members.fees.schedule_created:after": _describe_schedule_parts,
+        "members.fees.schedule_updated:before": _describe_schedule_parts,
+        "members.fees.schedule_updated:after": _describe_schedule_parts,
     },
     hidden=(
         *("membership_id", "organisation_id", "category_id", "adviser_id", "sector_id", "user_id"),
