@@ -131,3 +131,18 @@ def test_a_stored_email_is_shown_with_its_own_line_breaks(live_server, browser):
     shown = page.inner_text("main pre")  # innerText follows CSS: collapsed whitespace loses the line breaks
     assert shown.startswith("Hei ") and "\n\n" in shown
     page.close()
+
+
+def test_field_errors_on_the_page_background_meet_the_contrast_minimum(live_server, page):
+    """Forms that sit on the grey surface, not on a white panel, show their errors in a red dark enough."""
+    page.goto(live_server + "/apply/")
+    page.locator("main form[method=post] [type=submit]").last.click()
+    page.wait_for_load_state()
+    assert page.locator(".invalid-feedback").count() >= 2
+    assert violations(page) == []
+    log_in(page, live_server, "ingrid.solberg@etiskhandel.example")
+    page.goto(live_server + "/staff/members/new")
+    page.locator("main form[method=post] [type=submit]").last.click()
+    page.wait_for_load_state()
+    assert page.locator(".invalid-feedback").count() >= 1
+    assert violations(page) == []
