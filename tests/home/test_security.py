@@ -126,6 +126,7 @@ def test_brand_colours_meet_wcag_aa_contrast():
     assert _contrast(colours["brand"], colours["brand-soft"]) >= 4.5
     assert _contrast(colours["bs-link-color"], "#ffffff") >= 4.5
     assert _contrast("#212529", colours["surface"]) >= 4.5
+    assert _contrast(colours["bs-form-invalid-color"], colours["surface"]) >= 4.5  # field errors on the page
     # The focus ring (WCAG 1.4.11, 3:1): the dark ring on light pages, the yellow ring on the dark bars.
     assert _contrast(colours["focus-inner"], "#ffffff") >= 3
     assert _contrast(colours["focus-outer"], colours["brand"]) >= 3

@@ -146,3 +146,31 @@ def test_field_errors_on_the_page_background_meet_the_contrast_minimum(live_serv
     page.wait_for_load_state()
     assert page.locator(".invalid-feedback").count() >= 1
     assert violations(page) == []
+
+
+def test_destructive_actions_ask_first_and_cancelling_changes_nothing(live_server, page):
+    """Forms with data-confirm (static/js/app.js) ask before they submit: here, disabling a user."""
+    log_in(page, live_server, "ingrid.solberg@etiskhandel.example")
+    page.goto(live_server + "/staff/users/")
+    page.get_by_role("link", name="Marte Eriksen").click()
+    user_page = page.url
+    asked: list[str] = []
+
+    def answer(dialog, accept: bool) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, accept=False))
+    page.get_by_role("button", name="Deaktiver og logg ut overalt").click()
+    assert asked == [
+        "Deaktivere Marte Eriksen? Brukeren logges ut overalt og kan ikke logge inn før kontoen aktiveres igjen."
+    ]
+    assert page.url == user_page
+    assert page.get_by_role("button", name="Deaktiver og logg ut overalt").is_visible()  # still enabled
+
+    page.once("dialog", lambda dialog: answer(dialog, accept=True))
+    page.get_by_role("button", name="Deaktiver og logg ut overalt").click()
+    page.wait_for_load_state()
+    assert len(asked) == 2
+    assert page.get_by_role("button", name="Aktiver").is_visible()
+    assert page.console_errors == []
