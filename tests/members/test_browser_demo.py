@@ -37,7 +37,7 @@ def test_the_contacts_tab_fits_the_screen_and_names_open_the_edit_form(live_serv
     assert not _overflows(page)
     table = page.locator("main .table-responsive")
     assert table.evaluate("el => el.scrollWidth <= el.clientWidth")
-    page.get_by_role("link", name="Per Johansen").click()
+    page.get_by_role("link", name="Per Johansen", exact=True).click()
     expect(page.locator("h1")).to_have_text("Rediger Per Johansen")
     assert serious_accessibility_problems(page) == []
     assert page.console_errors == []
