@@ -156,6 +156,8 @@ class StripeApp:
                 return self.create_customer(params)
             case "GET", ["customers", cid]:
                 return s.get(cid, "customer")
+            case "POST", ["customers", cid]:
+                return self.update_customer(s.get(cid, "customer"), params)
             case "POST", ["tax_rates"]:
                 return self.create_tax_rate(params)
             case "GET", ["tax_rates"]:
@@ -228,6 +230,15 @@ class StripeApp:
         }
         self.state.objects[customer["id"]] = customer
         self.state.event("customer.created", customer)
+        return customer
+
+    def update_customer(self, customer: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        for field in ("name", "email"):
+            if field in params:
+                customer[field] = params[field] or None
+        if "metadata" in params:
+            customer["metadata"].update(_meta(params))
+        self.state.event("customer.updated", customer)
         return customer
 
     def create_tax_rate(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,10 @@ class VoidForm(FlaskForm):
     reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
 
 
+class ReissueForm(FlaskForm):
+    """Only the CSRF token: reissuing takes no input (the new invoice uses the organisation's current details)."""
+
+
 class KronerField(DecimalField):
     """An amount in kroner as Norwegians type it: a decimal comma and spaces between thousands are fine."""
 

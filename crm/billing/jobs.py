@@ -18,6 +18,7 @@ from crm.billing.models import (
     BillingRunItem,
     Invoice,
     InvoiceKind,
+    InvoiceStatus,
     RunItemStatus,
     StripeEvent,
 )
@@ -72,6 +73,10 @@ def enqueue_run_item(item_id: int) -> None:
     _enqueue_once(invoice_run_item, item_id, f"billing-run-item-{item_id}", BILLING_RETRY)
 
 
+def enqueue_invoice(invoice_id: int) -> None:
+    _enqueue_once(send_invoice_to_stripe, invoice_id, f"billing-invoice-{invoice_id}", BILLING_RETRY)
+
+
 def enqueue_stripe_event(row_id: int) -> None:
     _enqueue_once(process_stripe_event, row_id, f"stripe-event-{row_id}", DEFAULT_RETRY)
 
@@ -90,8 +95,11 @@ def bill_membership(membership_id: int, year: int, kind: InvoiceKind, actor_id: 
     actor = db.session.get(User, actor_id) if actor_id else None
     invoice, _created = get_or_create_invoice(membership, year, kind, actor=actor)
     db.session.commit()
+    return _through_stripe(invoice.id)
+
+
+def _through_stripe(invoice_id: int) -> Invoice:
     gateway = get_gateway()
-    invoice_id = invoice.id
     while True:
         # One job at a time per invoice: a second run's job for the same membership waits here.
         invoice = db.session.scalar(select(Invoice).where(Invoice.id == invoice_id).with_for_update())
@@ -100,6 +108,16 @@ def bill_membership(membership_id: int, year: int, kind: InvoiceKind, actor_id: 
         db.session.commit()
         if not progressed:
             return invoice
+
+
+def send_invoice_to_stripe(invoice_id: int) -> None:
+    """Take an existing invoice row (a reissue) through Stripe, committing each step. Never creates an invoice
+    row, so a retry after a crash resumes the same invoice at Stripe (its idempotency keys) and bills once.
+    Retried by RQ while Stripe is unavailable."""
+    invoice = db.session.get(Invoice, invoice_id)
+    if invoice is None or invoice.stripe_step == "finalized":
+        return
+    _through_stripe(invoice_id)
 
 
 def invoice_run_item(item_id: int) -> None:
@@ -175,8 +193,8 @@ def process_stripe_event(event_row_id: int) -> None:
 
 @periodic(timedelta(minutes=5), queue="billing", name="billing.requeue_lost_jobs")
 def requeue_lost_jobs(now: datetime | None = None) -> dict[str, list[int]]:
-    """Enqueue again the run items and webhook events whose job was lost (Redis down at commit, a worker killed
-    on its last retry). Returns the ids, by kind."""
+    """Enqueue again the run items, webhook events and reissued invoices whose job was lost (Redis down at commit,
+    a worker killed on its last retry). Returns the ids, by kind."""
     now = now or utcnow()
     items = db.session.scalars(
         select(BillingRunItem.id)
@@ -194,7 +212,21 @@ def requeue_lost_jobs(now: datetime | None = None) -> dict[str, list[int]]:
         .order_by(StripeEvent.id)
         .limit(SWEEP_BATCH)
     ).all()
-    requeued: dict[str, list[int]] = {"items": [], "events": []}
+    # A reissued invoice is written by the request and sent by its own job; a failed job is kept by RQ (and
+    # logged), so only one with no job at all was lost.
+    reissues = db.session.scalars(
+        select(Invoice.id)
+        .where(
+            Invoice.sequence > 1,
+            Invoice.status == InvoiceStatus.DRAFT,
+            Invoice.stripe_step != "finalized",
+            Invoice.updated_at < now - LOST_JOB_GRACE,
+            Invoice.updated_at > now - EVENT_SWEEP_WINDOW,
+        )
+        .order_by(Invoice.id)
+        .limit(SWEEP_BATCH)
+    ).all()
+    requeued: dict[str, list[int]] = {"items": [], "events": [], "invoices": []}
     for item_id in items:
         if not _has_pending_job(f"billing-run-item-{item_id}"):
             enqueue_run_item(item_id)
@@ -203,8 +235,12 @@ def requeue_lost_jobs(now: datetime | None = None) -> dict[str, list[int]]:
         if not _has_pending_job(f"stripe-event-{row_id}"):
             enqueue_stripe_event(row_id)
             requeued["events"].append(row_id)
+    for invoice_id in reissues:
+        if _fetch_job(f"billing-invoice-{invoice_id}") is None:
+            enqueue_invoice(invoice_id)
+            requeued["invoices"].append(invoice_id)
     db.session.commit()
-    if requeued["items"] or requeued["events"]:
+    if any(requeued.values()):
         logger.warning("billing: lost jobs enqueued again: %s", requeued)
     return requeued
 

@@ -142,6 +142,7 @@ EVENT_LABELS = {
     "charge.refunded": _l("Refunded"),
     "billing.invoice.voided": _l("Invoice voided"),
     "billing.invoice.credited": _l("Credit note issued"),
+    "billing.invoice.reissued": _l("Reissued as a new invoice"),
 }
 
 
@@ -173,6 +174,35 @@ def invoice_events(invoice: Invoice) -> list[dict[str, Any]]:
             }
         )
     return sorted(history, key=lambda item: item["at"], reverse=True)
+
+
+@dataclass
+class Replacement:
+    replaces: Invoice | None = None  # the voided invoice this one was issued in place of
+    replaced_by: Invoice | None = None  # the invoice issued in place of this voided one
+
+
+def replacements(invoices: list[Invoice]) -> dict[int, Replacement]:
+    """For each invoice that replaces or was replaced by another (same membership, year and kind, the sequence
+    before or after it), the other one; by invoice id. One query, whatever the number of invoices."""
+    if not any(invoice.sequence > 1 or invoice.status is InvoiceStatus.VOID for invoice in invoices):
+        return {}
+    keys = {(invoice.membership_id, invoice.year, invoice.kind) for invoice in invoices}
+    related = db.session.scalars(
+        select(Invoice).where(
+            Invoice.membership_id.in_({key[0] for key in keys}), Invoice.year.in_({key[1] for key in keys})
+        )
+    )
+    by_key: dict[tuple, dict[int, Invoice]] = {}
+    for other in related:
+        by_key.setdefault((other.membership_id, other.year, other.kind), {})[other.sequence] = other
+    found: dict[int, Replacement] = {}
+    for invoice in invoices:
+        chain = by_key.get((invoice.membership_id, invoice.year, invoice.kind), {})
+        link = Replacement(chain.get(invoice.sequence - 1), chain.get(invoice.sequence + 1))
+        if link.replaces or link.replaced_by:
+            found[invoice.id] = link
+    return found
 
 
 def organisation_invoices(organisation_id: int, *, include_drafts: bool = True) -> list[Invoice]:

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm.extensions import db
@@ -85,12 +85,22 @@ class StripeTaxRate(db.Model):
 
 
 class Invoice(TimestampMixin, db.Model):
-    """A membership invoice, mirroring its Stripe invoice. One per (membership, year, kind): the row is
-    written before Stripe is called, so a retried job finds it and never bills twice."""
+    """A membership invoice, mirroring its Stripe invoice. One per (membership, year, kind, sequence): the row is
+    written before Stripe is called, so a retried job finds it and never bills twice. ``sequence`` is 1 for the
+    first invoice; finance reissuing a voided one makes the next (its idempotency keys carry the sequence).
+    At most one invoice per membership and year is live (not void): a partial unique index guards it."""
 
     __tablename__ = "invoices"
     __table_args__ = (
-        UniqueConstraint("membership_id", "year", "kind"),
+        UniqueConstraint("membership_id", "year", "kind", "sequence"),
+        Index(
+            "uq_invoices_live_membership_year",
+            "membership_id",
+            "year",
+            unique=True,
+            sqlite_where=text("status != 'void'"),
+            postgresql_where=text("status != 'void'"),
+        ),
         Index("ix_invoices_year_status", "year", "status"),
         Index("ix_invoices_status_due_on", "status", "due_on"),
     )
@@ -100,6 +110,7 @@ class Invoice(TimestampMixin, db.Model):
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="RESTRICT"), index=True)
     year: Mapped[int] = mapped_column()
     kind: Mapped[InvoiceKind] = mapped_column(str_enum(InvoiceKind))
+    sequence: Mapped[int] = mapped_column(default=1, server_default=text("1"))
     status: Mapped[InvoiceStatus] = mapped_column(str_enum(InvoiceStatus), default=InvoiceStatus.DRAFT)
     number: Mapped[str | None] = mapped_column(String(64), index=True)
     currency: Mapped[str] = mapped_column(String(3), default="NOK")
@@ -144,7 +155,14 @@ class Invoice(TimestampMixin, db.Model):
 
     @property
     def idempotency_base(self) -> str:
-        return f"invoice:{self.membership_id}:{self.year}:{self.kind.value}"
+        # The first invoice keeps the keys it always had; a reissue's carry its sequence, so Stripe never
+        # answers a reissue with the voided invoice it replaces.
+        base = f"invoice:{self.membership_id}:{self.year}:{self.kind.value}"
+        return base if (self.sequence or 1) == 1 else f"{base}:{self.sequence}"
+
+    @property
+    def is_reissue(self) -> bool:
+        return (self.sequence or 1) > 1
 
     def is_overdue(self, today: date) -> bool:
         return self.status is InvoiceStatus.OPEN and self.due_on is not None and self.due_on < today

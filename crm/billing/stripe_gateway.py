@@ -166,6 +166,12 @@ class StripeGateway:
             "customer.create", self.client.v1.customers.create, key=f"customer:{organisation_id}", **params
         )
 
+    def update_customer(self, customer_id: str, key: str, *, name: str, email: str | None) -> dict:
+        """Set the customer's name and email (Stripe sends a ``send_invoice`` invoice to the customer's email)."""
+        return self._call(
+            "customer.update", self.client.v1.customers.update, customer_id, key=key, name=name, email=email or ""
+        )
+
     def retrieve_customer(self, customer_id: str) -> dict:
         return self._call("customer.retrieve", self.client.v1.customers.retrieve, customer_id)
 

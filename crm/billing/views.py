@@ -13,7 +13,7 @@ from crm.audit.details import register_audit_details
 from crm.auth.access import member_required, public, staff_required
 from crm.auth.models import Role
 from crm.billing import listing, services
-from crm.billing.forms import CreditNoteForm, RunForm, VoidForm
+from crm.billing.forms import CreditNoteForm, ReissueForm, RunForm, VoidForm
 from crm.billing.models import BillingRun, Invoice, InvoiceStatus, RunItemStatus
 from crm.billing.stripe_gateway import StripeGatewayError, WebhookSignatureError, verify_webhook
 from crm.billing.webhooks import record_stripe_event, security_logger
@@ -73,6 +73,7 @@ def invoices():
         "billing/invoices.html",
         page=page,
         totals=totals,
+        replacements=listing.replacements(page.items),
         filters=filters,
         statuses=list(InvoiceStatus),
         categories=listing.categories(),
@@ -90,8 +91,28 @@ def invoice(invoice_id: int):
         events=listing.invoice_events(found),
         void_form=VoidForm(),
         credit_form=CreditNoteForm(),
+        reissue_form=ReissueForm(),
+        replacement=listing.replacements([found]).get(found.id),
+        reissue_refusal=services.reissue_refusal(found) if found.status is InvoiceStatus.VOID else None,
         today=services.today(),
     )
+
+
+@bp.route("/invoices/<int:invoice_id>/reissue", methods=["POST"])
+@staff_required(*FINANCE)
+def reissue(invoice_id: int):
+    found = db.get_or_404(Invoice, invoice_id)
+    if not ReissueForm().validate_on_submit():
+        abort(400)
+    try:
+        new = services.reissue_invoice(found, actor=current_user)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for(".invoice", invoice_id=invoice_id))
+    flash(_("A new invoice is made and is being sent through Stripe."), "success")
+    return redirect(url_for(".invoice", invoice_id=new.id))
 
 
 @bp.route("/invoices/<int:invoice_id>/void", methods=["POST"])
@@ -237,10 +258,12 @@ def portal_invoices():
     contact = portal_contact_for(current_user)
     if contact is None:
         abort(403)
+    invoices = listing.organisation_invoices(contact.organisation_id, include_drafts=False)
     return render_template(
         "billing/portal_invoices.html",
         organisation=contact.organisation,
-        invoices=listing.organisation_invoices(contact.organisation_id, include_drafts=False),
+        invoices=invoices,
+        replacements=listing.replacements(invoices),
         today=services.today(),
     )
 
@@ -249,9 +272,11 @@ def portal_invoices():
 
 
 def _organisation_tab(organisation) -> str:
+    invoices = listing.organisation_invoices(organisation.id)
     return render_template(
         "billing/_organisation_invoices.html",
-        invoices=listing.organisation_invoices(organisation.id),
+        invoices=invoices,
+        replacements=listing.replacements(invoices),
         today=services.today(),
     )
 
@@ -278,6 +303,9 @@ def init_app(app: Flask) -> None:
             "billing.run.retried": _l("Billing run retried"),
             "billing.invoice.credited": _l("Invoice credited"),
             "billing.invoice.voided": _l("Invoice voided"),
+            "billing.invoice.reissued": _l("Invoice reissued"),
         },
         targets={"invoices": _l("Invoice"), "billing_runs": _l("Billing run")},
+        labels={"voided_number": _l("Voided invoice"), "sequence": _l("Invoice for the year, no.")},
+        hidden=("billing.invoice.reissued:new_invoice_id",),
     )

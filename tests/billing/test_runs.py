@@ -157,9 +157,10 @@ def test_a_voided_invoice_is_not_silently_counted_as_invoiced_again(app, stripe_
     # The preview must not promise an invoice that the run cannot make (one invoice row per membership and year).
     [row] = preview_billing_run(YEAR)
     assert row.reason == (
-        f"Faktura {invoice.number} for {YEAR} er annullert; "
-        "medlemskapet kan ikke faktureres på nytt for samme år i en fakturering."
+        f"Faktura {invoice.number} for {YEAR} er annullert; en fakturering fakturerer ikke medlemskapet på nytt "
+        "for samme år. Lag ny faktura fra fakturasiden for å sende en rettet faktura."
     )
+    assert row.voided == invoice
     run = start_billing_run(YEAR, actor=actor)
     db.session.commit()
     run_jobs(app)
@@ -181,7 +182,8 @@ def test_jobs_lost_between_commit_and_redis_are_enqueued_again_by_the_sweeper(ap
     make_billable()
     run = start_billing_run(YEAR, actor=_finance())
     db.session.commit()
-    assert requeue_lost_jobs(now=utcnow() + timedelta(hours=1)) == {"items": [], "events": []}, "queued: not lost"
+    nothing = {"items": [], "events": [], "invoices": []}
+    assert requeue_lost_jobs(now=utcnow() + timedelta(hours=1)) == nothing, "queued: not lost"
     get_queue("billing").empty()  # Redis lost the job (or the enqueue after commit failed)
 
     assert len(requeue_lost_jobs(now=utcnow() + timedelta(hours=1))["items"]) == 1
@@ -199,4 +201,4 @@ def test_jobs_lost_between_commit_and_redis_are_enqueued_again_by_the_sweeper(ap
     run_jobs(app)
     db.session.refresh(row)
     assert row.processed_at is not None
-    assert requeue_lost_jobs(now=utcnow() + timedelta(hours=1)) == {"items": [], "events": []}
+    assert requeue_lost_jobs(now=utcnow() + timedelta(hours=1)) == {"items": [], "events": [], "invoices": []}

@@ -64,9 +64,11 @@ def cannot_invoice_reason(membership: Membership, year: int) -> str | None:
 
 
 def voided_reason(invoice: Invoice) -> str:
-    # One invoice row per (membership, year, kind) is what makes retries safe, so a voided one is not replaced.
+    # A billing run never replaces a voided invoice by itself (the void may be deliberate: the member left);
+    # finance reissues it from the invoice page when the void was to correct it.
     return _(
-        "Invoice %(number)s for %(year)s was voided; a billing run cannot invoice this membership again for the year.",
+        "Invoice %(number)s for %(year)s was voided; a billing run does not invoice this membership again for "
+        "the year. To send a corrected invoice, reissue it from the invoice page.",
         number=invoice.number or invoice.id,
         year=invoice.year,
     )
@@ -75,30 +77,30 @@ def voided_reason(invoice: Invoice) -> str:
 # --- the local invoice row --------------------------------------------------------------------------------
 
 
-def get_or_create_invoice(
-    membership: Membership, year: int, kind: InvoiceKind, *, actor: User | None = None
-) -> tuple[Invoice, bool]:
-    """The invoice row for (membership, year, kind), created with its lines from the fee rules if missing.
+def latest_invoice(membership_id: int, year: int, kind: InvoiceKind) -> Invoice | None:
+    """The newest invoice (highest sequence) of (membership, year, kind): the one that counts."""
+    return db.session.scalar(
+        select(Invoice)
+        .where(Invoice.membership_id == membership_id, Invoice.year == year, Invoice.kind == kind)
+        .order_by(Invoice.sequence.desc())
+        .limit(1)
+    )
 
-    Raises ``DomainError`` when the membership cannot be invoiced (see ``cannot_invoice_reason``), the fee
-    cannot be calculated, or the membership already has another live invoice for the year."""
-    existing = db.session.scalar(
-        select(Invoice).where(Invoice.membership_id == membership.id, Invoice.year == year, Invoice.kind == kind)
+
+def live_invoice(membership_id: int, year: int) -> Invoice | None:
+    """The membership's invoice for the year that is not void, of any kind (there is at most one)."""
+    return db.session.scalar(
+        select(Invoice)
+        .where(Invoice.membership_id == membership_id, Invoice.year == year, Invoice.status != InvoiceStatus.VOID)
+        .limit(1)
     )
-    if existing is not None:
-        if existing.status is InvoiceStatus.VOID:
-            raise DomainError(voided_reason(existing))
-        return existing, False
-    other = db.session.scalar(
-        select(Invoice.id).where(
-            Invoice.membership_id == membership.id, Invoice.year == year, Invoice.status != InvoiceStatus.VOID
-        )
-    )
-    if other is not None:
-        raise DomainError(_("The membership is already invoiced for %(year)s.", year=year))
-    reason = cannot_invoice_reason(membership, year)
-    if reason:
-        raise DomainError(reason)
+
+
+def build_invoice(
+    membership: Membership, year: int, kind: InvoiceKind, *, sequence: int = 1, actor: User | None = None
+) -> Invoice:
+    """A new draft invoice (not added to the session) with its lines from today's fee rules and the organisation's
+    current details. Raises ``DomainError`` when the fee cannot be calculated or is zero."""
     fee = calculate_fee(membership, year)
     if fee.amount_ore <= 0:
         raise DomainError(_("The fee is zero."))
@@ -118,11 +120,12 @@ def get_or_create_invoice(
     ]
     net = sum(line.amount_ore for line in lines)
     vat = sum(line.vat_ore for line in lines)
-    invoice = Invoice(
+    return Invoice(
         membership_id=membership.id,
         organisation_id=organisation.id,
         year=year,
         kind=kind,
+        sequence=sequence,
         status=InvoiceStatus.DRAFT,
         net_ore=net,
         vat_ore=vat,
@@ -136,16 +139,37 @@ def get_or_create_invoice(
         created_by_id=getattr(actor, "id", None),
         lines=lines,
     )
+
+
+def get_or_create_invoice(
+    membership: Membership, year: int, kind: InvoiceKind, *, actor: User | None = None
+) -> tuple[Invoice, bool]:
+    """The invoice row for (membership, year, kind) (its latest, if it was reissued), created with its lines from
+    the fee rules if missing.
+
+    Raises ``DomainError`` when the membership cannot be invoiced (see ``cannot_invoice_reason``), the fee
+    cannot be calculated, the latest invoice is void (only finance reissues it) or the membership already has
+    another live invoice for the year."""
+    existing = latest_invoice(membership.id, year, kind)
+    if existing is not None:
+        if existing.status is InvoiceStatus.VOID:
+            raise DomainError(voided_reason(existing))
+        return existing, False
+    if live_invoice(membership.id, year) is not None:
+        raise DomainError(_("The membership is already invoiced for %(year)s.", year=year))
+    reason = cannot_invoice_reason(membership, year)
+    if reason:
+        raise DomainError(reason)
+    invoice = build_invoice(membership, year, kind, actor=actor)
     try:
         with db.session.begin_nested():
             db.session.add(invoice)
     except IntegrityError:
-        # Another job created it between our check and insert; theirs is the one.
-        existing = db.session.scalar(
-            select(Invoice).where(Invoice.membership_id == membership.id, Invoice.year == year, Invoice.kind == kind)
-        )
-        if existing is None:
-            raise
+        # Another job created it between our check and insert; theirs is the one. (Or it created another kind of
+        # invoice for the year: the database allows one live invoice per membership and year.)
+        existing = latest_invoice(membership.id, year, kind)
+        if existing is None or existing.status is InvoiceStatus.VOID:
+            raise DomainError(_("The membership is already invoiced for %(year)s.", year=year)) from None
         return existing, False
     logger.info("invoice %s created for membership %s %s %s", invoice.id, membership.id, year, kind.value)
     return invoice, True
@@ -195,6 +219,12 @@ def next_stripe_step(invoice: Invoice, gateway: StripeGateway | None = None) -> 
     key = invoice.idempotency_base
     if invoice.stripe_step == "none":
         customer_id = ensure_stripe_customer(invoice.organisation, gateway)
+        if invoice.is_reissue:
+            # A reissue usually corrects the organisation's details; Stripe emails the invoice to the customer's
+            # address, so the customer must carry the corrected ones first.
+            gateway.update_customer(
+                customer_id, f"{key}:customer", name=invoice.customer_name, email=invoice.invoice_email
+            )
         found = None
         if _past_idempotency_window(invoice):
             found = gateway.find_invoice(key)

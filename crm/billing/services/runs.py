@@ -39,6 +39,7 @@ class PreviewRow:
     fee: FeeCalculation | None
     reason: str | None
     invoiced: bool = False  # already invoiced for the year: not a problem, just nothing to do
+    voided: Invoice | None = None  # its latest invoice for the year is void: finance may reissue it
 
     @property
     def organisation(self) -> Organisation:
@@ -76,9 +77,9 @@ def preview_billing_run(year: int) -> list[PreviewRow]:
     voided = {
         invoice.membership_id: invoice
         for invoice in db.session.scalars(
-            select(Invoice).where(
-                Invoice.year == year, Invoice.kind == InvoiceKind.MEMBERSHIP, Invoice.status == InvoiceStatus.VOID
-            )
+            select(Invoice)
+            .where(Invoice.year == year, Invoice.kind == InvoiceKind.MEMBERSHIP, Invoice.status == InvoiceStatus.VOID)
+            .order_by(Invoice.sequence)  # the latest voided one wins
         )
     }
     rows = []
@@ -87,7 +88,8 @@ def preview_billing_run(year: int) -> list[PreviewRow]:
             rows.append(PreviewRow(membership, None, _("Already invoiced for %(year)s.", year=year), True))
             continue
         if membership.id in voided:
-            rows.append(PreviewRow(membership, None, voided_reason(voided[membership.id])))
+            invoice = voided[membership.id]
+            rows.append(PreviewRow(membership, None, voided_reason(invoice), voided=invoice))
             continue
         reason = cannot_invoice_reason(membership, year)
         fee = None
