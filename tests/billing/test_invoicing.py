@@ -157,3 +157,24 @@ def test_a_retry_days_later_never_adds_the_lines_twice_or_refinalises(app, strip
     assert len(remote["lines"]["data"]) == 1
     assert remote["total"] == finished.gross_ore
     assert finished.status is InvoiceStatus.OPEN and finished.number == remote["number"]
+
+
+def test_next_years_invoice_goes_to_the_organisations_new_invoice_email(app, stripe_server):
+    from crm.members.fees import seed_fee_schedules
+
+    organisation = make_billable(invoice_email="gammel@example.no")
+    seed_fee_schedules(YEAR + 1)
+    seed_fee_schedules(YEAR + 2)
+    first = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    calls = stripe_server.total_requests()
+    unchanged = bill_membership(organisation.membership.id, YEAR + 1, InvoiceKind.MEMBERSHIP)
+    assert stripe_server.total_requests() - calls == 3, "same details: no customer update"
+    assert stripe_server.invoice(unchanged.stripe_invoice_id)["customer_email"] == "gammel@example.no"
+
+    organisation.invoice_email = "ny@example.no"
+    calls = stripe_server.total_requests()
+    changed = bill_membership(organisation.membership.id, YEAR + 2, InvoiceKind.MEMBERSHIP)
+
+    assert stripe_server.total_requests() - calls == 4, "update the customer, create, add lines, finalise"
+    assert stripe_server.invoice(changed.stripe_invoice_id)["customer_email"] == "ny@example.no"
+    assert stripe_server.invoice(first.stripe_invoice_id)["customer_email"] == "gammel@example.no"

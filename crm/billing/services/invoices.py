@@ -208,6 +208,22 @@ def ensure_tax_rate(treatment: VatTreatment, gateway: StripeGateway) -> str | No
     return rate["id"]
 
 
+def _customer_details_changed(invoice: Invoice) -> bool:
+    """Whether the invoice's name or email differ from the organisation's previous invoice at Stripe, whose
+    details the Stripe customer carries (it was created, or last updated, with them)."""
+    previous = db.session.execute(
+        select(Invoice.customer_name, Invoice.invoice_email)
+        .where(
+            Invoice.organisation_id == invoice.organisation_id,
+            Invoice.id != invoice.id,
+            Invoice.stripe_invoice_id.is_not(None),
+        )
+        .order_by(Invoice.id.desc())
+        .limit(1)
+    ).first()
+    return previous is not None and tuple(previous) != (invoice.customer_name, invoice.invoice_email)
+
+
 def _past_idempotency_window(invoice: Invoice) -> bool:
     return invoice.stripe_attempted_at is not None and utcnow() - invoice.stripe_attempted_at > IDEMPOTENCY_WINDOW
 
@@ -219,9 +235,9 @@ def next_stripe_step(invoice: Invoice, gateway: StripeGateway | None = None) -> 
     key = invoice.idempotency_base
     if invoice.stripe_step == "none":
         customer_id = ensure_stripe_customer(invoice.organisation, gateway)
-        if invoice.is_reissue:
-            # A reissue usually corrects the organisation's details; Stripe emails the invoice to the customer's
-            # address, so the customer must carry the corrected ones first.
+        if invoice.is_reissue or _customer_details_changed(invoice):
+            # Stripe emails a send_invoice invoice to the customer's address, so the customer must carry the
+            # organisation's current name and invoice email first (a reissue usually corrects them).
             gateway.update_customer(
                 customer_id, f"{key}:customer", name=invoice.customer_name, email=invoice.invoice_email
             )
