@@ -11,6 +11,7 @@ from sqlalchemy import and_, case, func, select, true
 from sqlalchemy.orm import selectinload
 
 from crm.audit.models import AuditEntry
+from crm.auth.models import User
 from crm.billing.models import BillingRun, BillingRunItem, Invoice, InvoiceStatus, RunItemStatus, StripeEvent
 from crm.extensions import db
 from crm.i18n import OSLO
@@ -161,15 +162,22 @@ def invoice_events(invoice: Invoice) -> list[dict[str, Any]]:
                     "processed": event.processed_at,
                 }
             )
-    for entry in db.session.scalars(
+    entries = db.session.scalars(
         select(AuditEntry).where(AuditEntry.target_type == "invoices", AuditEntry.target_id == str(invoice.id))
-    ):
+    ).all()
+    actor_ids = {entry.actor_id for entry in entries if entry.actor_id}
+    names = {
+        row.id: row.full_name
+        for row in db.session.execute(select(User.id, User.full_name).where(User.id.in_(actor_ids)))
+    }
+    for entry in entries:
         reason = (entry.details or {}).get("reason")
         history.append(
             {
                 "at": entry.at,
                 "what": EVENT_LABELS.get(entry.action, entry.action),
-                "who": entry.actor_label,
+                # The staff member's name; the stored label (their email) if the account is gone.
+                "who": names.get(entry.actor_id) or entry.actor_label,
                 "reason": reason,
             }
         )

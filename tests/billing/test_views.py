@@ -89,7 +89,7 @@ def test_a_finance_user_previews_starts_and_follows_a_run(app, client, stripe_se
 
 def test_staff_void_an_open_invoice_with_a_reason_and_it_is_audited(app, client, stripe_server):
     invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
-    user = make_staff(Role.FINANCE)
+    user = make_staff(Role.FINANCE, full_name="Fia Finans", email="fia@etiskhandel.example")
     db.session.commit()
     login(client, user)
     url = f"/staff/billing/invoices/{invoice.id}/void"
@@ -104,6 +104,7 @@ def test_staff_void_an_open_invoice_with_a_reason_and_it_is_audited(app, client,
     assert entry.details["reason"] == "Feil kategori"
     page = client.get(f"/staff/billing/invoices/{invoice.id}").text
     assert "Fakturaen ble annullert" in page and "Feil kategori" in page  # the history, in Norwegian
+    assert "· Fia Finans ·" in page and "fia@etiskhandel.example" not in page  # who, by name
 
 
 def test_staff_issue_a_credit_note(app, client, stripe_server):
