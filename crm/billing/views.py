@@ -109,7 +109,7 @@ def reissue(invoice_id: int):
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
-        flash(exc.message, "error")
+        flash(exc.message, "danger")
         return redirect(url_for(".invoice", invoice_id=invoice_id))
     flash(_("A new invoice is made and is being sent through Stripe."), "success")
     return redirect(url_for(".invoice", invoice_id=new.id))
@@ -121,14 +121,14 @@ def void(invoice_id: int):
     found = db.get_or_404(Invoice, invoice_id)
     form = VoidForm()
     if not form.validate_on_submit():
-        flash(_("Give a reason."), "error")
+        flash(_("Give a reason."), "danger")
         return redirect(url_for(".invoice", invoice_id=invoice_id))
     try:
         services.void_invoice(found, actor=current_user, reason=form.reason.data)
         db.session.commit()
     except (DomainError, StripeGatewayError) as exc:
         db.session.rollback()
-        flash(exc.message, "error")
+        flash(exc.message, "danger")
         return redirect(url_for(".invoice", invoice_id=invoice_id))
     flash(_("The invoice is void."), "success")
     return redirect(url_for(".invoice", invoice_id=invoice_id))
@@ -140,14 +140,14 @@ def credit(invoice_id: int):
     found = db.get_or_404(Invoice, invoice_id)
     form = CreditNoteForm()
     if not form.validate_on_submit():
-        flash(_("Give an amount and a reason."), "error")
+        flash(_("Give an amount and a reason."), "danger")
         return redirect(url_for(".invoice", invoice_id=invoice_id))
     try:
         services.issue_credit_note(found, form.amount_ore(), actor=current_user, reason=form.reason.data)
         db.session.commit()
     except (DomainError, StripeGatewayError) as exc:
         db.session.rollback()
-        flash(exc.message, "error")
+        flash(exc.message, "danger")
         return redirect(url_for(".invoice", invoice_id=invoice_id))
     flash(_("The credit note is issued."), "success")
     return redirect(url_for(".invoice", invoice_id=invoice_id))
@@ -191,14 +191,14 @@ def run_preview():
 def run_start():
     form = RunForm()
     if not form.validate_on_submit():
-        flash(_("Choose a valid year."), "error")
+        flash(_("Choose a valid year."), "danger")
         return redirect(url_for(".run_preview"))
     try:
         run = services.start_billing_run(form.year.data, actor=current_user)
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
-        flash(exc.message, "error")
+        flash(exc.message, "danger")
         return redirect(url_for(".run_preview", year=form.year.data))
     flash(_("The billing run has started."), "success")
     return redirect(url_for(".run", run_id=run.id))
