@@ -578,3 +578,24 @@ def test_the_staff_page_keeps_the_teams_uploads_out_of_the_members_request_and_n
     files_section = page[page.index('id="files-heading"') :].split("</section>")[0]
     assert f"{world['req_user'].full_name}, " in files_section
     assert f"{world['adviser'].full_name}, " in files_section
+
+
+def test_an_upload_without_a_file_says_so_and_adds_nothing(app, client, world):
+    case = world["shared"]
+    login(client, world["req_user"])
+    response = client.post(
+        f"/portal/advisory/{case.id}/files",
+        data={"upload-csrf_token": token(client)},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 400 and "Velg én eller flere filer." in response.text
+    with app.test_client() as staff:
+        login(staff, world["adviser"])
+        page = staff.get(f"/staff/advisory/{case.id}")
+        response = staff.post(
+            f"/staff/advisory/{case.id}/files",
+            data={"upload-csrf_token": _csrf(page, "upload")},
+            content_type="multipart/form-data",
+        )
+        assert response.status_code == 400 and "Velg én eller flere filer." in response.text
+    assert db.session.scalar(select(func.count(CaseAttachment.id))) == 0

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from flask import Blueprint, send_file
+from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 
 from crm.advisory.attachments import attachment_path, check_uploads, store_attachment
 from crm.advisory.models import Case, CaseAttachment, CaseMessage
 from crm.auth.models import User
+from crm.errors import DomainError, field_error
 from crm.extensions import db
 
 bp = Blueprint("advisory", __name__, url_prefix="/staff/advisory")
@@ -28,6 +30,25 @@ def check_all(files: list[FileStorage]) -> None:
 def store_all(case: Case, files: list[FileStorage], *, actor: User, message: CaseMessage | None = None) -> None:
     for upload in files:
         store_attachment(case, filename=upload.filename, stream=upload.stream, actor=actor, message=message)
+
+
+def add_files(case: Case, form, *, actor: User) -> bool:
+    """The upload form's files checked and stored on the case (not committed); False with the form's errors set
+    when the form is invalid, no file was chosen, or a file is refused."""
+    files = uploads(form)
+    if not files:
+        form.validate_on_submit()
+        form.files.errors = [*form.files.errors, _("Choose one or more files.")]
+        return False
+    if not form.validate_on_submit():
+        return False
+    try:
+        check_all(files)
+        store_all(case, files, actor=actor)
+    except DomainError as exc:
+        field_error(form, exc)
+        return False
+    return True
 
 
 def download(attachment: CaseAttachment):

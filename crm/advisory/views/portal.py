@@ -12,6 +12,7 @@ from crm.advisory import services
 from crm.advisory.forms import CaseForm, ConfirmForm, MessageForm, UploadForm
 from crm.advisory.models import Case, CaseStatus
 from crm.advisory.views.common import (
+    add_files,
     case_attachment,
     check_all,
     download,
@@ -125,19 +126,10 @@ def upload(case_id: int):
     me = _me()
     case = _case(me, case_id)
     form = UploadForm(prefix="upload")
-    files = uploads(form)
-    if form.validate_on_submit() and files:
-        try:
-            check_all(files)
-            store_all(case, files, actor=current_user)
-        except DomainError as exc:
-            field_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("The files are added."), "success")
-            return redirect(url_for("advisory_portal.show", case_id=case.id))
-    elif not files:
-        form.files.errors = [_("Choose one or more files.")]
+    if add_files(case, form, actor=current_user):
+        db.session.commit()
+        flash(_("The files are added."), "success")
+        return redirect(url_for("advisory_portal.show", case_id=case.id))
     return _render(me, case, upload=form), 400
 
 

@@ -38,7 +38,16 @@ from crm.advisory.models import (
     Urgency,
 )
 from crm.advisory.queue import QueueFilter, dashboard_stats, portfolio, queue_counts, queue_stmt
-from crm.advisory.views.common import bp, case_attachment, check_all, download, export_text, store_all, uploads
+from crm.advisory.views.common import (
+    add_files,
+    bp,
+    case_attachment,
+    check_all,
+    download,
+    export_text,
+    store_all,
+    uploads,
+)
 from crm.audit.details import register_audit_details
 from crm.auth.access import staff_required
 from crm.auth.models import Role
@@ -233,17 +242,8 @@ def log_time(case_id: int):
 def upload(case_id: int):
     case = _case(case_id)
     form = UploadForm(prefix="upload")
-    files = uploads(form)
-    if form.validate_on_submit() and files:
-        try:
-            check_all(files)
-            store_all(case, files, actor=current_user)
-        except DomainError as exc:
-            field_error(form, exc)
-        else:
-            return _done(case, _("The files are added."))
-    elif not files:
-        form.files.errors = [_("Choose one or more files.")]
+    if add_files(case, form, actor=current_user):
+        return _done(case, _("The files are added."))
     return _render_case(case, upload=form), 400
 
 
