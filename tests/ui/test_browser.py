@@ -99,7 +99,7 @@ def test_staff_tables_fit_a_laptop_screen_without_sideways_scrolling(live_server
     for path in ("/staff/members/", "/staff/users/", "/staff/audit/"):
         page.goto(live_server + path)
         widths = page.evaluate(
-            "() => [document.documentElement, ...document.querySelectorAll('.table-responsive')]"
+            "() => [document.documentElement, ...document.querySelectorAll('.table-responsive, .table-wrap')]"
             ".map(e => [e.scrollWidth, e.clientWidth])"
         )
         overflowing.update({path: w for w in widths if w[0] > w[1]})
