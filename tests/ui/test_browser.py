@@ -96,7 +96,9 @@ def test_staff_tables_fit_a_laptop_screen_without_sideways_scrolling(live_server
     page = context.new_page()
     log_in(page, live_server, "ingrid.solberg@etiskhandel.example")
     overflowing = {}
-    for path in ("/staff/members/", "/staff/users/", "/staff/audit/"):
+    paths = ["/staff/members/", "/staff/users/", "/staff/audit/", "/staff/advisory/", "/staff/billing/invoices"]
+    paths += ["/staff/mail/", "/staff/members/fees", "/staff/members/1?tab=contacts", "/staff/advisory/1"]
+    for path in paths:
         page.goto(live_server + path)
         widths = page.evaluate(
             "() => [document.documentElement, ...document.querySelectorAll('.table-responsive, .table-wrap')]"
