@@ -16,13 +16,24 @@ from sqlalchemy import select
 from crm.auth.models import User
 from crm.billing.models import (
     BillingRunItem,
+    CreditNote,
+    CreditNoteStatus,
     Invoice,
     InvoiceKind,
     InvoiceStatus,
     RunItemStatus,
     StripeEvent,
 )
-from crm.billing.services import finish_run_if_done, get_or_create_invoice, next_stripe_step, send_due_reminders
+from crm.billing.services import (
+    complete_credit_note,
+    complete_void,
+    fail_credit_note,
+    fail_void,
+    finish_run_if_done,
+    get_or_create_invoice,
+    next_stripe_step,
+    send_due_reminders,
+)
 from crm.billing.stripe_gateway import StripeGatewayError, StripeUnavailable, get_gateway
 from crm.errors import DomainError
 from crm.extensions import db, redis
@@ -75,6 +86,20 @@ def enqueue_run_item(item_id: int) -> None:
 
 def enqueue_invoice(invoice_id: int) -> None:
     _enqueue_once(send_invoice_to_stripe, invoice_id, f"billing-invoice-{invoice_id}", BILLING_RETRY)
+
+
+def _void_job_id(invoice: Invoice) -> str:
+    # One id per request (its time), so a new request after a failed one never meets the ended job's id.
+    assert invoice.void_requested_at is not None
+    return f"billing-void-{invoice.id}-{int(invoice.void_requested_at.timestamp() * 1_000_000)}"
+
+
+def enqueue_void(invoice: Invoice) -> None:
+    _enqueue_once(void_invoice_job, invoice.id, _void_job_id(invoice), BILLING_RETRY)
+
+
+def enqueue_credit_note(note_id: int) -> None:
+    _enqueue_once(issue_credit_note_job, note_id, f"billing-credit-note-{note_id}", BILLING_RETRY)
 
 
 def enqueue_stripe_event(row_id: int) -> None:
@@ -162,6 +187,44 @@ def _record(item_id: int, status: RunItemStatus, error: str | None, invoice_id: 
         logger.warning("billing run item %s failed: %s", item_id, error)
 
 
+def void_invoice_job(invoice_id: int) -> None:
+    """Void at Stripe the invoice staff asked to void (``complete_void``). Retried by RQ while Stripe is
+    unavailable; a refusal (e.g. the invoice was paid meanwhile), or an outage outlasting the retries, is recorded
+    on the invoice for its page. Safe to run twice: a done or failed request leaves nothing to do."""
+    invoice = db.session.get(Invoice, invoice_id)
+    if invoice is None or not invoice.void_pending:
+        return
+    try:
+        complete_void(invoice)
+    except StripeGatewayError as exc:
+        db.session.rollback()
+        if exc.temporary and _retries_left() > 0:
+            raise  # RQ runs the job again after its interval
+        invoice = db.session.get(Invoice, invoice_id)
+        assert invoice is not None
+        fail_void(invoice, exc.message)
+    db.session.commit()
+
+
+def issue_credit_note_job(note_id: int) -> None:
+    """Issue a pending credit note at Stripe (``complete_credit_note``). Retried by RQ while Stripe is
+    unavailable; a refusal, or an outage outlasting the retries, fails the note and releases its amount.
+    Safe to run twice: only a pending note is sent."""
+    note = db.session.get(CreditNote, note_id)
+    if note is None or note.status is not CreditNoteStatus.PENDING:
+        return
+    try:
+        complete_credit_note(note)
+    except StripeGatewayError as exc:
+        db.session.rollback()
+        if exc.temporary and _retries_left() > 0:
+            raise
+        note = db.session.get(CreditNote, note_id)
+        assert note is not None
+        fail_credit_note(note, exc.message)
+    db.session.commit()
+
+
 def invoice_membership(membership_id: int, year: int, kind: str = InvoiceKind.MEMBERSHIP.value) -> None:
     """Invoice one membership outside a run (the pro-rata invoice on activation). Retried by RQ while
     Stripe is unavailable; a membership that cannot be invoiced is logged for finance to handle."""
@@ -226,7 +289,20 @@ def requeue_lost_jobs(now: datetime | None = None) -> dict[str, list[int]]:
         .order_by(Invoice.id)
         .limit(SWEEP_BATCH)
     ).all()
-    requeued: dict[str, list[int]] = {"items": [], "events": [], "invoices": []}
+    # A requested void or a pending credit note: written by the request, done at Stripe by its own job.
+    voids = db.session.scalars(
+        select(Invoice)
+        .where(Invoice.void_requested_at.is_not(None), Invoice.void_requested_at < now - LOST_JOB_GRACE)
+        .order_by(Invoice.id)
+        .limit(SWEEP_BATCH)
+    ).all()
+    notes = db.session.scalars(
+        select(CreditNote.id)
+        .where(CreditNote.status == CreditNoteStatus.PENDING, CreditNote.created_at < now - LOST_JOB_GRACE)
+        .order_by(CreditNote.id)
+        .limit(SWEEP_BATCH)
+    ).all()
+    requeued: dict[str, list[int]] = {"items": [], "events": [], "invoices": [], "voids": [], "credit_notes": []}
     for item_id in items:
         if not _has_pending_job(f"billing-run-item-{item_id}"):
             enqueue_run_item(item_id)
@@ -239,6 +315,14 @@ def requeue_lost_jobs(now: datetime | None = None) -> dict[str, list[int]]:
         if _fetch_job(f"billing-invoice-{invoice_id}") is None:
             enqueue_invoice(invoice_id)
             requeued["invoices"].append(invoice_id)
+    for invoice in voids:
+        if _fetch_job(_void_job_id(invoice)) is None:
+            enqueue_void(invoice)
+            requeued["voids"].append(invoice.id)
+    for note_id in notes:
+        if _fetch_job(f"billing-credit-note-{note_id}") is None:
+            enqueue_credit_note(note_id)
+            requeued["credit_notes"].append(note_id)
     db.session.commit()
     if any(requeued.values()):
         logger.warning("billing: lost jobs enqueued again: %s", requeued)

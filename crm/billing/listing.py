@@ -142,7 +142,10 @@ EVENT_LABELS = {
     "invoice.marked_uncollectible": _l("Marked uncollectible"),
     "charge.refunded": _l("Refunded"),
     "billing.invoice.voided": _l("Invoice voided"),
+    "billing.invoice.void_requested": _l("Void requested"),
+    "billing.invoice.void_failed": _l("Void refused by Stripe"),
     "billing.invoice.credited": _l("Credit note issued"),
+    "billing.invoice.credit_failed": _l("Credit note refused by Stripe"),
     "billing.invoice.reissued": _l("Reissued as a new invoice"),
 }
 

@@ -142,10 +142,17 @@ class Invoice(TimestampMixin, db.Model):
     hosted_invoice_url: Mapped[str | None] = mapped_column(String(500))
     invoice_pdf: Mapped[str | None] = mapped_column(String(500))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # A void asked for by staff and not yet done at Stripe (a job does it): set while pending, cleared when the
+    # job ends. A permanent refusal is kept in ``void_error`` until the next request.
+    void_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    void_requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    void_reason: Mapped[str | None] = mapped_column(Text)
+    void_error: Mapped[str | None] = mapped_column(Text)
 
     membership: Mapped[Membership] = relationship()
     organisation: Mapped[Organisation] = relationship()
-    created_by: Mapped[User | None] = relationship()
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    void_requested_by: Mapped[User | None] = relationship(foreign_keys=[void_requested_by_id])
     lines: Mapped[list[InvoiceLine]] = relationship(
         back_populates="invoice", cascade="all, delete-orphan", order_by="InvoiceLine.position"
     )
@@ -175,6 +182,19 @@ class Invoice(TimestampMixin, db.Model):
         return format_orgnr(self.orgnr)
 
     @property
+    def void_pending(self) -> bool:
+        return self.void_requested_at is not None
+
+    @property
+    def pending_credit_notes(self) -> list[CreditNote]:
+        return [note for note in self.credit_notes if note.status is CreditNoteStatus.PENDING]
+
+    @property
+    def pending_credit_ore(self) -> int:
+        """The part of ``credited_ore`` reserved by credit notes not yet issued at Stripe."""
+        return sum(note.amount_ore for note in self.pending_credit_notes)
+
+    @property
     def outstanding_ore(self) -> int:
         if self.status is not InvoiceStatus.OPEN:
             return 0
@@ -198,6 +218,15 @@ class InvoiceLine(db.Model):
     invoice: Mapped[Invoice] = relationship(back_populates="lines")
 
 
+class CreditNoteStatus(enum.Enum):
+    """A credit note is written (and its amount reserved on the invoice) in the request; a job issues it at
+    Stripe. A permanent refusal fails it and releases the amount."""
+
+    PENDING = "pending"
+    ISSUED = "issued"
+    FAILED = "failed"
+
+
 class CreditNote(db.Model):
     __tablename__ = "credit_notes"
 
@@ -207,6 +236,10 @@ class CreditNote(db.Model):
     reason: Mapped[str] = mapped_column(Text)
     number: Mapped[str | None] = mapped_column(String(64))
     stripe_credit_note_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    status: Mapped[CreditNoteStatus] = mapped_column(
+        str_enum(CreditNoteStatus), default=CreditNoteStatus.ISSUED, server_default=CreditNoteStatus.ISSUED.value
+    )
+    error: Mapped[str | None] = mapped_column(Text)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

@@ -42,8 +42,10 @@ def reconcile(year: int, *, fix: bool = False) -> list[str]:
             found.append(f"VAT local {invoice.vat_ore}, Stripe {_tax(remote)}")
         if int(remote.get("amount_paid") or 0) != invoice.paid_ore:
             found.append(f"paid local {invoice.paid_ore}, Stripe {remote.get('amount_paid')}")
-        if _credited(remote) != invoice.credited_ore:
-            found.append(f"credited local {invoice.credited_ore}, Stripe {_credited(remote)}")
+        # Credit notes still on their way to Stripe are reserved locally, not yet credited there.
+        issued = invoice.credited_ore - invoice.pending_credit_ore
+        if _credited(remote) != issued:
+            found.append(f"credited local {issued}, Stripe {_credited(remote)}")
         for item in found:
             differences.append(f"{label}: {item}")
         if found and fix:
@@ -80,7 +82,7 @@ def _apply_fully(invoice: Invoice, remote: dict) -> None:
         invoice.vat_ore = _tax(remote)
         invoice.net_ore = invoice.gross_ore - invoice.vat_ore
     invoice.paid_ore = int(remote.get("amount_paid") or 0)
-    invoice.credited_ore = _credited(remote)
+    invoice.credited_ore = _credited(remote) + invoice.pending_credit_ore
     logger.info("reconcile: invoice %s amounts set from Stripe", invoice.id)
 
 

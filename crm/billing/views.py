@@ -15,7 +15,7 @@ from crm.auth.models import Role
 from crm.billing import listing, services
 from crm.billing.forms import CreditNoteForm, ReissueForm, RunForm, VoidForm
 from crm.billing.models import BillingRun, Invoice, InvoiceStatus, RunItemStatus
-from crm.billing.stripe_gateway import StripeGatewayError, WebhookSignatureError, verify_webhook
+from crm.billing.stripe_gateway import WebhookSignatureError, verify_webhook
 from crm.billing.webhooks import record_stripe_event, security_logger
 from crm.errors import DomainError
 from crm.extensions import csrf, db
@@ -98,6 +98,17 @@ def invoice(invoice_id: int):
     )
 
 
+@bp.route("/invoices/<int:invoice_id>/stripe-progress")
+@staff_required(*FINANCE)
+def invoice_progress(invoice_id: int):
+    """The invoice page's live note while a void or credit note is on its way to Stripe; once none is, htmx
+    reloads the whole page to show the outcome."""
+    found = db.get_or_404(Invoice, invoice_id)
+    if not (found.void_pending or found.pending_credit_notes):
+        return "", 200, {"HX-Refresh": "true"}
+    return render_template("billing/_invoice_progress.html", invoice=found)
+
+
 @bp.route("/invoices/<int:invoice_id>/reissue", methods=["POST"])
 @staff_required(*FINANCE)
 def reissue(invoice_id: int):
@@ -126,11 +137,11 @@ def void(invoice_id: int):
     try:
         services.void_invoice(found, actor=current_user, reason=form.reason.data)
         db.session.commit()
-    except (DomainError, StripeGatewayError) as exc:
+    except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "danger")
         return redirect(url_for(".invoice", invoice_id=invoice_id))
-    flash(_("The invoice is void."), "success")
+    flash(_("The invoice is being voided at Stripe."), "success")
     return redirect(url_for(".invoice", invoice_id=invoice_id))
 
 
@@ -145,11 +156,11 @@ def credit(invoice_id: int):
     try:
         services.issue_credit_note(found, form.amount_ore(), actor=current_user, reason=form.reason.data)
         db.session.commit()
-    except (DomainError, StripeGatewayError) as exc:
+    except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "danger")
         return redirect(url_for(".invoice", invoice_id=invoice_id))
-    flash(_("The credit note is issued."), "success")
+    flash(_("The credit note is being issued at Stripe."), "success")
     return redirect(url_for(".invoice", invoice_id=invoice_id))
 
 
@@ -302,10 +313,17 @@ def init_app(app: Flask) -> None:
             "billing.run.started": _l("Billing run started"),
             "billing.run.retried": _l("Billing run retried"),
             "billing.invoice.credited": _l("Invoice credited"),
+            "billing.invoice.void_requested": _l("Invoice void requested"),
             "billing.invoice.voided": _l("Invoice voided"),
+            "billing.invoice.void_failed": _l("Invoice void refused by Stripe"),
+            "billing.invoice.credit_failed": _l("Credit note refused by Stripe"),
             "billing.invoice.reissued": _l("Invoice reissued"),
         },
         targets={"invoices": _l("Invoice"), "billing_runs": _l("Billing run")},
-        labels={"voided_number": _l("Voided invoice"), "sequence": _l("Invoice for the year, no.")},
+        labels={
+            "voided_number": _l("Voided invoice"),
+            "sequence": _l("Invoice for the year, no."),
+            "error": _l("Error"),
+        },
         hidden=("billing.invoice.reissued:new_invoice_id",),
     )

@@ -160,6 +160,7 @@ def _finance_user():
 
 def test_a_paid_invoice_is_credited_as_settled_outside_stripe(app, stripe_server):
     from crm.billing.services import issue_credit_note
+    from tests.conftest import run_jobs
 
     invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
     stripe_server.pay(invoice.stripe_invoice_id)
@@ -168,6 +169,9 @@ def test_a_paid_invoice_is_credited_as_settled_outside_stripe(app, stripe_server
 
     # Stripe refuses a post-payment credit note unless refund + balance credit + outside-Stripe add up to it.
     note = issue_credit_note(invoice, 50_000, actor=_finance_user(), reason="Feil omsetningstrinn")
+    db.session.commit()
+    run_jobs(app)  # the job issues it at Stripe
+    db.session.refresh(note)
 
     [remote] = stripe_server.objects("credit_note")
     assert remote["amount"] == remote["out_of_band_amount"] == 50_000
@@ -184,6 +188,7 @@ def test_a_credit_that_settles_an_open_invoice_sends_no_payment_receipt(app, cli
     invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
     issue_credit_note(invoice, invoice.gross_ore, actor=_finance_user(), reason="Meldte seg ut før fakturaen")
     db.session.commit()
+    run_jobs(app)  # the job issues it at Stripe
     [settled] = stripe_server.events("invoice.paid")  # Stripe calls an invoice with nothing left to pay "paid"
     [remote] = stripe_server.objects("credit_note")
     assert remote["out_of_band_amount"] is None  # nothing had been paid: no money to settle

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -45,6 +46,8 @@ def _voided(**organisation_values):
     invoice = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
     void_invoice(invoice, actor=finance, reason="Feil e-postadresse")
     db.session.commit()
+    run_jobs(current_app._get_current_object())  # the job voids it at Stripe
+    db.session.refresh(invoice)
     return organisation, invoice, finance
 
 
@@ -174,6 +177,7 @@ def test_a_reissued_invoice_voided_again_can_be_reissued_but_the_first_cannot(ap
     db.session.refresh(second)
     void_invoice(second, actor=finance, reason="Feil kategori")
     db.session.commit()
+    run_jobs(app)
 
     with pytest.raises(DomainError, match=f"^Faktura {voided.number} er allerede erstattet av faktura {second.number}"):
         reissue_invoice(voided, actor=finance)

@@ -98,6 +98,7 @@ def test_staff_void_an_open_invoice_with_a_reason_and_it_is_audited(app, client,
     db.session.refresh(invoice)
     assert invoice.status is InvoiceStatus.OPEN
     client.post(url, data={"reason": "Feil kategori", "csrf_token": csrf_token(client)})
+    run_jobs(app)  # the job voids it at Stripe
     db.session.refresh(invoice)
     assert invoice.status is InvoiceStatus.VOID
     assert stripe_server.invoice(invoice.stripe_invoice_id)["status"] == "void"
@@ -117,6 +118,7 @@ def test_staff_issue_a_credit_note(app, client, stripe_server):
         f"/staff/billing/invoices/{invoice.id}/credit",
         data={"amount": "1 000,50", "reason": "Rabatt", "csrf_token": csrf_token(client)},  # as typed in Norway
     )
+    run_jobs(app)  # the job issues it at Stripe
     db.session.refresh(invoice)
     assert invoice.credited_ore == 100_050
     assert [note.reason for note in invoice.credit_notes] == ["Rabatt"]

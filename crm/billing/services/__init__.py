@@ -2,6 +2,10 @@
 
 from crm.billing.services.corrections import (
     REMINDER_DAYS,
+    complete_credit_note,
+    complete_void,
+    fail_credit_note,
+    fail_void,
     issue_credit_note,
     overdue_invoices,
     send_due_reminders,
@@ -42,8 +46,12 @@ __all__ = [
     "billable_memberships",
     "build_invoice",
     "cannot_invoice_reason",
+    "complete_credit_note",
+    "complete_void",
     "ensure_stripe_customer",
     "ensure_tax_rate",
+    "fail_credit_note",
+    "fail_void",
     "fee_vat_treatment",
     "finish_run_if_done",
     "get_or_create_invoice",

@@ -12,6 +12,7 @@ from crm.audit.services import record_audit
 from crm.auth.models import User
 from crm.billing.models import (
     CreditNote,
+    CreditNoteStatus,
     Invoice,
     InvoiceStatus,
 )
@@ -28,45 +29,104 @@ logger = logging.getLogger(__name__)
 # --- staff corrections ------------------------------------------------------------------------------------
 
 
+def _locked(invoice: Invoice) -> Invoice:
+    """``invoice`` re-read under a row lock (``FOR UPDATE`` on PostgreSQL; SQLite serialises writers anyway), so
+    two requests, or a request and a job, never act on the same stale amounts or state."""
+    db.session.refresh(invoice, with_for_update=True)
+    return invoice
+
+
 def void_invoice(invoice: Invoice, *, actor: User, reason: str) -> None:
-    """Void an open invoice at Stripe and here. Raises ``DomainError`` unless it is open, or without a reason."""
+    """Record staff's request to void an open invoice and enqueue, after commit, the job that voids it at Stripe
+    (``complete_void``); no Stripe call here. Raises ``DomainError`` (nothing changed) without a reason, unless the
+    invoice is open and at Stripe, or while a void or a credit note of it is still being sent to Stripe."""
     if not (reason and reason.strip()):
         raise DomainError(_("Give a reason."), field="reason")
+    invoice = _locked(invoice)
+    if invoice.void_pending:
+        raise DomainError(_("The invoice is already being voided at Stripe."))
     if invoice.status is not InvoiceStatus.OPEN or not invoice.stripe_invoice_id:
         raise DomainError(_("Only an open invoice can be voided."))
+    if invoice.pending_credit_notes:
+        raise DomainError(_("A credit note of the invoice is still being sent to Stripe: try again shortly."))
+    invoice.void_requested_at = utcnow()
+    invoice.void_requested_by_id = actor.id
+    invoice.void_reason = reason.strip()
+    invoice.void_error = None
+    db.session.flush()
+    record_audit(
+        "billing.invoice.void_requested",
+        actor=actor,
+        target=invoice,
+        details={"number": invoice.number, "reason": invoice.void_reason},
+    )
+    from crm.billing.jobs import enqueue_void
+
+    enqueue_void(invoice)
+    logger.info("void of invoice %s requested by %s", invoice.id, actor.email)
+
+
+def complete_void(invoice: Invoice) -> None:
+    """Void at Stripe the invoice whose void staff requested (the same idempotency key every time), apply Stripe's
+    state and audit it as the requesting staff member; clear the request. Does nothing without a pending request.
+    Raises ``StripeGatewayError`` (nothing changed here)."""
+    invoice = _locked(invoice)
+    if not invoice.void_pending or not invoice.stripe_invoice_id:
+        return
     data = get_gateway().void_invoice(invoice.stripe_invoice_id, f"{invoice.idempotency_base}:void")
     apply_stripe_invoice(invoice, data)
     record_audit(
         "billing.invoice.voided",
-        actor=actor,
+        actor=invoice.void_requested_by,
         target=invoice,
-        details={"number": invoice.number, "reason": reason.strip()},
+        details={"number": invoice.number, "reason": invoice.void_reason},
     )
+    _clear_void_request(invoice)
+    db.session.flush()
+
+
+def fail_void(invoice: Invoice, error: str) -> None:
+    """Stripe refused the requested void for good: clear the request and keep ``error`` for the invoice page."""
+    invoice = _locked(invoice)
+    if not invoice.void_pending:
+        return
+    record_audit(
+        "billing.invoice.void_failed",
+        actor=None,
+        target=invoice,
+        details={"number": invoice.number, "reason": invoice.void_reason, "error": error},
+    )
+    _clear_void_request(invoice)
+    invoice.void_error = error
+    db.session.flush()
+    logger.warning("void of invoice %s failed: %s", invoice.id, error)
+
+
+def _clear_void_request(invoice: Invoice) -> None:
+    invoice.void_requested_at = invoice.void_requested_by_id = invoice.void_reason = None
 
 
 def issue_credit_note(invoice: Invoice, amount_ore: int, *, actor: User, reason: str) -> CreditNote:
-    """Credit part or all of an open or paid invoice at Stripe. Raises ``DomainError`` for a missing reason,
-    a non-positive amount or more than what is left to credit."""
+    """Write a pending credit note for part or all of an open or paid invoice, reserve its amount on the invoice
+    (``credited_ore``, so what is left to credit counts pending notes) and enqueue, after commit, the job that
+    issues it at Stripe (``complete_credit_note``); no Stripe call here. Two submits at once cannot over-credit:
+    the second waits for the first's row lock and sees its reservation.
+
+    Raises ``DomainError`` (nothing changed) for a missing reason, a non-positive amount or more than what is left
+    to credit, unless the invoice is open or paid at Stripe, or while a void of it is pending."""
     if not (reason and reason.strip()):
         raise DomainError(_("Give a reason."), field="reason")
+    invoice = _locked(invoice)
     if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.PAID) or not invoice.stripe_invoice_id:
         raise DomainError(_("Only an open or paid invoice can be credited."))
+    if invoice.void_pending:
+        raise DomainError(_("The invoice is being voided at Stripe, so it cannot be credited."))
     if amount_ore <= 0 or amount_ore > invoice.gross_ore - invoice.credited_ore:
         raise DomainError(_("The amount must be more than zero and at most what is left to credit."), field="amount")
-    sequence = len(invoice.credit_notes) + 1
-    data = get_gateway().create_credit_note(
-        invoice.stripe_invoice_id,
-        f"{invoice.idempotency_base}:credit:{sequence}",
-        amount=amount_ore,
-        memo=reason.strip(),
-        # What was already paid goes back outside Stripe; Stripe refuses a credit note that leaves it open.
-        out_of_band=max(0, amount_ore - invoice.outstanding_ore),
-    )
     note = CreditNote(
         amount_ore=amount_ore,
         reason=reason.strip(),
-        number=data.get("number"),
-        stripe_credit_note_id=data["id"],
+        status=CreditNoteStatus.PENDING,
         created_by_id=actor.id,
     )
     invoice.credit_notes.append(note)
@@ -76,9 +136,60 @@ def issue_credit_note(invoice: Invoice, amount_ore: int, *, actor: User, reason:
         "billing.invoice.credited",
         actor=actor,
         target=invoice,
-        details={"number": invoice.number, "amount_ore": amount_ore, "reason": note.reason, "credit_note": note.number},
+        details={"number": invoice.number, "amount_ore": amount_ore, "reason": note.reason},
     )
+    from crm.billing.jobs import enqueue_credit_note
+
+    enqueue_credit_note(note.id)
     return note
+
+
+def complete_credit_note(note: CreditNote) -> None:
+    """Issue a pending credit note at Stripe (its key is the note's place among the invoice's notes, as it always
+    was) and record Stripe's number. Does nothing unless the note is pending. Raises ``StripeGatewayError``
+    (nothing changed here)."""
+    invoice = _locked(note.invoice)
+    db.session.refresh(note)
+    if note.status is not CreditNoteStatus.PENDING or not invoice.stripe_invoice_id:
+        return
+    sequence = invoice.credit_notes.index(note) + 1
+    # What Stripe has left to pay: the reservations of notes not issued yet (this one too) are not at Stripe.
+    at_stripe = (
+        max(0, invoice.gross_ore - invoice.paid_ore - (invoice.credited_ore - invoice.pending_credit_ore))
+        if invoice.status is InvoiceStatus.OPEN
+        else 0
+    )
+    data = get_gateway().create_credit_note(
+        invoice.stripe_invoice_id,
+        f"{invoice.idempotency_base}:credit:{sequence}",
+        amount=note.amount_ore,
+        memo=note.reason,
+        # What was already paid goes back outside Stripe; Stripe refuses a credit note that leaves it open.
+        out_of_band=max(0, note.amount_ore - at_stripe),
+    )
+    note.number = data.get("number")
+    note.stripe_credit_note_id = data["id"]
+    note.status = CreditNoteStatus.ISSUED
+    db.session.flush()
+    logger.info("credit note %s of invoice %s issued at Stripe as %s", note.id, invoice.id, note.number)
+
+
+def fail_credit_note(note: CreditNote, error: str) -> None:
+    """Stripe refused the credit note for good: fail it, release its reserved amount and keep ``error``."""
+    invoice = _locked(note.invoice)
+    db.session.refresh(note)
+    if note.status is not CreditNoteStatus.PENDING:
+        return
+    note.status, note.error = CreditNoteStatus.FAILED, error
+    invoice.credited_ore -= note.amount_ore
+    record_audit(
+        "billing.invoice.credit_failed",
+        actor=None,
+        target=invoice,
+        details={"number": invoice.number, "amount_ore": note.amount_ore, "reason": note.reason, "error": error},
+    )
+    db.session.flush()
+    logger.warning("credit note %s of invoice %s failed: %s", note.id, invoice.id, error)
 
 
 # --- overdue and reminders --------------------------------------------------------------------------------
