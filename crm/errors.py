@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
@@ -63,6 +66,37 @@ def field_error(form, exc: DomainError, *, default: str | None = None) -> None:
         field.errors = [*field.errors, exc.message] if isinstance(field.errors, list) else [exc.message]
     else:
         flash(exc.message, "danger")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a view's service call came to: ``ok`` with the service's ``result``, or refused (rolled back);
+    ``duplicate`` is the existing record a duplicate refusal names (members' forms link to it)."""
+
+    ok: bool
+    result: Any = None
+    duplicate: Any = None
+
+
+def attempt(action: Callable[[], Any]) -> Outcome:
+    """Run ``action`` (one service call for a button or a form without field errors) and commit it.
+
+    A ``DomainError`` is undone and flashed; ``PermissionDenied`` propagates (403).
+    """
+    from flask import flash
+
+    from crm.extensions import db
+
+    try:
+        result = action()
+    except PermissionDenied:
+        raise
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "danger")
+        return Outcome(ok=False)
+    db.session.commit()
+    return Outcome(ok=True, result=result)
 
 
 def _wants_json() -> bool:

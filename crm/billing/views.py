@@ -17,7 +17,7 @@ from crm.billing.forms import CreditNoteForm, ReissueForm, RunForm, VoidForm
 from crm.billing.models import BillingRun, Invoice, InvoiceStatus, RunItemStatus
 from crm.billing.stripe_gateway import WebhookSignatureError, verify_webhook
 from crm.billing.webhooks import record_stripe_event, security_logger
-from crm.errors import DomainError
+from crm.errors import attempt
 from crm.extensions import csrf, db
 from crm.ui import register_nav
 
@@ -115,15 +115,11 @@ def reissue(invoice_id: int):
     found = db.get_or_404(Invoice, invoice_id)
     if not ReissueForm().validate_on_submit():
         abort(400)
-    try:
-        new = services.reissue_invoice(found, actor=current_user)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "danger")
+    outcome = attempt(lambda: services.reissue_invoice(found, actor=current_user))
+    if not outcome.ok:
         return redirect(url_for(".invoice", invoice_id=invoice_id))
     flash(_("A new invoice is made and is being sent through Stripe."), "success")
-    return redirect(url_for(".invoice", invoice_id=new.id))
+    return redirect(url_for(".invoice", invoice_id=outcome.result.id))
 
 
 @bp.route("/invoices/<int:invoice_id>/void", methods=["POST"])
@@ -134,14 +130,8 @@ def void(invoice_id: int):
     if not form.validate_on_submit():
         flash(_("Give a reason."), "danger")
         return redirect(url_for(".invoice", invoice_id=invoice_id))
-    try:
-        services.void_invoice(found, actor=current_user, reason=form.reason.data)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "danger")
-        return redirect(url_for(".invoice", invoice_id=invoice_id))
-    flash(_("The invoice is being voided at Stripe."), "success")
+    if attempt(lambda: services.void_invoice(found, actor=current_user, reason=form.reason.data)).ok:
+        flash(_("The invoice is being voided at Stripe."), "success")
     return redirect(url_for(".invoice", invoice_id=invoice_id))
 
 
@@ -153,14 +143,9 @@ def credit(invoice_id: int):
     if not form.validate_on_submit():
         flash(_("Give an amount and a reason."), "danger")
         return redirect(url_for(".invoice", invoice_id=invoice_id))
-    try:
-        services.issue_credit_note(found, form.amount_ore(), actor=current_user, reason=form.reason.data)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "danger")
-        return redirect(url_for(".invoice", invoice_id=invoice_id))
-    flash(_("The credit note is being issued at Stripe."), "success")
+    amount = form.amount_ore()
+    if attempt(lambda: services.issue_credit_note(found, amount, actor=current_user, reason=form.reason.data)).ok:
+        flash(_("The credit note is being issued at Stripe."), "success")
     return redirect(url_for(".invoice", invoice_id=invoice_id))
 
 
@@ -204,15 +189,11 @@ def run_start():
     if not form.validate_on_submit():
         flash(_("Choose a valid year."), "danger")
         return redirect(url_for(".run_preview"))
-    try:
-        run = services.start_billing_run(form.year.data, actor=current_user)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "danger")
+    outcome = attempt(lambda: services.start_billing_run(form.year.data, actor=current_user))
+    if not outcome.ok:
         return redirect(url_for(".run_preview", year=form.year.data))
     flash(_("The billing run has started."), "success")
-    return redirect(url_for(".run", run_id=run.id))
+    return redirect(url_for(".run", run_id=outcome.result.id))
 
 
 def _run_context(run_id: int) -> dict:

@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from flask import flash
-
-from crm.errors import DomainError, PermissionDenied, field_error
+from crm.errors import DomainError, Outcome, PermissionDenied, field_error
 from crm.extensions import db
 from crm.members.models import Contact, Organisation
 from crm.members.services.common import DuplicateContact, DuplicateOrganisation
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What ``save_form`` / ``attempt`` did: ``ok`` with the service's ``result``, or refused (rolled back)."""
-
-    ok: bool
-    result: Any = None
-    duplicate: Organisation | Contact | None = None
 
 
 def _existing_record(exc: DomainError) -> Organisation | Contact | None:
@@ -45,22 +33,5 @@ def save_form(form, action: Callable[[], Any]) -> Outcome:
         duplicate = _existing_record(exc)
         field_error(form, exc)
         return Outcome(ok=False, duplicate=duplicate)
-    db.session.commit()
-    return Outcome(ok=True, result=result)
-
-
-def attempt(action: Callable[[], Any]) -> Outcome:
-    """Run ``action`` (one service call for a button without fields) and commit it.
-
-    A ``DomainError`` is undone and flashed; ``PermissionDenied`` propagates (403).
-    """
-    try:
-        result = action()
-    except PermissionDenied:
-        raise
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "danger")
-        return Outcome(ok=False)
     db.session.commit()
     return Outcome(ok=True, result=result)

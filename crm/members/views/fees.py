@@ -13,6 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from crm.auth.access import staff_required
+from crm.errors import attempt
 from crm.extensions import db
 from crm.members import services
 from crm.members.fee_forms import CopyFeeYearForm, FeeScheduleForm
@@ -20,7 +21,7 @@ from crm.members.fees import DEFAULT_PRO_RATA, copy_fee_schedules
 from crm.members.models import FeeRuleType, MembershipCategory
 from crm.members.services.fee_schedules import FIRST_YEAR, LAST_YEAR
 from crm.members.views.blueprints import bp
-from crm.members.views.common import attempt, save_form
+from crm.members.views.common import save_form
 from crm.members.views.staff import FEE_MANAGERS
 
 RULE_TYPE_LABELS = {

@@ -7,12 +7,13 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from crm.auth.access import staff_required
+from crm.errors import attempt
 from crm.extensions import db
 from crm.members.forms import ConfirmImportForm, ImportForm
 from crm.members.imports import COLUMNS, KIND_WORDS, ROLE_WORDS, confirm_import, get_progress, start_import
 from crm.members.models import ImportBatch
 from crm.members.views.blueprints import bp
-from crm.members.views.common import attempt, save_form
+from crm.members.views.common import save_form
 from crm.members.views.staff import EDITORS
 
 

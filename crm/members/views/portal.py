@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from crm.auth.access import member_required, register_member_access_check
-from crm.errors import DomainError
+from crm.errors import DomainError, attempt
 from crm.extensions import db
 from crm.members import services
 from crm.members.fees import calculate_fee
@@ -18,7 +18,7 @@ from crm.members.forms import PortalContactForm, PortalInviteForm, PortalProfile
 from crm.members.models import Contact
 from crm.members.services.portal import colleague_for, is_main_contact
 from crm.members.views.blueprints import portal_bp
-from crm.members.views.common import attempt, save_form
+from crm.members.views.common import save_form
 from crm.ui import register_nav
 
 

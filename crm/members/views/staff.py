@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 from crm.auth.access import staff_required
 from crm.auth.models import Role, User
-from crm.errors import DomainError, field_error
+from crm.errors import DomainError, attempt, field_error
 from crm.extensions import db
 from crm.members import services
 from crm.members.brreg import BrregError, BrregUnavailable, lookup
@@ -44,7 +44,7 @@ from crm.members.models import (
 )
 from crm.members.panels import get_panel, panels
 from crm.members.views.blueprints import bp
-from crm.members.views.common import attempt, save_form
+from crm.members.views.common import save_form
 from crm.ui import register_nav
 
 logger = logging.getLogger(__name__)
