@@ -1,7 +1,7 @@
 """Benchmark: an annual billing run of N memberships (default 2,000) against the local Stripe test server.
 
 Builds its own data (a temporary SQLite file, or ``BENCH_DATABASE_URL`` for PostgreSQL, which several
-workers need), starts ``tests/stripe_server.py``, starts the run, and lets ``--workers`` real worker
+workers need), starts ``crm/billing/local_stripe.py``, starts the run, and lets ``--workers`` real worker
 processes (``flask crm worker --burst``) invoice it while they share the ``STRIPE_MAX_RPS`` budget through
 Redis. Prints invoices per second, Stripe calls per invoice (target at most 4) and how close the run came to
 the configured request rate (target 90 %).
@@ -36,7 +36,7 @@ def main() -> None:
 
     assert "crm" not in sys.modules, "crm.config must first be imported after the environment is set"
     instance = tempfile.mkdtemp(prefix="crm-bench-billing-")
-    from tests.stripe_server import StripeServer
+    from crm.billing.local_stripe import StripeServer
 
     stripe = StripeServer(api_key="sk_test_bench").start()
     redis_path = os.path.join(instance, "redis.db")

@@ -158,7 +158,7 @@ class TestingConfig(Config):
     BASE_URL = "http://crm.test"
     STRIPE_SECRET_KEY = "sk_test_crm"  # noqa: S105 - test-only
     STRIPE_WEBHOOK_SECRET = "whsec_test_crm"  # noqa: S105 - test-only
-    STRIPE_API_BASE = "http://127.0.0.1:9"  # never the internet; tests start tests/stripe_server.py
+    STRIPE_API_BASE = "http://127.0.0.1:9"  # never the internet; tests start crm/billing/local_stripe.py
     STRIPE_MAX_RPS = 2000.0  # the rate-limit tests set their own
     STRIPE_RETRY_BACKOFF = 0.005
 

@@ -1,4 +1,4 @@
-"""Billing tests talk to tests/stripe_server.py through the real stripe SDK over HTTP."""
+"""Billing tests talk to crm/billing/local_stripe.py through the real stripe SDK over HTTP."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from datetime import date
 
 import pytest
 
+from crm.billing.local_stripe import StripeServer
 from crm.extensions import db
-from tests.stripe_server import StripeServer
 
 YEAR = 2026
 

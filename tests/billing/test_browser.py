@@ -14,10 +14,10 @@ import sys
 import pytest
 from playwright.sync_api import expect
 
+from crm.billing.local_stripe import StripeServer
 from crm.redis_setup import start_embedded_redis, stop_embedded_redis
 from tests.apps import ROOT, app_process_env, flask_command, free_port
 from tests.live_server import ARTIFACTS, run_checked, serious_accessibility_problems, wait_until_serving
-from tests.stripe_server import StripeServer
 
 pytestmark = pytest.mark.browser
 

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from crm.billing.local_stripe import parse_form
 from crm.billing.stripe_gateway import StripeGateway, StripeRefused, StripeUnavailable
 from crm.extensions import redis
-from tests.stripe_server import parse_form
 
 
 def _gateway(server, rate: float = 1000, retries: int = 3) -> StripeGateway:

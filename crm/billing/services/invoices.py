@@ -49,7 +49,7 @@ def line_vat(amount_ore: int, treatment: VatTreatment) -> int:
     """The VAT of one invoice line as Stripe computes it for a tax rate on the line: per line, to whole øre,
     half up (Stripe rounds 0.025 to 0.03). For a negative line (a reduction) half away from zero, so its VAT is
     exactly minus that of the same positive line and the invoice's VAT is the sum of its lines' VAT both here and at
-    Stripe (tests/stripe_server.py rounds the same way)."""
+    Stripe (crm/billing/local_stripe.py rounds the same way)."""
     exact = Decimal(amount_ore) * treatment.percent / 100
     return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))  # ROUND_HALF_UP rounds ties away from zero
 

@@ -1,4 +1,5 @@
-"""A small stateful Stripe-compatible HTTP server for tests and the benchmark.
+"""A small stateful Stripe-compatible HTTP server for `make run` (the embedded default when no Stripe key
+is set in development), the tests and the benchmark.
 
 localstripe (the obvious choice) has no idempotency keys, no finalize/send/mark_uncollectible
 endpoints, no ``send_invoice`` collection and no credit notes, so this server implements exactly the
@@ -350,7 +351,7 @@ class StripeApp:
         if invoice["status"] != "draft":
             raise StripeError(400, "This invoice is already finalized.", code="invoice_not_editable")
         if invoice["total"] < 0:
-            raise StripeError(400, "tests/stripe_server.py does not model invoices with a negative total.")
+            raise StripeError(400, "crm/billing/local_stripe.py does not model invoices with a negative total.")
         now = int(time.time())
         invoice["status"] = "open"
         invoice["number"] = f"EHN-{next(self.state._numbers):05d}"
