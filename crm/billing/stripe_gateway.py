@@ -17,6 +17,7 @@ The gateway returns plain dicts (Stripe's JSON), so no other module depends on t
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -129,16 +130,17 @@ class StripeGateway:
         *,
         api_key: str,
         api_base: str,
+        api_version: str,
         redis_connection: Any,
         max_rps: float = 20,
         timeout: float = 20,
         retries: int = 4,
         backoff: float = 0.5,
         max_backoff: float = 8.0,
-        api_version: str | None = None,
     ) -> None:
         http_client = stripe.RequestsClient(timeout=timeout)
-        self.api_version = api_version or stripe.api_version
+        # Never the SDK's own default, which changes with the SDK: the shapes this code reads are the pinned version's.
+        self.api_version = api_version
         self.client = stripe.StripeClient(
             api_key or "sk_missing",
             stripe_version=self.api_version,
@@ -173,7 +175,7 @@ class StripeGateway:
             try:
                 options = {"idempotency_key": current_key} if current_key else None
                 result = func(*args, params=params or None, options=options)
-                return result.to_dict() if hasattr(result, "to_dict") else dict(result)
+                return _plain(result)
             except stripe.StripeError as exc:
                 status = exc.http_status
                 connection_error = isinstance(exc, stripe.APIConnectionError)
@@ -434,6 +436,12 @@ class StripeGateway:
         return self._call("event.list", self.client.v1.events.list, **params)
 
 
+def _plain(obj: Any) -> dict:
+    """Stripe's JSON of an SDK object, nested objects included. ``str()`` is that JSON in every SDK version this
+    project allows; ``to_dict()`` is not (12.x: shallow and deprecated; 13+: recursive)."""
+    return json.loads(str(obj))
+
+
 def _message(exc: Exception) -> str:
     return getattr(exc, "user_message", None) or str(exc) or exc.__class__.__name__
 
@@ -446,12 +454,12 @@ def verify_webhook(payload: bytes, signature: str | None, secret: str, tolerance
     if not secret:
         raise WebhookSignatureError("no webhook secret configured")
     try:
-        event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=tolerance)
+        stripe.Webhook.construct_event(payload, signature, secret, tolerance=tolerance)
     except stripe.SignatureVerificationError as exc:
         raise WebhookSignatureError(str(exc)) from None
     except ValueError as exc:
         raise WebhookSignatureError(f"invalid payload: {exc}") from None
-    return event.to_dict()
+    return json.loads(payload)  # verified; the SDK's event object would only be turned back into this
 
 
 def get_gateway(app: Flask | None = None) -> StripeGateway:

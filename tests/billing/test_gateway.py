@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from flask import current_app
 
 from crm.billing.local_stripe import parse_form
 from crm.billing.stripe_gateway import StripeGateway, StripeRefused, StripeUnavailable
@@ -15,6 +16,7 @@ def _gateway(server, rate: float = 1000, retries: int = 3) -> StripeGateway:
     return StripeGateway(
         api_key="sk_test_crm",
         api_base=server.url,
+        api_version=current_app.config["STRIPE_API_VERSION"],
         redis_connection=redis(),
         max_rps=rate,
         retries=retries,

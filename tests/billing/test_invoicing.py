@@ -181,3 +181,22 @@ def test_next_years_invoice_goes_to_the_organisations_new_invoice_email(app, str
     assert stripe_server.total_requests() - calls == 5, "update the customer, create, add lines, finalise, send"
     assert stripe_server.invoice(changed.stripe_invoice_id)["customer_email"] == "ny@example.no"
     assert stripe_server.invoice(first.stripe_invoice_id)["customer_email"] == "gammel@example.no"
+
+
+def test_a_draft_waiting_out_an_outage_is_not_finalised_by_stripe_and_is_sent_once(app, stripe_server):
+    organisation = make_billable()
+    invoice, _created = get_or_create_invoice(organisation.membership, YEAR, InvoiceKind.MEMBERSHIP)
+    next_stripe_step(invoice)  # created at Stripe, still without lines
+    db.session.commit()
+    stripe_server.advance(2 * 3600)  # the job's retries ran past Stripe's hour for auto-advancing drafts
+
+    finished = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+
+    remote = stripe_server.invoice(finished.stripe_invoice_id)
+    assert remote["status"] == "open"
+    assert remote["total"] == finished.gross_ore > 0, "finalised by us, with its lines"
+    assert len(stripe_server.events("invoice.finalized")) == 1
+    assert len(stripe_server.events("invoice.sent")) == 1
+    assert finished.stripe_step == "sent"
+    bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    assert len(stripe_server.events("invoice.sent")) == 1, "a repeated job sends nothing more"
