@@ -113,6 +113,9 @@ class Config:
     STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY") or ""
     STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET") or ""
     STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE") or "https://api.stripe.com"
+    # Every request asks for this API version's shapes, whatever the SDK's own default; the webhook endpoint must be
+    # created with the same version, so events carry the same shapes (crm/billing/local_stripe.py models this one).
+    STRIPE_API_VERSION = os.environ.get("STRIPE_API_VERSION") or "2026-10-28.endive"
     # Outbound Stripe requests per second, shared by every worker through Redis.
     STRIPE_MAX_RPS = float(os.environ.get("STRIPE_MAX_RPS", "20"))
     STRIPE_TIMEOUT_SECONDS = float(os.environ.get("STRIPE_TIMEOUT_SECONDS", "20"))

@@ -79,7 +79,7 @@ def _set_state(invoice: Invoice, status: InvoiceStatus, age: int, serial: int) -
     invoice.issued_on = issued
     invoice.due_on = issued + timedelta(days=30)
     invoice.finalized_at = _at(issued)
-    invoice.stripe_step = "finalized"  # a job for it has nothing left to do: no Stripe call, ever
+    invoice.stripe_step = "sent"  # a job for it has nothing left to do: no Stripe call, ever
     overdue = (now - invoice.due_on).days
     if status is S.OPEN and overdue >= 7:
         invoice.reminder_7_sent_at = _at(invoice.due_on + timedelta(days=7))

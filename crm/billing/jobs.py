@@ -140,7 +140,7 @@ def send_invoice_to_stripe(invoice_id: int) -> None:
     row, so a retry after a crash resumes the same invoice at Stripe (its idempotency keys) and bills once.
     Retried by RQ while Stripe is unavailable."""
     invoice = db.session.get(Invoice, invoice_id)
-    if invoice is None or invoice.stripe_step == "finalized":
+    if invoice is None or invoice.stripe_step == "sent":
         return
     _through_stripe(invoice_id)
 
@@ -281,8 +281,8 @@ def requeue_lost_jobs(now: datetime | None = None) -> dict[str, list[int]]:
         select(Invoice.id)
         .where(
             Invoice.sequence > 1,
-            Invoice.status == InvoiceStatus.DRAFT,
-            Invoice.stripe_step != "finalized",
+            Invoice.status.in_((InvoiceStatus.DRAFT, InvoiceStatus.OPEN)),
+            Invoice.stripe_step != "sent",
             Invoice.updated_at < now - LOST_JOB_GRACE,
             Invoice.updated_at > now - EVENT_SWEEP_WINDOW,
         )

@@ -5,8 +5,15 @@ localstripe (the obvious choice) has no idempotency keys, no finalize/send/mark_
 endpoints, no ``send_invoice`` collection and no credit notes, so this server implements exactly the
 endpoints the billing gateway uses, the way Stripe answers them:
 
+- one API version, ``API_VERSION`` (the app's ``STRIPE_API_VERSION``): a request asking for another is refused, and
+  objects have that version's fields and none Stripe has removed (no ``invoice.charge`` or ``charge.invoice``: an
+  invoice's payments are invoice payment objects pointing at payment intents);
 - form-encoded bodies with nested keys (``lines[0][amount]``), JSON objects with ``id`` and ``object``;
-- ``Idempotency-Key``: the same key replays the first response (different parameters: a 400 as Stripe does);
+- ``Idempotency-Key``: the same key replays the first response, a 5xx included once the endpoint began (different
+  parameters: a 400 as Stripe does); a key in use by a request still running gets a 409;
+- its own clock (``advance()``): a draft with ``auto_advance`` is finalised an hour after it was created, as Stripe
+  does; an open invoice past its due date gets ``invoice.overdue``; ``days_until_due`` counts from the invoice's
+  creation, as Stripe documents it;
 - errors in Stripe's shape (``{"error": {"type", "code", "message"}}``);
 - every change records an event, listed by ``GET /v1/events``;
 - invoice lines may be negative (a discount line), as Stripe allows; tax is computed per line with the line's tax
@@ -14,8 +21,10 @@ endpoints the billing gateway uses, the way Stripe answers them:
   nothing due and credit the customer's balance) is not modelled: finalising one is refused.
 
 Test controls: ``down()`` / ``up()`` (503 answers), ``refuse_connections()`` (the socket is closed
-without an answer), ``fail_next(n, status)`` (429 or 5xx for the next n requests), ``pay(invoice_id)``
-(the customer pays), request counters and timestamps.
+without an answer), ``fail_next(n, status)`` (429 or 5xx for the next n requests, before any endpoint runs),
+``error_next(n, status, done=...)`` (the endpoint runs, with or without effect, and answers a 5xx that is saved under
+the key), ``slow_next(seconds)``, ``advance(seconds)``, ``pay(invoice_id)`` (the customer pays), ``refund(invoice_id,
+amount)``, ``delete_invoice``, request counters and timestamps.
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 _KEY_PART = re.compile(r"\[([^\]]*)\]")
+API_VERSION = "2026-10-28.endive"
+AUTO_FINALIZE_SECONDS = 3600  # Stripe finalises an auto-advancing draft about an hour after creating it
 
 
 def parse_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
@@ -93,6 +104,11 @@ class StripeState:
         self.idempotent: dict[str, tuple[str, int, dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._numbers = itertools.count(1)
+        self.clock_offset = 0
+        self.overdue_announced: set[str] = set()
+
+    def now(self) -> int:
+        return int(time.time()) + self.clock_offset
 
     def new_id(self, prefix: str) -> str:
         return f"{prefix}_test{next(self._ids):08d}"
@@ -112,9 +128,9 @@ class StripeState:
                 "id": self.new_id("evt"),
                 "object": "event",
                 "type": type_,
-                "created": int(time.time()),
+                "created": self.now(),
                 "livemode": False,
-                "api_version": "2025-09-30.clover",
+                "api_version": API_VERSION,
                 "data": {"object": json.loads(json.dumps(obj))},
             }
         )
@@ -151,10 +167,13 @@ class StripeApp:
 
     def handle(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
         s = self.state
+        self.run_clock()
         parts = [p for p in path.split("/") if p][1:]  # drop "v1"
         match method, parts:
             case "POST", ["customers"]:
                 return self.create_customer(params)
+            case "GET", ["customers", "search"]:
+                return self.search("customer", "/v1/customers/search", params)
             case "GET", ["customers", cid]:
                 return s.get(cid, "customer")
             case "POST", ["customers", cid]:
@@ -162,15 +181,20 @@ class StripeApp:
             case "POST", ["tax_rates"]:
                 return self.create_tax_rate(params)
             case "GET", ["tax_rates"]:
-                return self.listing(s.of("tax_rate"), "/v1/tax_rates", params)
+                rates = s.of("tax_rate")
+                if "active" in params:
+                    rates = [r for r in rates if r["active"] == (params["active"] == "true")]
+                return self.listing(rates, "/v1/tax_rates", params)
             case "POST", ["invoices"]:
                 return self.create_invoice(params)
             case "GET", ["invoices", "search"]:
-                return self.search_invoices(params)
+                return self.search("invoice", "/v1/invoices/search", params)
             case "GET", ["invoices"]:
                 return self.listing(s.of("invoice"), "/v1/invoices", params)
             case "GET", ["invoices", iid]:
-                return s.get(iid, "invoice")
+                return self.expanded(s.get(iid, "invoice"), params)
+            case "DELETE", ["invoices", iid]:
+                return self.delete_invoice(s.get(iid, "invoice"))
             case "POST", ["invoices", iid, "add_lines"]:
                 return self.add_lines(s.get(iid, "invoice"), params)
             case "POST", ["invoices", iid, "finalize"]:
@@ -178,7 +202,10 @@ class StripeApp:
             case "POST", ["invoices", iid, "send"]:
                 return self.send(s.get(iid, "invoice"))
             case "POST", ["invoices", iid, "void"]:
-                return self.transition(s.get(iid, "invoice"), "void", {"open"}, "invoice.voided", "voided_at")
+                # Stripe voids open and uncollectible invoices alike.
+                return self.transition(
+                    s.get(iid, "invoice"), "void", {"open", "uncollectible"}, "invoice.voided", "voided_at"
+                )
             case "POST", ["invoices", iid, "mark_uncollectible"]:
                 return self.transition(
                     s.get(iid, "invoice"),
@@ -189,10 +216,27 @@ class StripeApp:
                 )
             case "POST", ["invoices", iid, "pay"]:
                 return self.pay_invoice(s.get(iid, "invoice"))
+            case "GET", ["invoice_payments"]:
+                return self.list_invoice_payments(params)
+            case "GET", ["invoice_payments", ipid]:
+                return s.get(ipid, "invoice_payment")
+            case "GET", ["payment_intents", piid]:
+                return self.expanded(s.get(piid, "payment_intent"), params)
+            case "GET", ["charges", chid]:
+                return s.get(chid, "charge")
+            case "GET", ["refunds", reid]:
+                return s.get(reid, "refund")
             case "POST", ["credit_notes"]:
                 return self.create_credit_note(params)
+            case "GET", ["credit_notes"]:
+                notes = s.of("credit_note")
+                if params.get("invoice"):
+                    notes = [n for n in notes if n["invoice"] == params["invoice"]]
+                return self.listing(notes, "/v1/credit_notes", params)
             case "GET", ["credit_notes", cnid]:
                 return s.get(cnid, "credit_note")
+            case "POST", ["credit_notes", cnid, "void"]:
+                return self.void_credit_note(s.get(cnid, "credit_note"))
             case "GET", ["events"]:
                 events = list(reversed(s.events))
                 if params.get("type"):
@@ -207,7 +251,8 @@ class StripeApp:
 
     def listing(self, items: list[dict[str, Any]], url: str, params: dict[str, Any], newest_first: bool = False):
         if not newest_first:
-            items = sorted(items, key=lambda o: o.get("created", 0), reverse=True)
+            # Newest first as Stripe lists; the id breaks ties within one second.
+            items = sorted(items, key=lambda o: (o.get("created", 0), o["id"]), reverse=True)
         if params.get("customer"):
             items = [o for o in items if o.get("customer") == params["customer"]]
         if params.get("starting_after"):
@@ -217,13 +262,55 @@ class StripeApp:
         limit = _int(params.get("limit", 10), "limit")
         return {"object": "list", "url": url, "data": items[:limit], "has_more": len(items) > limit}
 
+    def expanded(self, obj: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        """``obj`` with the fields named in ``expand[]`` replaced by their objects (a copy; only the few the gateway
+        asks for: ``latest_charge`` of a payment intent, ``payments`` of an invoice)."""
+        expand = params.get("expand") or []
+        if not expand:
+            return obj
+        out = json.loads(json.dumps(obj))
+        for field in expand:
+            if field == "payments" and obj["object"] == "invoice":
+                payments = [p for p in self.state.of("invoice_payment") if p["invoice"] == obj["id"]]
+                out["payments"] = {"object": "list", "data": payments, "has_more": False, "url": "/v1/invoice_payments"}
+            elif isinstance(obj.get(field), str):
+                out[field] = self.state.objects.get(obj[field], obj[field])
+        return out
+
+    def search(self, object_type: str, url: str, params: dict[str, Any]) -> dict[str, Any]:
+        match = re.fullmatch(r"metadata\['([^']+)'\]:'([^']*)'", params.get("query", ""))
+        if not match:
+            raise StripeError(400, "This test server only searches metadata['key']:'value'.")
+        key, value = match.groups()
+        found = [o for o in self.state.of(object_type) if o["metadata"].get(key) == value]
+        return {"object": "search_result", "url": url, "data": found, "has_more": False}
+
+    # --- the clock -----------------------------------------------------------------------------
+
+    def run_clock(self) -> None:
+        """What Stripe does by itself as time passes: finalise auto-advancing drafts an hour after their creation
+        (an empty one too), and announce open invoices past their due date."""
+        now = self.state.now()
+        for invoice in self.state.of("invoice"):
+            finalizes_at = invoice["automatically_finalizes_at"] if invoice["status"] == "draft" else None
+            if finalizes_at and invoice["auto_advance"] and now >= finalizes_at and invoice["total"] >= 0:
+                self.finalize(invoice, {})
+            if (
+                invoice["status"] == "open"
+                and invoice["due_date"] is not None
+                and now > invoice["due_date"]
+                and invoice["id"] not in self.state.overdue_announced
+            ):
+                self.state.overdue_announced.add(invoice["id"])
+                self.state.event("invoice.overdue", invoice)
+
     # --- customers and tax rates ---------------------------------------------------------------
 
     def create_customer(self, params: dict[str, Any]) -> dict[str, Any]:
         customer = {
             "id": self.state.new_id("cus"),
             "object": "customer",
-            "created": int(time.time()),
+            "created": self.state.now(),
             "email": params.get("email"),
             "name": params.get("name"),
             "metadata": _meta(params),
@@ -248,7 +335,7 @@ class StripeApp:
         rate = {
             "id": self.state.new_id("txr"),
             "object": "tax_rate",
-            "created": int(time.time()),
+            "created": self.state.now(),
             "percentage": float(params["percentage"]),
             "inclusive": params.get("inclusive") == "true",
             "display_name": params["display_name"],
@@ -266,7 +353,9 @@ class StripeApp:
         method = params.get("collection_method", "charge_automatically")
         if method == "send_invoice" and "days_until_due" not in params:
             raise StripeError(400, "Missing days_until_due for send_invoice invoices.", code="parameter_missing")
-        now = int(time.time())
+        now = self.state.now()
+        auto_advance = params.get("auto_advance") == "true"
+        days_until_due = _int(params["days_until_due"], "days_until_due") if "days_until_due" in params else None
         invoice = {
             "id": self.state.new_id("in"),
             "object": "invoice",
@@ -275,9 +364,11 @@ class StripeApp:
             "customer_email": customer.get("email"),
             "customer_name": customer.get("name"),
             "collection_method": method,
-            "days_until_due": _int(params["days_until_due"], "days_until_due") if "days_until_due" in params else None,
-            "due_date": None,
-            "auto_advance": params.get("auto_advance") == "true",
+            "days_until_due": days_until_due,
+            # "The number of days from when the invoice is created until it is due" (Stripe's reference).
+            "due_date": now + days_until_due * 86400 if days_until_due is not None else None,
+            "auto_advance": auto_advance,
+            "automatically_finalizes_at": now + AUTO_FINALIZE_SECONDS if auto_advance else None,
             "currency": params.get("currency", "nok"),
             "custom_fields": params.get("custom_fields") or None,
             "description": params.get("description"),
@@ -285,6 +376,7 @@ class StripeApp:
             "metadata": _meta(params),
             "number": None,
             "status": "draft",
+            "parent": None,
             "lines": {"object": "list", "data": [], "has_more": False, "url": ""},
             "subtotal": 0,
             "total_excluding_tax": 0,
@@ -292,6 +384,7 @@ class StripeApp:
             "total": 0,
             "amount_due": 0,
             "amount_paid": 0,
+            "amount_overpaid": 0,
             "amount_remaining": 0,
             "post_payment_credit_notes_amount": 0,
             "pre_payment_credit_notes_amount": 0,
@@ -309,6 +402,13 @@ class StripeApp:
         self.state.objects[invoice["id"]] = invoice
         self.state.event("invoice.created", invoice)
         return invoice
+
+    def delete_invoice(self, invoice: dict[str, Any]) -> dict[str, Any]:
+        if invoice["status"] != "draft":
+            raise StripeError(400, "You can only delete draft invoices.", code="invoice_not_editable")
+        del self.state.objects[invoice["id"]]
+        self.state.event("invoice.deleted", invoice)
+        return {"id": invoice["id"], "object": "invoice", "deleted": True}
 
     def add_lines(self, invoice: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         if invoice["status"] != "draft":
@@ -332,6 +432,7 @@ class StripeApp:
                 }
             )
         self._totals(invoice)
+        self.state.event("invoice.updated", invoice)
         return invoice
 
     def _totals(self, invoice: dict[str, Any]) -> None:
@@ -352,12 +453,11 @@ class StripeApp:
             raise StripeError(400, "This invoice is already finalized.", code="invoice_not_editable")
         if invoice["total"] < 0:
             raise StripeError(400, "crm/billing/local_stripe.py does not model invoices with a negative total.")
-        now = int(time.time())
+        now = self.state.now()
         invoice["status"] = "open"
         invoice["number"] = f"EHN-{next(self.state._numbers):05d}"
         invoice["status_transitions"]["finalized_at"] = now
-        if invoice["days_until_due"] is not None:
-            invoice["due_date"] = now + invoice["days_until_due"] * 86400
+        invoice["automatically_finalizes_at"] = None
         invoice["hosted_invoice_url"] = f"https://invoice.stripe.test/i/{invoice['id']}"
         invoice["invoice_pdf"] = f"https://pay.stripe.test/invoice/{invoice['id']}/pdf"
         if "auto_advance" in params:
@@ -379,51 +479,119 @@ class StripeApp:
         if invoice["status"] not in allowed:
             raise StripeError(400, f"You can't do this with a {invoice['status']} invoice.", code="invoice_not_open")
         invoice["status"] = to
-        invoice["status_transitions"][stamp] = int(time.time())
+        invoice["auto_advance"] = False  # never on a paid, void or uncollectible invoice
+        invoice["status_transitions"][stamp] = self.state.now()
         self.state.event(event, invoice)
         return invoice
 
+    # --- payments and refunds ------------------------------------------------------------------
+
     def pay_invoice(self, invoice: dict[str, Any]) -> dict[str, Any]:
+        """The customer pays what is left, through a payment intent; the invoice payment links the two (the only
+        link since 2025-03-31.basil)."""
         if invoice["status"] == "paid":
             raise StripeError(400, "Invoice is already paid", code="invoice_already_paid")
         if invoice["status"] not in ("open", "uncollectible"):
             raise StripeError(400, "You can only pay an open invoice.", code="invoice_not_open")
-        invoice["amount_paid"] = invoice["amount_remaining"]
-        invoice["amount_remaining"] = 0
-        invoice["status"] = "paid"
-        invoice["status_transitions"]["paid_at"] = int(time.time())
+        now = self.state.now()
+        amount = invoice["amount_remaining"]
+        intent_id, charge_id = self.state.new_id("pi"), self.state.new_id("ch")
         charge = {
-            "id": self.state.new_id("ch"),
+            "id": charge_id,
             "object": "charge",
-            "created": int(time.time()),
-            "amount": invoice["amount_paid"],
+            "created": now,
+            "amount": amount,
+            "amount_captured": amount,
             "amount_refunded": 0,
             "refunded": False,
+            "captured": True,
             "currency": invoice["currency"],
             "customer": invoice["customer"],
-            "invoice": invoice["id"],
+            "payment_intent": intent_id,
             "paid": True,
             "status": "succeeded",
+            "livemode": False,
         }
-        self.state.objects[charge["id"]] = charge
-        invoice["charge"] = charge["id"]
+        intent = {
+            "id": intent_id,
+            "object": "payment_intent",
+            "created": now,
+            "amount": amount,
+            "amount_received": amount,
+            "currency": invoice["currency"],
+            "customer": invoice["customer"],
+            "latest_charge": charge_id,
+            "status": "succeeded",
+            "livemode": False,
+        }
+        payment = {
+            "id": self.state.new_id("inpay"),
+            "object": "invoice_payment",
+            "created": now,
+            "amount_paid": amount,
+            "amount_requested": amount,
+            "currency": invoice["currency"],
+            "invoice": invoice["id"],
+            "is_default": True,
+            "livemode": False,
+            "payment": {"type": "payment_intent", "payment_intent": intent_id},
+            "status": "paid",
+            "status_transitions": {"canceled_at": None, "paid_at": now},
+        }
+        for obj in (charge, intent, payment):
+            self.state.objects[obj["id"]] = obj
+        invoice["amount_paid"] += amount
+        invoice["amount_remaining"] = 0
+        invoice["status"] = "paid"
+        invoice["auto_advance"] = False
+        invoice["status_transitions"]["paid_at"] = now
+        self.state.event("payment_intent.succeeded", intent)
+        self.state.event("charge.succeeded", charge)
+        self.state.event("invoice_payment.paid", payment)
         self.state.event("invoice.paid", invoice)
         return invoice
 
-    def refund(self, charge_id: str, amount: int | None = None) -> dict[str, Any]:
-        charge = self.state.get(charge_id, "charge")
-        charge["amount_refunded"] += amount if amount is not None else charge["amount"]
-        charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
-        self.state.event("charge.refunded", charge)
-        return charge
+    def list_invoice_payments(self, params: dict[str, Any]) -> dict[str, Any]:
+        payments = self.state.of("invoice_payment")
+        if params.get("invoice"):
+            payments = [p for p in payments if p["invoice"] == params["invoice"]]
+        wanted = params.get("payment") or {}
+        if wanted:
+            if wanted.get("type") != "payment_intent" or not wanted.get("payment_intent"):
+                raise StripeError(400, "payment[type]=payment_intent and payment[payment_intent] go together.")
+            payments = [p for p in payments if p["payment"].get("payment_intent") == wanted["payment_intent"]]
+        if params.get("status"):
+            payments = [p for p in payments if p["status"] == params["status"]]
+        return self.listing(payments, "/v1/invoice_payments", params)
 
-    def search_invoices(self, params: dict[str, Any]) -> dict[str, Any]:
-        match = re.fullmatch(r"metadata\['([^']+)'\]:'([^']*)'", params.get("query", ""))
-        if not match:
-            raise StripeError(400, "This test server only searches metadata['key']:'value'.")
-        key, value = match.groups()
-        found = [o for o in self.state.of("invoice") if o["metadata"].get(key) == value]
-        return {"object": "search_result", "url": "/v1/invoices/search", "data": found, "has_more": False}
+    def refund(self, charge: dict[str, Any], amount: int | None, *, credit_note: str | None = None) -> dict[str, Any]:
+        """Refund part or all of a charge (the dashboard, the Refund API or a credit note's ``refund_amount``):
+        ``refund.created`` and ``charge.refunded`` follow, as at Stripe."""
+        amount = charge["amount"] - charge["amount_refunded"] if amount is None else amount
+        if amount <= 0 or charge["amount_refunded"] + amount > charge["amount"]:
+            raise StripeError(400, f"Refund amount ({amount}) is greater than unrefunded amount on charge.")
+        refund = {
+            "id": self.state.new_id("re"),
+            "object": "refund",
+            "created": self.state.now(),
+            "amount": amount,
+            "charge": charge["id"],
+            "payment_intent": charge["payment_intent"],
+            "currency": charge["currency"],
+            "metadata": {"credit_note": credit_note} if credit_note else {},
+            "status": "succeeded",
+        }
+        self.state.objects[refund["id"]] = refund
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
+        self.state.event("refund.created", refund)
+        self.state.event("charge.refunded", charge)
+        return refund
+
+    def _charges_of(self, invoice: dict[str, Any]) -> list[dict[str, Any]]:
+        payments = [p for p in self.state.of("invoice_payment") if p["invoice"] == invoice["id"]]
+        intents = [self.state.get(p["payment"]["payment_intent"], "payment_intent") for p in payments]
+        return [self.state.get(i["latest_charge"], "charge") for i in intents if i["latest_charge"]]
 
     # --- credit notes --------------------------------------------------------------------------
 
@@ -453,13 +621,23 @@ class StripeApp:
                 f"The sum of credit amount, refund amount and out of band amount ({settled}) must equal the credit "
                 f"note's post-payment amount ({post}).",
             )
+        refund_amount = _int(params["refund_amount"], "refund_amount") if "refund_amount" in params else 0
+        charges = [c for c in self._charges_of(invoice) if c["amount"] > c["amount_refunded"]]
+        if refund_amount and (not charges or charges[0]["amount"] - charges[0]["amount_refunded"] < refund_amount):
+            raise StripeError(400, "The refund amount is more than what can be refunded of the invoice's payment.")
+        note_id = self.state.new_id("cn")
+        refunds = []
+        if refund_amount:
+            refund = self.refund(charges[0], refund_amount, credit_note=note_id)
+            refunds.append({"amount_refunded": refund_amount, "refund": refund["id"], "type": "refund"})
         note = {
-            "id": self.state.new_id("cn"),
+            "id": note_id,
             "object": "credit_note",
-            "created": int(time.time()),
+            "created": self.state.now(),
             "invoice": invoice["id"],
             "customer": invoice["customer"],
             "amount": amount,
+            "currency": invoice["currency"],
             "number": f"{invoice['number']}-CN{len(self.state.of('credit_note')) + 1}",
             "reason": params.get("reason"),
             "memo": params.get("memo"),
@@ -468,9 +646,11 @@ class StripeApp:
             "type": "post_payment" if post else "pre_payment",
             "pre_payment_amount": pre,
             "post_payment_amount": post,
+            "refunds": refunds,
             "out_of_band_amount": _int(params["out_of_band_amount"], "out_of_band_amount")
             if "out_of_band_amount" in params
             else None,
+            "voided_at": None,
         }
         self.state.objects[note["id"]] = note
         invoice["post_payment_credit_notes_amount"] += post
@@ -480,9 +660,30 @@ class StripeApp:
             invoice["amount_due"] -= pre
             if invoice["amount_remaining"] <= 0:
                 invoice["status"] = "paid"
-                invoice["status_transitions"]["paid_at"] = int(time.time())
+                invoice["auto_advance"] = False
+                invoice["status_transitions"]["paid_at"] = self.state.now()
                 self.state.event("invoice.paid", invoice)
         self.state.event("credit_note.created", note)
+        self.state.event("invoice.updated", invoice)
+        return note
+
+    def void_credit_note(self, note: dict[str, Any]) -> dict[str, Any]:
+        """Void a credit note: its amounts go back on the invoice. Stripe voids only notes without refunds (a refund
+        cannot be undone)."""
+        if note["status"] == "void":
+            raise StripeError(400, "This credit note is already voided.")
+        if note["refunds"]:
+            raise StripeError(400, "You can't void a credit note that has refunds.")
+        invoice = self.state.get(note["invoice"], "invoice")
+        if note["pre_payment_amount"] and invoice["status"] != "open":
+            raise StripeError(400, "You can only void a pre-payment credit note of an open invoice.")
+        note["status"], note["voided_at"] = "void", self.state.now()
+        invoice["pre_payment_credit_notes_amount"] -= note["pre_payment_amount"]
+        invoice["post_payment_credit_notes_amount"] -= note["post_payment_amount"]
+        invoice["amount_remaining"] += note["pre_payment_amount"]
+        invoice["amount_due"] += note["pre_payment_amount"]
+        self.state.event("credit_note.voided", note)
+        self.state.event("invoice.updated", invoice)
         return note
 
 
@@ -499,9 +700,11 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length).decode() if length else ""
+        key = self.headers.get("Idempotency-Key") if method == "POST" else None
         with srv.lock:
             srv.request_times.append(time.monotonic())
-            srv.requests[(method, re.sub(r"/(cus|in|cn|txr|evt|ch)_test\d+", r"/:\1", url.path))] += 1
+            srv.requests[(method, re.sub(r"/(cus|in|cn|txr|evt|ch|pi|re|inpay)_test\d+", r"/:\1", url.path))] += 1
+            srv.versions[self.headers.get("Stripe-Version")] += 1
             number = srv.total_requests()
             if srv.outage and srv.outage[0] <= number < srv.outage[1]:
                 if srv.outage[2] == "refuse":
@@ -515,14 +718,30 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if srv.failures:
                 srv.failures -= 1
-                return self._reply(srv.failure_status, _failure(srv.failure_status), retry_header=True)
+                return self._reply(
+                    srv.failure_status, _failure(srv.failure_status), retry_header=srv.failure_should_retry
+                )
             if srv.is_down:
                 return self._reply(503, _failure(503), retry_header=True)
             if self.headers.get("Authorization", "") != f"Bearer {srv.api_key}":
                 return self._reply(401, StripeError(401, "Invalid API Key provided.", "authentication_error").body())
+            version = self.headers.get("Stripe-Version")
+            if version != API_VERSION:
+                # Stripe would answer in any version; this server knows one, and a client without the pin (or with
+                # another) would otherwise be tested against shapes it will not get.
+                message = f"crm/billing/local_stripe.py answers only in API version {API_VERSION}, not {version}."
+                return self._reply(400, StripeError(400, message).body())
             params = parse_form(parse_qsl(raw if method == "POST" else url.query, keep_blank_values=True))
-            key = self.headers.get("Idempotency-Key")
-            if key and method == "POST":
+            if key:
+                if key in srv.in_flight:
+                    # Stripe: a key in use by a request still running; nothing is saved, a retry may succeed.
+                    error = StripeError(
+                        409,
+                        "There is currently another in-progress request using this Stripe-Idempotency-Key. Please "
+                        "try again later.",
+                        code="idempotency_key_in_use",
+                    )
+                    return self._reply(409, error.body())
                 stored = srv.app.state.idempotent.get(key)
                 if stored is not None:
                     body_seen, status, response = stored
@@ -535,16 +754,36 @@ class _Handler(BaseHTTPRequestHandler):
                         )
                         return self._reply(400, error.body())
                     srv.replays += 1
-                    return self._reply(status, response, replayed=True)
-            try:
-                status, response = 200, json.loads(json.dumps(srv.app.handle(method, url.path, params)))
-            except StripeError as exc:
-                status, response = exc.status, exc.body()
-            if key and method == "POST" and status < 500:
-                srv.app.state.idempotent[key] = (f"{url.path}?{raw}", status, response)
-            self._reply(status, response)
+                    return self._reply(status, response, replayed=True, retry_header=False if status >= 500 else None)
+                srv.in_flight.add(key)
+            delay, srv.delay_next = srv.delay_next, 0.0
+            error_after = srv.errors.pop(0) if srv.errors else None
+        try:
+            if delay:
+                time.sleep(delay)  # outside the lock: another request may come meanwhile
+            with srv.lock:
+                if error_after is not None and not error_after[1]:
+                    status, response = error_after[0], _failure(error_after[0])  # the endpoint began, then failed
+                else:
+                    try:
+                        status, response = 200, json.loads(json.dumps(srv.app.handle(method, url.path, params)))
+                    except StripeError as exc:
+                        status, response = exc.status, exc.body()
+                    if error_after is not None:  # done, but the answer is a 5xx
+                        status, response = error_after[0], _failure(error_after[0])
+                if key and (status < 500 or error_after is not None):
+                    # Saved once the endpoint began, 5xx included, and replayed for that key (24 hours at Stripe).
+                    srv.app.state.idempotent[key] = (f"{url.path}?{raw}", status, response)
+        finally:
+            if key:
+                with srv.lock:
+                    srv.in_flight.discard(key)
+        # Stripe says a saved 5xx is not worth retrying under its key (it would be replayed).
+        self._reply(status, response, retry_header=(not key) if status >= 500 else None)
 
-    def _reply(self, status: int, body: dict[str, Any], *, replayed: bool = False, retry_header: bool = False) -> None:
+    def _reply(
+        self, status: int, body: dict[str, Any], *, replayed: bool = False, retry_header: bool | None = None
+    ) -> None:
         payload = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -552,8 +791,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Request-Id", f"req_{time.monotonic_ns()}")
         if replayed:
             self.send_header("Idempotent-Replayed", "true")
-        if retry_header:
-            self.send_header("Stripe-Should-Retry", "true")
+        if retry_header is not None:
+            self.send_header("Stripe-Should-Retry", "true" if retry_header else "false")
         self.end_headers()
         self.wfile.write(payload)
 
@@ -562,6 +801,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         self._serve("POST")
+
+    def do_DELETE(self):
+        self._serve("DELETE")
 
 
 def _failure(status: int) -> dict[str, Any]:
@@ -583,12 +825,17 @@ class StripeServer:
         self.lock = threading.RLock()
         self.app = StripeApp()
         self.requests: Counter[tuple[str, str]] = Counter()
+        self.versions: Counter[str | None] = Counter()  # the Stripe-Version headers received
+        self.in_flight: set[str] = set()  # idempotency keys of requests still running
+        self.delay_next = 0.0
+        self.errors: list[tuple[int, bool]] = []  # (status, done) for the next requests that reach an endpoint
         self.request_times: list[float] = []
         self.replays = 0
         self.is_down = False
         self.refusing = False
         self.failures = 0
         self.failure_status = 503
+        self.failure_should_retry = True
         self.outage: tuple[int, int, str] | None = None
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -618,6 +865,10 @@ class StripeServer:
         with self.lock:
             self.app = StripeApp()
             self.requests.clear()
+            self.versions.clear()
+            self.in_flight.clear()
+            self.delay_next = 0.0
+            self.errors = []
             self.request_times.clear()
             self.replays = 0
             self.is_down = self.refusing = False
@@ -640,9 +891,11 @@ class StripeServer:
             start = self.total_requests() + requests
             self.outage = (start, start + lasting, mode)
 
-    def fail_next(self, count: int, status: int = 429) -> None:
+    def fail_next(self, count: int, status: int = 429, *, should_retry: bool = True) -> None:
+        """The next ``count`` requests get ``status`` before any endpoint runs (nothing saved under their key), with
+        ``Stripe-Should-Retry`` saying ``should_retry``."""
         with self.lock:
-            self.failures, self.failure_status = count, status
+            self.failures, self.failure_status, self.failure_should_retry = count, status, should_retry
 
     def total_requests(self) -> int:
         return sum(self.requests.values())
@@ -660,9 +913,42 @@ class StripeServer:
         with self.lock:
             return self.app.pay_invoice(self.app.state.get(invoice_id, "invoice"))
 
-    def refund(self, charge_id: str, amount: int | None = None) -> dict[str, Any]:
+    def refund(self, invoice_id: str, amount: int | None = None) -> dict[str, Any]:
+        """Refund ``amount`` (or all that is left) of the invoice's payment, as from Stripe's dashboard."""
         with self.lock:
-            return self.app.refund(charge_id, amount)
+            [charge] = self.app._charges_of(self.app.state.get(invoice_id, "invoice"))
+            return self.app.refund(charge, amount)
+
+    def credit_note(self, invoice_id: str, amount: int, **params: Any) -> dict[str, Any]:
+        """Issue a credit note as from Stripe's dashboard (``refund_amount=...``, ``out_of_band_amount=...``)."""
+        with self.lock:
+            form = {"invoice": invoice_id, "amount": str(amount), **{k: str(v) for k, v in params.items()}}
+            return self.app.create_credit_note(form)
+
+    def void_credit_note(self, credit_note_id: str) -> dict[str, Any]:
+        with self.lock:
+            return self.app.void_credit_note(self.app.state.get(credit_note_id, "credit_note"))
+
+    def delete_invoice(self, invoice_id: str) -> dict[str, Any]:
+        with self.lock:
+            return self.app.delete_invoice(self.app.state.get(invoice_id, "invoice"))
+
+    def advance(self, seconds: int) -> None:
+        """Move the server's clock on, and let Stripe's own work of that time happen."""
+        with self.lock:
+            self.app.state.clock_offset += seconds
+            self.app.run_clock()
+
+    def slow_next(self, seconds: float) -> None:
+        """The next request takes ``seconds`` at its endpoint (its idempotency key stays in use meanwhile)."""
+        with self.lock:
+            self.delay_next = seconds
+
+    def error_next(self, count: int = 1, status: int = 500, *, done: bool) -> None:
+        """The next ``count`` requests reach their endpoint and answer ``status``, which is saved under their
+        idempotency key and replayed for it; with ``done`` the endpoint did its work anyway."""
+        with self.lock:
+            self.errors = [(status, done)] * count
 
     def invoice(self, invoice_id: str) -> dict[str, Any]:
         with self.lock:

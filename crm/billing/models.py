@@ -136,7 +136,7 @@ class Invoice(TimestampMixin, db.Model):
     reminder_21_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     stripe_customer_id: Mapped[str | None] = mapped_column(String(64))
     stripe_invoice_id: Mapped[str | None] = mapped_column(String(64), unique=True)
-    # How far the Stripe side got: none -> created -> lines -> finalized (a retried job resumes here).
+    # How far the Stripe side got: none -> created -> lines -> finalized -> sent (a retried job resumes here).
     stripe_step: Mapped[str] = mapped_column(String(20), default="none")
     stripe_attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     hosted_invoice_url: Mapped[str | None] = mapped_column(String(500))
@@ -220,11 +220,13 @@ class InvoiceLine(db.Model):
 
 class CreditNoteStatus(enum.Enum):
     """A credit note is written (and its amount reserved on the invoice) in the request; a job issues it at
-    Stripe. A permanent refusal fails it and releases the amount."""
+    Stripe. A permanent refusal fails it and releases the amount. A note issued in Stripe's dashboard arrives issued
+    through its webhook event."""
 
     PENDING = "pending"
     ISSUED = "issued"
     FAILED = "failed"
+    VOID = "void"  # voided at Stripe (its dashboard) after it was issued: it no longer credits the invoice
 
 
 class CreditNote(db.Model):

@@ -14,8 +14,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from crm.billing.models import Invoice, StripeEvent
-from crm.billing.services import apply_stripe_invoice
-from crm.billing.stripe_gateway import get_gateway
+from crm.billing.services import (
+    apply_stripe_credit_note,
+    apply_stripe_invoice,
+    invoices_paid_by,
+    record_deleted_draft,
+    record_refunds,
+)
+from crm.billing.stripe_gateway import StripeRefused, get_gateway
 from crm.extensions import db
 from crm.models import utcnow
 
@@ -96,6 +102,8 @@ def _locked_invoice(stripe_invoice_id: str | None) -> Invoice | None:
     "invoice.voided",
     "invoice.marked_uncollectible",
     "invoice.sent",
+    "invoice.updated",  # e.g. a credit note settled it, or its details were edited in Stripe's dashboard
+    "invoice.overdue",  # nothing to change unless Stripe's state differs from ours (reminders are our own)
 )
 def _invoice_changed(row: StripeEvent, obj: dict[str, Any]) -> None:
     invoice = _locked_invoice(obj.get("id"))
@@ -110,13 +118,45 @@ def _invoice_changed(row: StripeEvent, obj: dict[str, Any]) -> None:
     logger.info("stripe event %s applied to invoice %s: %s", row.stripe_event_id, invoice.id, changed or "no change")
 
 
-@event_handler("charge.refunded")
-def _charge_refunded(row: StripeEvent, obj: dict[str, Any]) -> None:
+@event_handler("invoice.deleted")
+def _invoice_deleted(row: StripeEvent, obj: dict[str, Any]) -> None:
+    invoice = _locked_invoice(obj.get("id"))
+    if invoice is None:
+        return
+    try:
+        get_gateway().retrieve_invoice(invoice.stripe_invoice_id)  # type: ignore[arg-type]
+    except StripeRefused as exc:
+        if exc.status != 404:
+            raise
+        record_deleted_draft(invoice)
+        return
+    logger.info("stripe event %s: invoice %s still exists at Stripe", row.stripe_event_id, invoice.id)
+
+
+# A refund shows as several events (refund.created, charge.refunded, refund.updated, and credit_note.created when a
+# credit note refunds), in any order and possibly twice: each only points at the payment, and the invoice's refunded
+# amount is set from Stripe's current state.
+@event_handler("charge.refunded", "charge.refund.updated", "refund.created", "refund.updated", "refund.failed")
+def _refund_changed(row: StripeEvent, obj: dict[str, Any]) -> None:
+    intent = obj.get("payment_intent")
+    intent_id = intent.get("id") if isinstance(intent, dict) else intent
+    if not intent_id:
+        logger.info("stripe event %s: %s has no payment intent, so no invoice", row.stripe_event_id, obj.get("id"))
+        return
+    gateway = get_gateway()
+    for stripe_invoice_id in invoices_paid_by(intent_id, gateway):
+        invoice = _locked_invoice(stripe_invoice_id)
+        if invoice is not None:
+            record_refunds(invoice, gateway)
+
+
+@event_handler("credit_note.created", "credit_note.updated", "credit_note.voided")
+def _credit_note_changed(row: StripeEvent, obj: dict[str, Any]) -> None:
     invoice = _locked_invoice(obj.get("invoice"))
     if invoice is None:
         return
-    refunded = int(obj.get("amount_refunded") or 0)
-    if refunded > invoice.refunded_ore:  # the highest total seen wins, whatever the order
-        invoice.refunded_ore = refunded
-        db.session.flush()
-        logger.info("invoice %s: %s øre refunded", invoice.id, refunded)
+    gateway = get_gateway()
+    current = gateway.retrieve_credit_note(obj["id"])
+    apply_stripe_credit_note(invoice, current)
+    if current.get("refunds"):
+        record_refunds(invoice, gateway)

@@ -32,7 +32,9 @@ def test_an_invoice_is_created_finalised_and_sent_at_stripe(app, stripe_server):
     assert {"name": "Deres ref.", "value": "REF-77"} in remote["custom_fields"]
     assert [line["amount"] for line in remote["lines"]["data"]] == [invoice.net_ore]
     assert remote["lines"]["data"][0]["taxes"] == []  # outside scope: no tax rate
-    assert stripe_server.events("invoice.sent"), "auto-advancing send_invoice invoices are emailed by Stripe"
+    assert remote["auto_advance"] is False, "Stripe must never finalise or send it by itself"
+    assert len(stripe_server.events("invoice.sent")) == 1, "sent explicitly, once"
+    assert invoice.stripe_step == "sent"
     assert invoice.status is InvoiceStatus.OPEN
     assert invoice.number == remote["number"]
     assert invoice.hosted_invoice_url == remote["hosted_invoice_url"]
@@ -40,8 +42,8 @@ def test_an_invoice_is_created_finalised_and_sent_at_stripe(app, stripe_server):
     assert invoice.due_on == invoice.issued_on + timedelta(days=30)
     assert invoice.gross_ore == invoice.net_ore > 0
     assert db.session.get(StripeCustomer, organisation.id).stripe_customer_id == remote["customer"]
-    # customer, invoice, lines, finalise: at most four calls for an organisation's first invoice
-    assert stripe_server.total_requests() <= 4
+    # customer, invoice, lines, finalise, send: at most five calls for an organisation's first invoice
+    assert stripe_server.total_requests() <= 5
 
 
 def test_vat_lines_carry_a_stripe_tax_rate(app, stripe_server, monkeypatch):
@@ -131,6 +133,7 @@ def test_idempotency_keys_are_deterministic_from_the_membership_and_year(app, st
         base,
         f"{base}:lines",
         f"{base}:finalize",
+        f"{base}:send",
     }
     assert invoice.idempotency_base == base
 
@@ -168,13 +171,32 @@ def test_next_years_invoice_goes_to_the_organisations_new_invoice_email(app, str
     first = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
     calls = stripe_server.total_requests()
     unchanged = bill_membership(organisation.membership.id, YEAR + 1, InvoiceKind.MEMBERSHIP)
-    assert stripe_server.total_requests() - calls == 3, "same details: no customer update"
+    assert stripe_server.total_requests() - calls == 4, "same details: no customer update"
     assert stripe_server.invoice(unchanged.stripe_invoice_id)["customer_email"] == "gammel@example.no"
 
     organisation.invoice_email = "ny@example.no"
     calls = stripe_server.total_requests()
     changed = bill_membership(organisation.membership.id, YEAR + 2, InvoiceKind.MEMBERSHIP)
 
-    assert stripe_server.total_requests() - calls == 4, "update the customer, create, add lines, finalise"
+    assert stripe_server.total_requests() - calls == 5, "update the customer, create, add lines, finalise, send"
     assert stripe_server.invoice(changed.stripe_invoice_id)["customer_email"] == "ny@example.no"
     assert stripe_server.invoice(first.stripe_invoice_id)["customer_email"] == "gammel@example.no"
+
+
+def test_a_draft_waiting_out_an_outage_is_not_finalised_by_stripe_and_is_sent_once(app, stripe_server):
+    organisation = make_billable()
+    invoice, _created = get_or_create_invoice(organisation.membership, YEAR, InvoiceKind.MEMBERSHIP)
+    next_stripe_step(invoice)  # created at Stripe, still without lines
+    db.session.commit()
+    stripe_server.advance(2 * 3600)  # the job's retries ran past Stripe's hour for auto-advancing drafts
+
+    finished = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+
+    remote = stripe_server.invoice(finished.stripe_invoice_id)
+    assert remote["status"] == "open"
+    assert remote["total"] == finished.gross_ore > 0, "finalised by us, with its lines"
+    assert len(stripe_server.events("invoice.finalized")) == 1
+    assert len(stripe_server.events("invoice.sent")) == 1
+    assert finished.stripe_step == "sent"
+    bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    assert len(stripe_server.events("invoice.sent")) == 1, "a repeated job sends nothing more"

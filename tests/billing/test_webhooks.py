@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from crm.billing.jobs import bill_membership
-from crm.billing.models import InvoiceKind, InvoiceStatus, StripeEvent
+from crm.billing.models import CreditNote, CreditNoteStatus, InvoiceKind, InvoiceStatus, StripeEvent
 from crm.billing.webhooks import handled_event_types, register_event_handler
 from crm.extensions import db
 from crm.mail.models import OutboxMessage
@@ -114,15 +114,130 @@ def test_voided_and_uncollectible_follow_stripe(app, client, stripe_server):
     assert second.status is InvoiceStatus.UNCOLLECTIBLE
 
 
+def _replay(app, client, events, *, reset=None):
+    """Deliver ``events`` from a fresh start (no event seen), in their order, processing after each."""
+    if reset is not None:
+        reset()
+    db.session.execute(StripeEvent.__table__.delete())
+    db.session.commit()
+    for event in events:
+        assert deliver(client, event).status_code == 200
+        run_jobs(app)
+
+
+def _orders(events):
+    """Forward, backward, and every event twice interleaved: enough orders to catch double counting."""
+    return [list(events), list(reversed(events)), [e for e in reversed(events) for _ in range(2)]]
+
+
 def test_a_refund_is_recorded_once_whatever_the_order(app, client, stripe_server, open_invoice):
-    paid = stripe_server.pay(open_invoice.stripe_invoice_id)
-    stripe_server.refund(paid["charge"], 1000)
-    stripe_server.refund(paid["charge"], 500)
-    for event in reversed(stripe_server.events("charge.refunded")):
+    # Under the pinned API version a charge no longer names its invoice: the refund is found through the invoice's
+    # payment (invoice payment -> payment intent -> charge).
+    stripe_server.pay(open_invoice.stripe_invoice_id)
+    stripe_server.refund(open_invoice.stripe_invoice_id, 1000)
+    stripe_server.refund(open_invoice.stripe_invoice_id, 500)
+    events = stripe_server.events("refund.created") + stripe_server.events("charge.refunded")
+    assert len(events) == 4
+
+    def reset():
+        open_invoice.refunded_ore = 0
+        db.session.commit()
+
+    for order in _orders(events):
+        _replay(app, client, order, reset=reset)
+        db.session.refresh(open_invoice)
+        assert open_invoice.refunded_ore == 1500
+
+
+def _credit_notes(invoice):
+    return db.session.scalars(select(CreditNote).where(CreditNote.invoice_id == invoice.id)).all()
+
+
+def test_a_credit_note_with_a_refund_from_stripes_dashboard_is_recorded_once(app, client, stripe_server, open_invoice):
+    stripe_server.pay(open_invoice.stripe_invoice_id)
+    note = stripe_server.credit_note(open_invoice.stripe_invoice_id, 2000, refund_amount=2000, memo="Feil kategori")
+    events = [e for e in stripe_server.events() if e["type"].split(".")[0] in ("credit_note", "refund", "charge")]
+    events = [e for e in events if e["type"] != "charge.succeeded"]
+
+    def reset():
+        for row in _credit_notes(open_invoice):
+            db.session.delete(row)
+        open_invoice.credited_ore = open_invoice.refunded_ore = 0
+        db.session.commit()
+
+    for order in _orders(events):
+        _replay(app, client, order, reset=reset)
+        db.session.refresh(open_invoice)
+        [recorded] = _credit_notes(open_invoice)
+        assert (recorded.stripe_credit_note_id, recorded.status, recorded.reason) == (
+            note["id"],
+            CreditNoteStatus.ISSUED,
+            "Feil kategori",
+        )
+        assert (open_invoice.credited_ore, open_invoice.refunded_ore) == (2000, 2000)
+
+
+def test_a_credit_note_voided_in_stripe_stops_crediting_in_any_order(app, client, stripe_server, open_invoice):
+    note = stripe_server.credit_note(open_invoice.stripe_invoice_id, 1000)
+    stripe_server.void_credit_note(note["id"])
+    events = stripe_server.events("credit_note.created") + stripe_server.events("credit_note.voided")
+
+    def reset():
+        for row in _credit_notes(open_invoice):
+            db.session.delete(row)
+        open_invoice.credited_ore = 0
+        db.session.commit()
+
+    for order in _orders(events):
+        _replay(app, client, order, reset=reset)
+        db.session.refresh(open_invoice)
+        assert [n.status for n in _credit_notes(open_invoice)] == [CreditNoteStatus.VOID]
+        assert open_invoice.credited_ore == 0
+        assert open_invoice.outstanding_ore == open_invoice.gross_ore
+
+
+def test_our_own_credit_note_is_recorded_by_its_job_not_again_by_its_event(app, client, stripe_server, open_invoice):
+    from crm.billing.services import issue_credit_note
+    from tests.factories import make_user
+
+    issue_credit_note(open_invoice, 3000, actor=make_user(), reason="Rabatt")
+    db.session.commit()
+    run_jobs(app)
+    for event in stripe_server.events("credit_note.created") * 2:
         deliver(client, event)
     run_jobs(app)
     db.session.refresh(open_invoice)
-    assert open_invoice.refunded_ore == 1500
+    assert [(n.status, n.amount_ore) for n in _credit_notes(open_invoice)] == [(CreditNoteStatus.ISSUED, 3000)]
+    assert open_invoice.credited_ore == 3000
+
+
+def test_a_draft_deleted_at_stripe_is_void_here_and_can_be_reissued(app, client, stripe_server):
+    from crm.billing.services import get_or_create_invoice, next_stripe_step, reissue_refusal
+
+    organisation = make_billable()
+    invoice, _created = get_or_create_invoice(organisation.membership, YEAR, InvoiceKind.MEMBERSHIP)
+    next_stripe_step(invoice)
+    db.session.commit()
+    stripe_server.delete_invoice(invoice.stripe_invoice_id)
+    for event in stripe_server.events("invoice.deleted") * 2:
+        deliver(client, event)
+    run_jobs(app)
+    db.session.refresh(invoice)
+    assert invoice.status is InvoiceStatus.VOID
+    assert reissue_refusal(invoice) is None
+
+
+def test_the_invoice_events_that_can_change_our_state_are_handled():
+    assert {
+        "invoice.updated",
+        "invoice.deleted",
+        "invoice.overdue",
+        "credit_note.created",
+        "credit_note.voided",
+        "refund.created",
+        "refund.updated",
+        "charge.refunded",
+    } <= set(handled_event_types())
 
 
 def _payload_event():

@@ -25,6 +25,12 @@ from crm.billing.services.invoices import (
     live_invoice,
     next_stripe_step,
 )
+from crm.billing.services.payments import (
+    apply_stripe_credit_note,
+    invoices_paid_by,
+    record_deleted_draft,
+    record_refunds,
+)
 from crm.billing.services.reissue import reissue_invoice, reissue_refusal
 from crm.billing.services.runs import (
     PreviewRow,
@@ -42,6 +48,7 @@ __all__ = [
     "BILLABLE_STATUSES",
     "REMINDER_DAYS",
     "PreviewRow",
+    "apply_stripe_credit_note",
     "apply_stripe_invoice",
     "billable_memberships",
     "build_invoice",
@@ -56,6 +63,7 @@ __all__ = [
     "finish_run_if_done",
     "get_or_create_invoice",
     "invoiced_membership_ids",
+    "invoices_paid_by",
     "issue_credit_note",
     "latest_invoice",
     "line_vat",
@@ -63,6 +71,8 @@ __all__ = [
     "next_stripe_step",
     "overdue_invoices",
     "preview_billing_run",
+    "record_deleted_draft",
+    "record_refunds",
     "reissue_invoice",
     "reissue_refusal",
     "retry_failed_items",

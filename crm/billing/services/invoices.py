@@ -229,7 +229,7 @@ def _past_idempotency_window(invoice: Invoice) -> bool:
 
 
 def next_stripe_step(invoice: Invoice, gateway: StripeGateway | None = None) -> bool:
-    """Do the next Stripe step of ``invoice`` (customer + create, add lines, finalise) and record it.
+    """Do the next Stripe step of ``invoice`` (customer + create, add lines, finalise, send) and record it.
     Returns False when nothing is left to do. Each step is idempotent at Stripe by its key."""
     gateway = gateway or get_gateway()
     key = invoice.idempotency_base
@@ -268,7 +268,7 @@ def next_stripe_step(invoice: Invoice, gateway: StripeGateway | None = None) -> 
         # Stripe may have done this step without our record of it and no longer knows its key: ask it first.
         current = gateway.retrieve_invoice(invoice.stripe_invoice_id)  # type: ignore[arg-type]
         if current.get("status") not in (None, "draft"):
-            apply_stripe_invoice(invoice, current)  # finalised already: nothing left to do
+            apply_stripe_invoice(invoice, current)  # finalised already: only the sending is left
         elif invoice.stripe_step == "created" and current.get("lines", {}).get("data"):
             invoice.stripe_step = "lines"
         invoice.stripe_attempted_at = utcnow()  # checked; the next step's key is fresh again
@@ -286,6 +286,13 @@ def next_stripe_step(invoice: Invoice, gateway: StripeGateway | None = None) -> 
         data = gateway.finalize_invoice(invoice.stripe_invoice_id, f"{key}:finalize")
         invoice.stripe_step = "finalized"
         apply_stripe_invoice(invoice, data)
+    elif invoice.stripe_step == "finalized":
+        # Finalising alone is not documented to email a send_invoice invoice: send it, unless it is no longer open
+        # (paid, voided or written off meanwhile, when the email would only confuse).
+        if invoice.status is InvoiceStatus.OPEN:
+            data = gateway.send_invoice(invoice.stripe_invoice_id, f"{key}:send")  # type: ignore[arg-type]
+            apply_stripe_invoice(invoice, data)
+        invoice.stripe_step = "sent"
     else:
         return False
     db.session.flush()
@@ -336,8 +343,8 @@ def apply_stripe_invoice(invoice: Invoice, data: dict, *, force: bool = False) -
         invoice.issued_on = invoice.finalized_at.date() if invoice.finalized_at else None
     if data.get("due_date") and invoice.due_on is None:
         invoice.due_on = _ts(data["due_date"]).date()  # type: ignore[union-attr]
-    if invoice.stripe_step != "finalized" and invoice.status is not InvoiceStatus.DRAFT:
-        invoice.stripe_step = "finalized"
+    if invoice.stripe_step in ("none", "created", "lines") and invoice.status is not InvoiceStatus.DRAFT:
+        invoice.stripe_step = "finalized"  # finalised at Stripe; the job still sends it
     if "total" in data and invoice.status is not InvoiceStatus.DRAFT and data["total"] != invoice.gross_ore:
         logger.warning("invoice %s: Stripe total %s differs from ours %s", invoice.id, data["total"], invoice.gross_ore)
     paid = int(data.get("amount_paid") or 0)
