@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -183,7 +184,10 @@ def queue_email(
     db.session.add(message)
     db.session.flush()
     domain = current_app.config["MAIL_MESSAGE_ID_DOMAIN"]
-    message.message_id = f"<outbox-{message.id}@{domain}>"
+    # The row id alone repeats when a database is rebuilt (the same Message-ID on two different
+    # emails, which receivers then drop as duplicates); the random part, stored with the row, keeps
+    # it unique while every retry of this row keeps its Message-ID.
+    message.message_id = f"<outbox-{message.id}.{secrets.token_hex(8)}@{domain}>"
     from crm.mail.jobs import enqueue_send
 
     enqueue_send(message)
