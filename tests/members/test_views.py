@@ -530,7 +530,8 @@ def test_email_tab_lists_messages_to_the_organisations_people(client, staff):
     org = make_organisation(invoice_email="faktura@alfa.no")
     make_contact(org, email="kari@alfa.no")
     for to, template in [("kari@alfa.no", "velkommen"), ("faktura@alfa.no", "faktura"), ("x@beta.no", "hemmelig")]:
-        db.session.add(OutboxMessage(template=template, to_address=to, subject="Hemmelig emne", body_text="", body_html=""))
+        message = OutboxMessage(template=template, to_address=to, subject="Hemmelig emne", body_text="", body_html="")
+        db.session.add(message)
     db.session.flush()
     page = client.get(f"/staff/members/{org.id}?tab=emails").text
     assert "<code>velkommen</code>" in page and "<code>faktura</code>" in page and "hemmelig" not in page
