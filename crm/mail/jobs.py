@@ -118,7 +118,9 @@ def send_outbox_message(message_id: int) -> None:
             retry = services.mark_temporary_failure(message, result_error)
             db.session.commit()
             if retry:
-                raise TemporaryMailFailure(result_error) from exc
+                # Not chained: RQ stores and logs the traceback, and the original text may hold the link
+                # (the scrubbed trace is logged above).
+                raise TemporaryMailFailure(result_error) from None
             return
         error = _without(link, result.error)
         if result.outcome is Outcome.SENT:

@@ -341,10 +341,12 @@ def record_history_viewed(user: User, *, actor: User, page: int, ip_address: str
 def view_message(message: OutboxMessage, *, actor: User, ip_address: str | None = None) -> bool:
     """A staff member opens one message; returns whether they may read its subject and body
     (``can_read_body``; the others see its metadata). Audit logged as ``mail.message.viewed``
-    (with ``body``: whether it was shown); reading the body of a message about a record also runs
+    (with ``content_shown``); reading the body of a message about a record also runs
     that feature's ``on_read`` (the case access log for advisory emails)."""
     readable = can_read_body(actor, message)
-    record_audit("mail.message.viewed", actor=actor, target=message, ip_address=ip_address, details={"body": readable})
+    record_audit(
+        "mail.message.viewed", actor=actor, target=message, ip_address=ip_address, details={"content_shown": readable}
+    )
     readers = _body_readers.get(message.related_type or "")
     if readable and readers is not None and readers.on_read is not None:
         readers.on_read(message, actor)

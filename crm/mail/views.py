@@ -36,6 +36,7 @@ register_audit_details(
         "mail.message.retried": _l("Email sent again"),
     },
     targets={"outbox_messages": _l("Email")},
+    labels={"content_shown": _l("Subject and content shown")},
 )
 
 

@@ -251,7 +251,7 @@ def test_only_administrators_and_for_case_emails_the_adviser_team_read_subjects_
     retried = client.post(f"/staff/mail/messages/{message.id}/retry", data={"csrf_token": csrf_token(client)})
     assert retried.status_code == 302  # every staff role may send it again
     [entry] = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "mail.message.viewed"))
-    assert entry.details == {"body": readable}
+    assert entry.details == {"content_shown": readable}
     if case is not None:
         logged = db.session.scalar(
             select(func.count())
