@@ -23,3 +23,21 @@ accesslog = "-"
 errorlog = "-"
 # The TLS-terminating proxy; with CRM_TRUSTED_PROXIES the app reads the client address it forwards.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def _without_server_banner(default_headers):
+    def headers(response):
+        return [line for line in default_headers(response) if not line.lower().startswith("server:")]
+
+    headers.without_banner = True
+    return headers
+
+
+def post_fork(server, worker):
+    """gunicorn names itself in a ``Server:`` header on every response and has no setting to stop it;
+    the software in front of the app is nobody's business (security issue 8.6), so each worker
+    leaves the header out. (HTTP/2, which adds it separately, needs gunicorn's TLS, which is not used.)"""
+    from gunicorn.http import wsgi
+
+    if not getattr(wsgi.Response.default_headers, "without_banner", False):
+        wsgi.Response.default_headers = _without_server_banner(wsgi.Response.default_headers)

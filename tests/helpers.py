@@ -18,7 +18,23 @@ from crm.auth.mfa import INTERVAL, VALID_WINDOW
 from crm.extensions import db
 from tests.factories import DEFAULT_PASSWORD
 
-__all__ = ["DEFAULT_PASSWORD", "csrf_token", "login", "sign_in", "totp_code"]
+__all__ = ["DEFAULT_PASSWORD", "csrf_token", "delivered_link", "login", "sign_in", "totp_code"]
+
+
+def delivered_link(app, smtp_server, path: str) -> str:
+    """Commit, run the send jobs and return the path of the newest link under ``path`` (``/auth/reset/``) that
+    reached the test SMTP server. Security links exist only in the sent message, never in the outbox row."""
+    from tests.conftest import run_jobs
+
+    db.session.commit()
+    run_jobs(app)
+    for received in reversed(smtp_server.messages):
+        text = received.part("text/plain") or ""
+        match = re.search(rf"https?://[^/\s]+({re.escape(path)}[^\s\"<>]+)", text)
+        if match:
+            assert match.group(1) in (received.part("text/html") or ""), "the HTML part lacks the link"
+            return match.group(1)
+    raise AssertionError(f"no message with a {path} link reached the SMTP server")
 
 
 def csrf_token(client) -> str:

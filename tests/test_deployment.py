@@ -97,6 +97,35 @@ def test_gunicorn_serves_the_production_configuration(production_env):
         server.stderr.close()
 
 
+def test_gunicorn_names_no_server_software_or_version(production_env):
+    env, url = production_env
+    server = gunicorn(env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.stderr.read()
+            try:
+                with urllib.request.urlopen(url + "healthz", timeout=2) as response:
+                    healthz = response.headers
+                    break
+            except (urllib.error.URLError, OSError):
+                assert time.monotonic() < deadline, "gunicorn did not answer"
+                time.sleep(0.2)
+        with urllib.request.urlopen(url + "static/js/app.js", timeout=5) as response:
+            static = response.headers
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(url + "no-such-page", timeout=5)
+        missing.value.close()
+        assert missing.value.code == 404
+        for headers in (healthz, static, missing.value.headers):
+            assert "Server" not in headers, headers.get("Server")
+            assert "gunicorn" not in str(headers).lower() and "werkzeug" not in str(headers).lower()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+        server.stderr.close()
+
+
 def test_gunicorn_refuses_to_start_an_incomplete_production_configuration(production_env):
     env, _ = production_env
     del env["SECRET_KEY"]

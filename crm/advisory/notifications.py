@@ -36,6 +36,7 @@ def _to_member(case: Case, template: str, **context) -> None:
             locale=user.locale if user else None,
             template=template,
             context={"case": case, "name": name, "url": member_url(case), **context},
+            related=case,
         )
 
 
@@ -50,6 +51,7 @@ def _to_assignee(case: Case, template: str, **context) -> None:
         locale=assignee.locale,
         template=template,
         context={"case": case, "name": assignee.full_name, "url": staff_url(case), **context},
+        related=case,
     )
 
 

@@ -5,6 +5,9 @@ a timestamp, so a reset link is no invitation and expires on its own (1 hour; in
 The token also carries a fingerprint of the user's current password hash: setting a password
 changes the hash (argon2 salts every hash), so the link dies once used, and so does every other
 link issued before. Nothing is stored; the secret key signs and the password hash revokes.
+
+The emails are stored in the outbox without their link (``secret_link``): the send job mints it
+for the recipient at each attempt, so no staff page, retry or stored row ever holds a live token.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from crm.auth.models import User
 from crm.auth.services import find_user_by_email, normalise_email, set_password
 from crm.errors import DomainError
 from crm.extensions import db
-from crm.mail.services import queue_email
+from crm.mail.services import LINK_PLACEHOLDER, queue_email, register_secret_link
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,19 @@ def password_link(user: User, purpose: str) -> str:
     return external_url(_ENDPOINT[purpose], token=make_password_token(user, purpose))
 
 
+def _reset_link(user: User) -> str | None:
+    return password_link(user, RESET) if user.is_enabled else None
+
+
+def _invitation_link(user: User) -> str | None:
+    # Once a password is chosen the invitation is spent; a link minted now would be a live one.
+    return password_link(user, INVITATION) if user.is_enabled and not user.password_hash else None
+
+
+register_secret_link(RESET, _reset_link)
+register_secret_link(INVITATION, _invitation_link)
+
+
 def request_password_reset(email: str, *, ip_address: str | None = None) -> None:
     """Queue a reset link when an enabled user has this address. The caller shows the same
     answer either way, so the form does not reveal who has an account."""
@@ -94,8 +110,9 @@ def request_password_reset(email: str, *, ip_address: str | None = None) -> None
         to=user.email,
         to_name=user.full_name,
         template="password_reset",
-        context={"user": user, "url": password_link(user, RESET), "hours": hours},
+        context={"user": user, "url": LINK_PLACEHOLDER, "hours": hours},
         recipient_user_id=user.id,
+        secret_link=RESET,
     )
 
 
@@ -115,12 +132,13 @@ def send_invitation(
         context={
             **(context or {}),
             "user": user,
-            "url": password_link(user, INVITATION),
+            "url": LINK_PLACEHOLDER,
             "days": days,
             "inviter": actor,
         },
         recipient_user_id=user.id,
         locale=user.locale,
+        secret_link=INVITATION,
     )
     record_audit("auth.user.invited", actor=actor, target=user, details={"template": template})
 

@@ -10,6 +10,7 @@ message goes out again with the same Message-ID, which receivers use to drop the
 from __future__ import annotations
 
 import logging
+import traceback
 from datetime import datetime, timedelta
 
 from rq.exceptions import NoSuchJobError
@@ -94,13 +95,22 @@ def send_outbox_message(message_id: int) -> None:
         if message is None or message.status not in (OutboxStatus.QUEUED, OutboxStatus.RETRYING):
             logger.info("mail %s: nothing to send (%s)", message_id, message.status.value if message else "missing")
             return
+        link = None
         try:
-            result = send_row(message)
+            # A security message's link is minted now, for this attempt only, and lives in the
+            # SMTP message alone: never in the row, a log line or an error text.
+            link = services.mint_secret_link(message) if message.secret_link else None
+            result = send_row(message, link=link)
+        except services.SecretLinkUnavailable as exc:
+            services.mark_permanent_failure(message, str(exc))
+            db.session.commit()
+            return
         except Exception as exc:
             # Our own bug (template data, encoding): count it as a failed attempt so that a
             # broken message ends FAILED after the retries instead of looping forever.
-            logger.exception("mail %s: unexpected error while sending", message_id)
-            result_error = f"{type(exc).__name__}: {exc}"
+            trace = _without(link, "".join(traceback.format_exception(exc)))
+            logger.error("mail %s: unexpected error while sending\n%s", message_id, trace)
+            result_error = _without(link, f"{type(exc).__name__}: {exc}")
             db.session.rollback()
             message = db.session.get(OutboxMessage, message_id)
             if message is None or message.status not in (OutboxStatus.QUEUED, OutboxStatus.RETRYING):
@@ -108,21 +118,31 @@ def send_outbox_message(message_id: int) -> None:
             retry = services.mark_temporary_failure(message, result_error)
             db.session.commit()
             if retry:
-                raise TemporaryMailFailure(result_error) from exc
+                # Not chained: RQ stores and logs the traceback, and the original text may hold the link
+                # (the scrubbed trace is logged above).
+                raise TemporaryMailFailure(result_error) from None
             return
+        error = _without(link, result.error)
         if result.outcome is Outcome.SENT:
             services.mark_sent(message)
             db.session.commit()
         elif result.outcome is Outcome.PERMANENT:
-            services.mark_permanent_failure(message, result.error or "refused")
+            services.mark_permanent_failure(message, error or "refused")
             db.session.commit()
         else:
-            retry = services.mark_temporary_failure(message, result.error or "temporary failure")
+            retry = services.mark_temporary_failure(message, error or "temporary failure")
             db.session.commit()
             if retry:
-                raise TemporaryMailFailure(result.error)
+                raise TemporaryMailFailure(error)
     finally:
         connection.delete(_claim_key(message_id))
+
+
+def _without(link: str | None, text: str | None) -> str | None:
+    """The error text with a security message's link (should a server or an exception echo it) removed."""
+    if link and text:
+        return text.replace(link, services.LINK_PLACEHOLDER)
+    return text
 
 
 @periodic(timedelta(minutes=1), queue=EMAIL_QUEUE, name="mail.sweep_outbox")

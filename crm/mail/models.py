@@ -12,6 +12,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from crm.extensions import db
 from crm.models import UTCDateTime, str_enum, utcnow
 
+# What a security message's stored body holds where its link goes; staff read this text, and the
+# send job puts a freshly minted link in its place in the SMTP message only.
+LINK_PLACEHOLDER = "[link removed]"
+
 
 class OutboxStatus(enum.Enum):
     QUEUED = "queued"
@@ -47,6 +51,14 @@ class OutboxMessage(db.Model):
     body_text: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str] = mapped_column(Text)
     message_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # A security message (password reset, invitation) is stored without its link: the body holds
+    # ``LINK_PLACEHOLDER`` and the send job mints the link of this purpose for the recipient,
+    # into the SMTP message only. So no stored row, page or retry ever holds a usable token.
+    secret_link: Mapped[str | None] = mapped_column(String(20))
+    # What the message is about (``cases``, 42), so that reading it can be governed and logged by
+    # the feature that owns that record.
+    related_type: Mapped[str | None] = mapped_column(String(50))
+    related_id: Mapped[int | None] = mapped_column()
     status: Mapped[OutboxStatus] = mapped_column(
         str_enum(OutboxStatus),
         default=OutboxStatus.QUEUED,

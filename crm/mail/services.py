@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,10 +17,10 @@ from rq import Retry
 from sqlalchemy import Select, and_, func, or_, select
 
 from crm.audit.services import record_audit
-from crm.auth.models import User
+from crm.auth.models import Role, User
 from crm.errors import DomainError
 from crm.extensions import db
-from crm.mail.models import OutboxMessage, OutboxStatus
+from crm.mail.models import LINK_PLACEHOLDER, OutboxMessage, OutboxStatus
 from crm.mail.smtp import one_line
 from crm.models import utcnow
 
@@ -47,6 +50,79 @@ def clean_address(address: str) -> str:
     return value
 
 
+# --- security messages: stored without their link ---------------------------------------------
+
+
+class SecretLinkUnavailable(Exception):
+    """No link may be minted for this message any more (the reason, in English, like SMTP errors)."""
+
+
+# purpose -> build(user): the link for that user, or None when it may no longer be issued
+# (an invitation to someone who has chosen a password, a disabled login). auth registers its
+# password links here: auth imports mail, so mail cannot import auth's token code.
+_secret_link_builders: dict[str, Callable[[User], str | None]] = {}
+
+
+def register_secret_link(purpose: str, build: Callable[[User], str | None]) -> None:
+    """Let ``queue_email(secret_link=purpose)`` store a message whose link ``build(user)`` mints at send time."""
+    _secret_link_builders[purpose] = build
+
+
+def mint_secret_link(message: OutboxMessage) -> str:
+    """A fresh link for a security message's recipient, for the send job to put in the SMTP message
+    (every attempt and every retry gets its own). Raises ``SecretLinkUnavailable`` when the
+    recipient is gone, disabled, no longer has the address the message goes to, or the link's
+    purpose no longer applies."""
+    build = _secret_link_builders.get(message.secret_link or "")
+    if build is None:
+        raise SecretLinkUnavailable(f"No link of kind {message.secret_link!r} can be made")
+    user = db.session.get(User, message.recipient_user_id) if message.recipient_user_id else None
+    if user is None or not user.is_enabled:
+        raise SecretLinkUnavailable("The link was not sent: the login is gone or disabled")
+    if user.email.strip().lower() != message.to_address:
+        raise SecretLinkUnavailable("The link was not sent: the address is no longer the person's")
+    link = build(user)
+    if link is None:
+        raise SecretLinkUnavailable("The link was not sent: it no longer applies (a password has been chosen)")
+    return link
+
+
+# --- who reads message bodies -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BodyReaders:
+    """Who besides administrators may read the bodies of messages about one kind of record, and what
+    reading one records there (``on_read(message, actor)``)."""
+
+    roles: frozenset[Role]
+    on_read: Callable[[OutboxMessage, User], None] | None = None
+
+
+# related_type -> readers; a feature registers the records its emails are about (advisory: cases).
+_body_readers: dict[str, BodyReaders] = {}
+
+
+def register_body_readers(
+    related_type: str, *, roles: set[Role], on_read: Callable[[OutboxMessage, User], None] | None = None
+) -> None:
+    """Let staff with one of ``roles`` read the bodies of messages about ``related_type`` records;
+    ``on_read`` runs (in the reader's transaction) each time one is read."""
+    _body_readers[related_type] = BodyReaders(frozenset(roles), on_read)
+
+
+def can_read_body(user: User, message: OutboxMessage) -> bool:
+    """The one rule for every page that shows outbox messages: administrators read subjects and bodies;
+    the team a feature registered reads those of messages about its records (the adviser team: cases);
+    other staff see the metadata only (recipient, template, times, status)."""
+    if not user.is_staff:
+        return False
+    if Role.ADMIN in user.roles:
+        return True
+    readers = _body_readers.get(message.related_type or "")
+    return readers is not None and bool(user.roles & readers.roles)
+
+
 def retry_policy(attempts_done: int) -> Retry | None:
     """RQ's retry for a send job that starts after ``attempts_done`` attempts: the remaining
     intervals, so RQ's schedule matches ``next_attempt_at``."""
@@ -62,6 +138,8 @@ def queue_email(
     to_name: str | None = None,
     recipient_user_id: int | None = None,
     locale: str | None = None,
+    secret_link: str | None = None,
+    related: Any = None,
 ) -> OutboxMessage:
     """Render ``templates/mail/<template>.{txt,html}`` and store the message in the current
     transaction; it is sent by a job after commit, and never if the transaction rolls back.
@@ -70,7 +148,14 @@ def queue_email(
     rendered in ``locale`` (the recipient's language; the default locale when not given).
     Line breaks in the name and subject are folded into spaces; raises ``DomainError`` for an
     address that is not a single plain email address.
+
+    A security message passes ``secret_link`` (a purpose registered with ``register_secret_link``)
+    and ``LINK_PLACEHOLDER`` where its template shows the link; it needs ``recipient_user_id``.
+    What is stored holds no token: the send job mints the link for the recipient at each attempt.
+    ``related`` (a model row) is the record the message is about, for ``can_read_body``.
     """
+    if secret_link is not None and (secret_link not in _secret_link_builders or recipient_user_id is None):
+        raise ValueError(f"A {secret_link!r} link needs a registered builder and a recipient user")
     address = clean_address(to)
     locale = locale or current_app.config["BABEL_DEFAULT_LOCALE"]
     context = {"email_locale": locale, **(context or {})}
@@ -80,6 +165,8 @@ def queue_email(
     first_line, _newline, body_text = text.partition("\n")
     if not first_line.startswith("Subject:"):
         raise ValueError(f"mail/{template}.txt must start with a 'Subject:' line")
+    if secret_link is not None and not (LINK_PLACEHOLDER in body_text and LINK_PLACEHOLDER in html):
+        raise ValueError(f"mail/{template} must show the link where LINK_PLACEHOLDER is passed")
     message = OutboxMessage(
         template=template,
         to_address=address,
@@ -90,11 +177,17 @@ def queue_email(
         body_html=html,
         status=OutboxStatus.QUEUED,
         attempts=0,
+        secret_link=secret_link,
+        related_type=related.__tablename__ if related is not None else None,
+        related_id=related.id if related is not None else None,
     )
     db.session.add(message)
     db.session.flush()
     domain = current_app.config["MAIL_MESSAGE_ID_DOMAIN"]
-    message.message_id = f"<outbox-{message.id}@{domain}>"
+    # The row id alone repeats when a database is rebuilt (the same Message-ID on two different
+    # emails, which receivers then drop as duplicates); the random part, stored with the row, keeps
+    # it unique while every retry of this row keeps its Message-ID.
+    message.message_id = f"<outbox-{message.id}.{secrets.token_hex(8)}@{domain}>"
     from crm.mail.jobs import enqueue_send
 
     enqueue_send(message)
@@ -245,8 +338,16 @@ def record_history_viewed(user: User, *, actor: User, page: int, ip_address: str
     record_audit("mail.history.viewed", actor=actor, target=user, ip_address=ip_address, details={"page": page})
 
 
-def view_message(message: OutboxMessage, *, actor: User, ip_address: str | None = None) -> OutboxMessage:
-    """A staff member reads one message (its body is personal data): audit logged as
-    ``mail.message.viewed``."""
-    record_audit("mail.message.viewed", actor=actor, target=message, ip_address=ip_address)
-    return message
+def view_message(message: OutboxMessage, *, actor: User, ip_address: str | None = None) -> bool:
+    """A staff member opens one message; returns whether they may read its subject and body
+    (``can_read_body``; the others see its metadata). Audit logged as ``mail.message.viewed``
+    (with ``content_shown``); reading the body of a message about a record also runs
+    that feature's ``on_read`` (the case access log for advisory emails)."""
+    readable = can_read_body(actor, message)
+    record_audit(
+        "mail.message.viewed", actor=actor, target=message, ip_address=ip_address, details={"content_shown": readable}
+    )
+    readers = _body_readers.get(message.related_type or "")
+    if readable and readers is not None and readers.on_read is not None:
+        readers.on_read(message, actor)
+    return readable

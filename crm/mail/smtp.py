@@ -13,8 +13,9 @@ from email.utils import parseaddr
 
 from flask import current_app
 from flask_mail import BadHeaderError, Connection, Message
+from markupsafe import escape
 
-from crm.mail.models import OutboxMessage
+from crm.mail.models import LINK_PLACEHOLDER, OutboxMessage
 
 logger = logging.getLogger(__name__)
 
@@ -98,16 +99,21 @@ class OutboxMail(Message):
         return msg
 
 
-def build_message(row: OutboxMessage) -> Message:
-    """A multipart (text and HTML) message with the row's deterministic Message-ID."""
+def build_message(row: OutboxMessage, *, link: str | None = None) -> Message:
+    """A multipart (text and HTML) message with the row's deterministic Message-ID. A security
+    message gets ``link`` where its stored body has the placeholder; the row itself is not changed."""
     config = current_app.config
     name = one_line(row.to_name, max_length=200)
     address = row.to_address.strip()
+    body_text, body_html = row.body_text, row.body_html
+    if link is not None:
+        body_text = body_text.replace(LINK_PLACEHOLDER, link)
+        body_html = body_html.replace(LINK_PLACEHOLDER, str(escape(link)))
     message = OutboxMail(
         subject=one_line(row.subject, max_length=255),
         recipients=[(name, address)] if name else [address],
-        body=row.body_text,
-        html=row.body_html,
+        body=body_text,
+        html=body_html,
         sender=config["MAIL_DEFAULT_SENDER"],
         charset="utf-8",
         extra_headers={"Auto-Submitted": "auto-generated"},
@@ -117,12 +123,13 @@ def build_message(row: OutboxMessage) -> Message:
     return message
 
 
-def send_row(row: OutboxMessage) -> SendResult:
-    """Hand one stored message to the SMTP server and classify its answer. Never raises for
-    SMTP or network trouble; other exceptions (our own bugs) propagate."""
+def send_row(row: OutboxMessage, *, link: str | None = None) -> SendResult:
+    """Hand one stored message (with ``link`` for a security message) to the SMTP server and
+    classify its answer. Never raises for SMTP or network trouble; other exceptions (our own bugs)
+    propagate."""
     if "\r" in row.to_address or "\n" in row.to_address:
         return SendResult(Outcome.PERMANENT, "The recipient address contains a line break")
-    message = build_message(row)
+    message = build_message(row, link=link)
     state = current_app.extensions["mail"]
     if state.suppress:
         logger.info("MAIL_SUPPRESS_SEND is on: %s to %s is not sent", row.message_id, row.to_address)

@@ -20,6 +20,13 @@ from crm.ui import register_nav, register_user_link
 
 bp = Blueprint("mail", __name__, url_prefix="/staff/mail")
 
+
+@bp.app_template_global("can_read_mail_body")
+def can_read_mail_body(message: OutboxMessage) -> bool:
+    """For every template that lists outbox messages: whether to show the subject (see ``services.can_read_body``)."""
+    return current_user.is_authenticated and services.can_read_body(current_user, message)
+
+
 register_nav(_l("Email"), "mail.messages", audience="staff", order=80)
 register_user_link(_l("Email history"), "mail.person")
 register_audit_details(
@@ -29,6 +36,7 @@ register_audit_details(
         "mail.message.retried": _l("Email sent again"),
     },
     targets={"outbox_messages": _l("Email")},
+    labels={"content_shown": _l("Subject and content shown")},
 )
 
 
@@ -54,9 +62,9 @@ def person(user_id: int):
 @staff_required()
 def message(message_id: int):
     row = db.session.get(OutboxMessage, message_id) or abort(404)
-    services.view_message(row, actor=current_user, ip_address=request.remote_addr)
+    readable = services.view_message(row, actor=current_user, ip_address=request.remote_addr)
     db.session.commit()
-    return render_template("mail/staff/message.html", message=row)
+    return render_template("mail/staff/message.html", message=row, readable=readable)
 
 
 @bp.route("/messages/<int:message_id>/retry", methods=["POST"])

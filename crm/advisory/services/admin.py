@@ -22,6 +22,7 @@ from crm.audit.services import record_audit
 from crm.auth.models import Role, User, UserRole
 from crm.errors import DomainError
 from crm.extensions import db
+from crm.mail.models import OutboxMessage
 from crm.members.services import today
 
 logger = logging.getLogger(__name__)
@@ -190,6 +191,13 @@ def log_access(case: Case, *, user: User, action: str = "view") -> None:
     """A row in the case's access log (every staff view, export and download)."""
     db.session.add(CaseAccessLog(case_id=case.id, user_id=user.id, action=action))
     db.session.flush()
+
+
+def log_case_email_read(message: OutboxMessage, actor: User) -> None:
+    """A staff member read an email about a case in the outbox: a row (``email``) in that case's access log."""
+    case = db.session.get(Case, message.related_id) if message.related_type == Case.__tablename__ else None
+    if case is not None:
+        log_access(case, user=actor, action="email")
 
 
 def access_log(case: Case, limit: int = 50) -> list[CaseAccessLog]:

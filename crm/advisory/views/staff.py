@@ -53,6 +53,7 @@ from crm.auth.access import staff_required
 from crm.auth.models import Role
 from crm.errors import DomainError, field_error
 from crm.extensions import db
+from crm.mail.services import register_body_readers
 from crm.members.panels import register_panel
 from crm.members.services import today
 from crm.models import utcnow
@@ -60,7 +61,12 @@ from crm.pagination import paginate
 from crm.ui import register_nav
 
 TEAM = (Role.ADVISER,)  # administrators always pass staff_required
-ACCESS_LABELS = {"view": _l("viewed"), "export": _l("exported"), "download": _l("downloaded a file")}
+ACCESS_LABELS = {
+    "view": _l("viewed"),
+    "export": _l("exported"),
+    "download": _l("downloaded a file"),
+    "email": _l("read an email about the case"),
+}
 
 
 def _case(case_id: int) -> Case:
@@ -446,6 +452,8 @@ def save_target(category_id: int, urgency: str):
 
 
 register_nav(_l("Advisory cases"), "advisory.queue", audience="staff", roles=TEAM, order=30)
+# The adviser team reads the emails about cases in the outbox too, and each reading is in the case's access log.
+register_body_readers(Case.__tablename__, roles=set(TEAM), on_read=services.log_case_email_read)
 _CASE_STATUS_LABELS = {status.value: status.label for status in CaseStatus}
 register_audit_details(
     actions={
