@@ -10,7 +10,7 @@ message goes out again with the same Message-ID, which receivers use to drop the
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -125,7 +125,7 @@ def send_outbox_message(message_id: int) -> None:
         connection.delete(_claim_key(message_id))
 
 
-@periodic(timedelta(minutes=1), queue=EMAIL_QUEUE, name="mail.sweep_outbox")
+@periodic(services.SWEEP_EVERY, queue=EMAIL_QUEUE, name="mail.sweep_outbox")
 def sweep_outbox(now: datetime | None = None) -> list[int]:
     """Re-enqueue outbox rows whose job was lost (see ``services.requeue_lost_messages``)."""
     requeued = services.requeue_lost_messages(now=now)
