@@ -104,7 +104,10 @@ class Config:
     # Membership applications: who gets the notice, the current declaration of principles, spam limit.
     MEMBERSHIP_STAFF_EMAIL = os.environ.get("MEMBERSHIP_STAFF_EMAIL", "medlem@etiskhandel.example")
     PRINCIPLES_VERSION = os.environ.get("PRINCIPLES_VERSION", "2022")
-    APPLICATION_LIMIT_PER_IP = os.environ.get("CRM_APPLICATION_LIMIT_PER_IP", "5 per hour")
+    # Submitted applications (previews are free): per address and organisation number, and per address alone
+    # (looser, for an office of colleagues applying for different organisations).
+    APPLICATION_LIMIT_PER_ORGANISATION = os.environ.get("CRM_APPLICATION_LIMIT_PER_ORGANISATION", "5 per hour")
+    APPLICATION_LIMIT_PER_IP = os.environ.get("CRM_APPLICATION_LIMIT_PER_IP", "30 per hour")
 
     # Advisory case attachments: stored outside static/ under random names, served only as downloads.
     ATTACHMENTS_DIR = os.environ.get("CRM_ATTACHMENTS_DIR") or str(INSTANCE_DIR / "attachments")

@@ -15,7 +15,7 @@ from crm.auth.access import authenticated, public, safe_next_url
 from crm.auth.forms import ChangePasswordForm, CodeForm, ForgotPasswordForm, LoginForm, NewPasswordForm, PreferencesForm
 from crm.auth.models import User
 from crm.errors import DomainError, field_error
-from crm.extensions import db, limiter, login_manager
+from crm.extensions import db, limiter, login_manager, minutes_until_retry
 
 bp = Blueprint("auth", __name__)
 
@@ -101,7 +101,7 @@ def too_many_attempts(exc):
         if user is None or not user.totp_secret:
             return redirect(url_for("auth.login"))
         context.update(qr_svg=mfa.qr_code_svg(user), secret=user.totp_secret)
-    minutes = _minutes_until_reset()
+    minutes = minutes_until_retry()
     if request.endpoint == "auth.login":
         message = ngettext(
             "Too many login attempts. Try again in %(num)d minute.",
@@ -116,13 +116,6 @@ def too_many_attempts(exc):
         )
     flash(message, "danger")
     return render_template(template, **context), 429
-
-
-def _minutes_until_reset() -> int:
-    """Whole minutes, rounded up, until the limit that was hit lets the next attempt through."""
-    limit = limiter.current_limit
-    seconds = limit.reset_at - time.time() if limit is not None else 60
-    return max(1, -(-int(seconds) // 60))
 
 
 @bp.route("/auth/login", methods=["GET", "POST"])
