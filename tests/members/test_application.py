@@ -143,7 +143,7 @@ def test_over_the_limit_the_form_comes_back_with_what_was_typed_and_when_to_try_
     assert response.status_code == 429
     assert re.search(r"prøv igjen om (59|60) minutter", response.text)
     assert "Søknaden er ikke sendt ennå" in response.text
-    assert "429" not in response.text and "per 1 hour" not in response.text
+    assert "Feil 429" not in response.text and "per 1 hour" not in response.text
     assert 'value="Fjordmat Vest AS"' in response.text and 'value="per@fjordmat.no"' in response.text
     assert "Kontingenten deres" in response.text and 'name="submit"' in response.text  # ready to send later
     assert count(Organisation) == 1
