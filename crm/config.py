@@ -86,6 +86,10 @@ class Config:
     PASSWORD_RESET_LIMIT_PER_ADDRESS = os.environ.get("CRM_PASSWORD_RESET_LIMIT_PER_ADDRESS", "3 per hour")
     # Wrong second-factor codes per account before the code page refuses to check more for a while.
     MFA_LIMIT_PER_ACCOUNT = os.environ.get("CRM_MFA_LIMIT_PER_ACCOUNT", "5 per 5 minutes")
+    # Wrong codes in a row that lock the second factor (mail to the user, audit entry, an administrator can lift
+    # it), and the wait of each lockout in a row; the last one repeats. The throttle above only slows guessing.
+    MFA_LOCKOUT_AFTER = 10
+    MFA_LOCKOUT_MINUTES = (15, 60, 240, 1440)
     MFA_PENDING_SECONDS = 300
     HSTS = False
 

@@ -177,6 +177,18 @@ def _expired_pending():
     return redirect(url_for("auth.login"))
 
 
+def _locked_page(message: str):
+    return render_template("auth/mfa_locked.html", message=message), 429
+
+
+def _refused_code(user: User):
+    """After a wrong code: keep its count and audit entry; the lock notice when this code locked the second factor."""
+    g.auth_attempt_failed = True
+    db.session.commit()
+    until = mfa.locked_until(user)
+    return _locked_page(mfa.locked_message(until)) if until is not None else None
+
+
 @bp.route("/auth/mfa", methods=["GET", "POST"])
 @public
 @mfa_limit
@@ -186,12 +198,18 @@ def mfa_code():
         return _expired_pending()
     if not mfa.is_enrolled(user):
         return redirect(url_for("auth.mfa_enrol"))
+    if (until := mfa.locked_until(user)) is not None:
+        return _locked_page(mfa.locked_message(until))
     form = CodeForm()
     if form.validate_on_submit():
-        if mfa.verify_code(user, form.code.data, ip_address=request.remote_addr):
+        try:
+            accepted = mfa.verify_code(user, form.code.data, ip_address=request.remote_addr)
+        except mfa.SecondFactorLocked as exc:  # locked by a parallel request a moment ago
+            return _locked_page(exc.message)
+        if accepted:
             return _finish_mfa_login(user, "password+totp")
-        g.auth_attempt_failed = True
-        db.session.commit()
+        if (locked := _refused_code(user)) is not None:
+            return locked
         form.code.errors.append(_("The code is wrong or already used. Wait for the next code and try again."))
     return render_template("auth/mfa_code.html", form=form)
 
@@ -205,15 +223,21 @@ def mfa_enrol():
         return _expired_pending()
     if mfa.is_enrolled(user):
         return redirect(url_for("auth.mfa_code"))
+    if (until := mfa.locked_until(user)) is not None:
+        return _locked_page(mfa.locked_message(until))
     secret = mfa.begin_enrolment(user)
     db.session.commit()
     form = CodeForm()
     if form.validate_on_submit():
-        if mfa.confirm_enrolment(user, form.code.data, ip_address=request.remote_addr):
+        try:
+            confirmed = mfa.confirm_enrolment(user, form.code.data, ip_address=request.remote_addr)
+        except mfa.SecondFactorLocked as exc:
+            return _locked_page(exc.message)
+        if confirmed:
             flash(_("Two-factor login is set up."), "success")
             return _finish_mfa_login(user, "password+totp-enrolment")
-        g.auth_attempt_failed = True
-        db.session.commit()
+        if (locked := _refused_code(user)) is not None:
+            return locked
         form.code.errors.append(_("The code is wrong. Check the time on your phone and try the next code."))
     return render_template("auth/mfa_enrol.html", form=form, qr_svg=mfa.qr_code_svg(user), secret=secret)
 
