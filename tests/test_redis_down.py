@@ -63,6 +63,23 @@ def test_login_limits_count_locally_while_redis_is_down(app, client, redis_down,
         assert "For mange innloggingsforsøk" in response.text
 
 
+def test_a_password_reset_works_while_redis_is_down(app, client, redis_down):
+    from crm.auth import reset
+
+    user = make_user(email="per@example.no")
+    db.session.commit()
+    new_password = "a brand new long passphrase 42"
+    with redis_down():
+        data = {"email": user.email, "csrf_token": csrf_token(client)}
+        assert client.post("/auth/forgot-password", data=data).status_code == 302
+    link = reset.password_link(user, reset.RESET).removeprefix(app.config["BASE_URL"])
+    form = {"new_password": new_password, "confirm": new_password, "csrf_token": csrf_token(client)}
+    with redis_down():  # a fresh outage: the first request to meet it is the one that clears the login throttle
+        response = client.post(link, data=form)
+        assert response.status_code == 302, "the new password is saved; the login throttle is cleared later"
+    assert _count(OutboxMessage) == 1
+
+
 def test_an_application_sent_while_redis_is_down_is_stored_and_mailed_within_a_minute_of_its_return(
     app, client, categories, redis_down, smtp_server
 ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, session, url_for
@@ -9,6 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_user, logout_user
 from limits import parse as parse_limit
+from redis.exceptions import RedisError
 
 from crm.auth import mfa, reset, services
 from crm.auth.access import authenticated, public, safe_next_url
@@ -16,6 +18,8 @@ from crm.auth.forms import ChangePasswordForm, CodeForm, ForgotPasswordForm, Log
 from crm.auth.models import User
 from crm.errors import DomainError, field_error
 from crm.extensions import db, limiter, login_manager, minutes_until_retry
+
+logger = logging.getLogger(__name__)
 
 bp = Blueprint("auth", __name__)
 
@@ -54,7 +58,10 @@ def _clear_login_throttle(email: str) -> None:
     item = parse_limit(current_app.config["LOGIN_LIMIT_PER_ACCOUNT"])
     prefix = current_app.config.get("RATELIMIT_KEY_PREFIX", "")
     key = "login-account:" + services.normalise_email(email)[:254]
-    limiter.limiter.clear(item, *([prefix] if prefix else []), key, "auth.login")
+    try:
+        limiter.limiter.clear(item, *([prefix] if prefix else []), key, "auth.login")
+    except RedisError as exc:  # Redis down: the new password is saved; the count runs out with its window
+        logger.warning("Could not clear the login throttle of %s: %s", key, exc)
 
 
 def _failed_attempt(response) -> bool:
