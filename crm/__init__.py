@@ -65,6 +65,11 @@ def register_extensions(app: Flask) -> None:
     redis.connection, redis.url = connect_redis(app.config["REDIS_URL"], app.config["EMBEDDED_REDIS_PATH"])
     app.config["RATELIMIT_STORAGE_URI"] = limiter_storage_uri(redis.url)
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "crm-limiter")
+    # Redis down must not take login and the public application with it: the same limits are then counted in
+    # this process's memory (Flask-Limiter checks Redis again with a growing pause and switches back), and a
+    # storage error in the middle of a request is logged rather than turned into a 500.
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     limiter.init_app(app)
 
 

@@ -86,6 +86,10 @@ class Config:
     PASSWORD_RESET_LIMIT_PER_ADDRESS = os.environ.get("CRM_PASSWORD_RESET_LIMIT_PER_ADDRESS", "3 per hour")
     # Wrong second-factor codes per account before the code page refuses to check more for a while.
     MFA_LIMIT_PER_ACCOUNT = os.environ.get("CRM_MFA_LIMIT_PER_ACCOUNT", "5 per 5 minutes")
+    # Wrong codes in a row that lock the second factor (mail to the user, audit entry, an administrator can lift
+    # it), and the wait of each lockout in a row; the last one repeats. The throttle above only slows guessing.
+    MFA_LOCKOUT_AFTER = 10
+    MFA_LOCKOUT_MINUTES = (15, 60, 240, 1440)
     MFA_PENDING_SECONDS = 300
     HSTS = False
 
@@ -104,7 +108,10 @@ class Config:
     # Membership applications: who gets the notice, the current declaration of principles, spam limit.
     MEMBERSHIP_STAFF_EMAIL = os.environ.get("MEMBERSHIP_STAFF_EMAIL", "medlem@etiskhandel.example")
     PRINCIPLES_VERSION = os.environ.get("PRINCIPLES_VERSION", "2022")
-    APPLICATION_LIMIT_PER_IP = os.environ.get("CRM_APPLICATION_LIMIT_PER_IP", "5 per hour")
+    # Submitted applications (previews are free): per address and organisation number, and per address alone
+    # (looser, for an office of colleagues applying for different organisations).
+    APPLICATION_LIMIT_PER_ORGANISATION = os.environ.get("CRM_APPLICATION_LIMIT_PER_ORGANISATION", "5 per hour")
+    APPLICATION_LIMIT_PER_IP = os.environ.get("CRM_APPLICATION_LIMIT_PER_IP", "30 per hour")
 
     # Advisory case attachments: stored outside static/ under random names, served only as downloads.
     ATTACHMENTS_DIR = os.environ.get("CRM_ATTACHMENTS_DIR") or str(INSTANCE_DIR / "attachments")

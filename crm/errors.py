@@ -37,6 +37,12 @@ class Conflict(DomainError):
     status_code = 409
 
 
+class ServiceUnavailable(DomainError):
+    """A part the operation needs (Redis, for background jobs) does not answer; nothing was changed."""
+
+    status_code = 503
+
+
 ERROR_TITLES = {
     400: _l("Bad request"),
     403: _l("Access denied"),
@@ -81,7 +87,8 @@ class Outcome:
 def attempt(action: Callable[[], Any]) -> Outcome:
     """Run ``action`` (one service call for a button or a form without field errors) and commit it.
 
-    A ``DomainError`` is undone and flashed; ``PermissionDenied`` propagates (403).
+    A ``DomainError`` is undone and flashed; ``PermissionDenied`` (403) and ``ServiceUnavailable`` (503) propagate
+    to the error page.
     """
     from flask import flash
 
@@ -89,7 +96,7 @@ def attempt(action: Callable[[], Any]) -> Outcome:
 
     try:
         result = action()
-    except PermissionDenied:
+    except (PermissionDenied, ServiceUnavailable):
         raise
     except DomainError as exc:
         db.session.rollback()

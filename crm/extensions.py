@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import request
 from flask_babel import Babel
 from flask_limiter import Limiter
@@ -42,6 +44,13 @@ def _client_ip() -> str:
 # Storage is configured in create_app once the Redis URL is known (the embedded server's
 # socket path is only known at run time).
 limiter = Limiter(key_func=_client_ip, default_limits=[], strategy="fixed-window")
+
+
+def minutes_until_retry() -> int:
+    """Whole minutes, rounded up (at least 1), until the limit this request hit lets the next attempt through."""
+    limit = limiter.current_limit
+    seconds = limit.reset_at - time.time() if limit is not None else 60
+    return max(1, -(-int(seconds) // 60))
 
 
 class RedisHolder:

@@ -13,11 +13,16 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask, current_app
+from flask_babel import gettext as _
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Retry, SimpleWorker
 from rq.job import Job
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from crm.errors import ServiceUnavailable
 from crm.extensions import redis
 
 logger = logging.getLogger(__name__)
@@ -64,12 +69,32 @@ def enqueue_after_commit(
     target.info.setdefault(_PENDING_KEY, []).append(PendingJob(func, args, queue, retry, job_id))
 
 
+def require_jobs_available() -> None:
+    """Raise ``ServiceUnavailable`` unless Redis answers. For actions that are nothing without their jobs (a
+    billing run): refused before anything is written, rather than committed rows waiting for the sweeper."""
+    try:
+        redis().ping()
+    except RedisError as exc:
+        logger.warning("Background jobs unavailable, Redis does not answer: %s", exc)
+        raise ServiceUnavailable(
+            _(
+                "Background jobs are unavailable at the moment, so this cannot start. Nothing was changed."
+                " Try again in a few minutes."
+            )
+        ) from None
+
+
 @event.listens_for(Session, "after_commit")
 def _enqueue_pending(session: Session) -> None:
     pending: list[PendingJob] = session.info.pop(_PENDING_KEY, [])
-    for job in pending:
+    for index, job in enumerate(pending):
         try:
             get_queue(job.queue).enqueue(job.func, *job.args, retry=job.retry, job_id=job.job_id)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            # Redis is down: the rows are committed and the request stands; each feature's sweeper enqueues
+            # them again once Redis answers. One line for the lot, rather than a wait and a traceback per job.
+            logger.error("Redis unreachable (%s): %s job(s) left for the sweepers", exc, len(pending) - index)
+            return
         except Exception:
             # The row is committed; the feature's sweeper re-enqueues what was lost here.
             logger.exception("Could not enqueue %s%r on %s", job.func.__name__, job.args, job.queue)

@@ -237,3 +237,47 @@ def page(browser):
     page.on("pageerror", lambda error: page.console_errors.append(str(error)))
     yield page
     context.close()
+
+
+# --- Redis down ---------------------------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    """A local TCP port nothing listens on: connecting to it is refused at once."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def redis_down(app):
+    """``with redis_down(): ...``: Redis refuses every connection inside the block. The app's connection and the
+    rate limiter's storage point at a closed local port (a real refused connection, not a stand-in); after the
+    block both are back, as when Redis returns."""
+    from contextlib import contextmanager
+
+    import redis as redis_lib
+    from limits.storage import storage_from_string
+    from limits.strategies import STRATEGIES
+
+    from crm.extensions import limiter
+
+    @contextmanager
+    def outage():
+        url = f"redis://127.0.0.1:{_closed_port()}/0"
+        storage = storage_from_string(url)
+        strategy = STRATEGIES[app.config.get("RATELIMIT_STRATEGY", "fixed-window")]
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(redis, "connection", redis_lib.Redis.from_url(url, socket_connect_timeout=1))
+            patch.setattr(limiter, "_storage", storage)
+            patch.setattr(limiter, "_limiter", strategy(storage))
+            patch.setattr(limiter, "_storage_dead", False)
+            try:
+                yield url
+            finally:
+                if getattr(limiter, "_fallback_storage", None) is not None:
+                    limiter._fallback_storage.reset()  # the local counts of this outage must not reach the next
+
+    return outage

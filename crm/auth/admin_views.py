@@ -71,6 +71,7 @@ def _edit_page(user: User, roles_form: StaffRolesForm | None = None, status: int
         roles_form=roles_form,
         action_form=ActionForm(),
         mfa_enrolled=mfa.is_enrolled(user),
+        mfa_locked_until=mfa.locked_until(user),
         role_labels=ROLE_LABELS,
         user_links=user_links(user.id),
     ), status
@@ -137,6 +138,16 @@ def reset_mfa(user_id: int):
         user_id,
         lambda user: mfa.reset_mfa(user, actor=current_user),
         _("Two-factor login is reset. The user sets it up again at the next login."),
+    )
+
+
+@bp.route("/<int:user_id>/unlock-mfa", methods=["POST"])
+@admin_only
+def unlock_mfa(user_id: int):
+    return _action(
+        user_id,
+        lambda user: mfa.unlock_second_factor(user, actor=current_user),
+        _("The lock is lifted. The user can enter codes from their authenticator again."),
     )
 
 

@@ -40,6 +40,11 @@ class User(UserMixin, TimestampMixin, db.Model):
     totp_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The last accepted TOTP time step: a code is accepted once.
     totp_last_counter: Mapped[int | None] = mapped_column()
+    # Second-factor lockout: wrong codes since the last right one; at MFA_LOCKOUT_AFTER of them the second factor is
+    # locked until ``mfa_locked_until``, each lockout in a row (``mfa_lockouts``) longer than the one before.
+    mfa_failed_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    mfa_lockouts: Mapped[int] = mapped_column(default=0, server_default="0")
+    mfa_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     role_links: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, session, url_for
@@ -9,13 +10,16 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_user, logout_user
 from limits import parse as parse_limit
+from redis.exceptions import RedisError
 
 from crm.auth import mfa, reset, services
 from crm.auth.access import authenticated, public, safe_next_url
 from crm.auth.forms import ChangePasswordForm, CodeForm, ForgotPasswordForm, LoginForm, NewPasswordForm, PreferencesForm
 from crm.auth.models import User
 from crm.errors import DomainError, field_error
-from crm.extensions import db, limiter, login_manager
+from crm.extensions import db, limiter, login_manager, minutes_until_retry
+
+logger = logging.getLogger(__name__)
 
 bp = Blueprint("auth", __name__)
 
@@ -54,7 +58,10 @@ def _clear_login_throttle(email: str) -> None:
     item = parse_limit(current_app.config["LOGIN_LIMIT_PER_ACCOUNT"])
     prefix = current_app.config.get("RATELIMIT_KEY_PREFIX", "")
     key = "login-account:" + services.normalise_email(email)[:254]
-    limiter.limiter.clear(item, *([prefix] if prefix else []), key, "auth.login")
+    try:
+        limiter.limiter.clear(item, *([prefix] if prefix else []), key, "auth.login")
+    except RedisError as exc:  # Redis down: the new password is saved; the count runs out with its window
+        logger.warning("Could not clear the login throttle of %s: %s", key, exc)
 
 
 def _failed_attempt(response) -> bool:
@@ -101,7 +108,7 @@ def too_many_attempts(exc):
         if user is None or not user.totp_secret:
             return redirect(url_for("auth.login"))
         context.update(qr_svg=mfa.qr_code_svg(user), secret=user.totp_secret)
-    minutes = _minutes_until_reset()
+    minutes = minutes_until_retry()
     if request.endpoint == "auth.login":
         message = ngettext(
             "Too many login attempts. Try again in %(num)d minute.",
@@ -116,13 +123,6 @@ def too_many_attempts(exc):
         )
     flash(message, "danger")
     return render_template(template, **context), 429
-
-
-def _minutes_until_reset() -> int:
-    """Whole minutes, rounded up, until the limit that was hit lets the next attempt through."""
-    limit = limiter.current_limit
-    seconds = limit.reset_at - time.time() if limit is not None else 60
-    return max(1, -(-int(seconds) // 60))
 
 
 @bp.route("/auth/login", methods=["GET", "POST"])
@@ -184,6 +184,18 @@ def _expired_pending():
     return redirect(url_for("auth.login"))
 
 
+def _locked_page(message: str):
+    return render_template("auth/mfa_locked.html", message=message), 429
+
+
+def _refused_code(user: User):
+    """After a wrong code: keep its count and audit entry; the lock notice when this code locked the second factor."""
+    g.auth_attempt_failed = True
+    db.session.commit()
+    until = mfa.locked_until(user)
+    return _locked_page(mfa.locked_message(until)) if until is not None else None
+
+
 @bp.route("/auth/mfa", methods=["GET", "POST"])
 @public
 @mfa_limit
@@ -193,12 +205,18 @@ def mfa_code():
         return _expired_pending()
     if not mfa.is_enrolled(user):
         return redirect(url_for("auth.mfa_enrol"))
+    if (until := mfa.locked_until(user)) is not None:
+        return _locked_page(mfa.locked_message(until))
     form = CodeForm()
     if form.validate_on_submit():
-        if mfa.verify_code(user, form.code.data, ip_address=request.remote_addr):
+        try:
+            accepted = mfa.verify_code(user, form.code.data, ip_address=request.remote_addr)
+        except mfa.SecondFactorLocked as exc:  # locked by a parallel request a moment ago
+            return _locked_page(exc.message)
+        if accepted:
             return _finish_mfa_login(user, "password+totp")
-        g.auth_attempt_failed = True
-        db.session.commit()
+        if (locked := _refused_code(user)) is not None:
+            return locked
         form.code.errors.append(_("The code is wrong or already used. Wait for the next code and try again."))
     return render_template("auth/mfa_code.html", form=form)
 
@@ -212,15 +230,21 @@ def mfa_enrol():
         return _expired_pending()
     if mfa.is_enrolled(user):
         return redirect(url_for("auth.mfa_code"))
+    if (until := mfa.locked_until(user)) is not None:
+        return _locked_page(mfa.locked_message(until))
     secret = mfa.begin_enrolment(user)
     db.session.commit()
     form = CodeForm()
     if form.validate_on_submit():
-        if mfa.confirm_enrolment(user, form.code.data, ip_address=request.remote_addr):
+        try:
+            confirmed = mfa.confirm_enrolment(user, form.code.data, ip_address=request.remote_addr)
+        except mfa.SecondFactorLocked as exc:
+            return _locked_page(exc.message)
+        if confirmed:
             flash(_("Two-factor login is set up."), "success")
             return _finish_mfa_login(user, "password+totp-enrolment")
-        g.auth_attempt_failed = True
-        db.session.commit()
+        if (locked := _refused_code(user)) is not None:
+            return locked
         form.code.errors.append(_("The code is wrong. Check the time on your phone and try the next code."))
     return render_template("auth/mfa_enrol.html", form=form, qr_svg=mfa.qr_code_svg(user), secret=secret)
 

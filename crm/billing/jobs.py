@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from redis.exceptions import RedisError
 from rq import Retry, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -50,8 +51,10 @@ BILLING_RETRY = Retry(max=8, interval=[5, 15, 30, 60, 120, 300, 600, 1800])
 
 # A run item still QUEUED, or an event still unprocessed, this long after it was touched, with no job for it in
 # RQ (queued, scheduled for a retry or running), lost its job: the sweeper enqueues it again. Both jobs are safe
-# to run twice. Events older than the window are left to ``flask crm billing reconcile``.
-LOST_JOB_GRACE = timedelta(minutes=10)
+# to run twice. Events older than the window are left to ``flask crm billing reconcile``. The grace and the sweep
+# interval are short so that what was written while Redis was down is picked up within a minute of its return.
+LOST_JOB_GRACE = timedelta(seconds=30)
+SWEEP_EVERY = timedelta(seconds=15)
 EVENT_SWEEP_WINDOW = timedelta(days=3)
 SWEEP_BATCH = 500
 _PENDING_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
@@ -71,8 +74,13 @@ def _has_pending_job(job_id: str) -> bool:
 
 def _enqueue_once(func, row_id: int, job_id: str, retry: Retry) -> None:
     """Enqueue ``func(row_id)`` after commit under ``job_id``, unless a job with that id is still pending; an
-    ended one (failed, finished) is removed first, so exactly one job carries the id."""
-    job = _fetch_job(job_id)
+    ended one (failed, finished) is removed first, so exactly one job carries the id. With Redis down the request
+    still commits its row: the enqueue after commit fails as well, and the sweeper enqueues the row later."""
+    try:
+        job = _fetch_job(job_id)
+    except RedisError as exc:
+        logger.warning("Redis unreachable, %s left for the sweeper: %s", job_id, exc)
+        job = None
     if job is not None:
         if job.get_status() in _PENDING_STATUSES:
             return
@@ -254,7 +262,7 @@ def process_stripe_event(event_row_id: int) -> None:
     db.session.commit()
 
 
-@periodic(timedelta(minutes=5), queue="billing", name="billing.requeue_lost_jobs")
+@periodic(SWEEP_EVERY, queue="billing", name="billing.requeue_lost_jobs")
 def requeue_lost_jobs(now: datetime | None = None) -> dict[str, list[int]]:
     """Enqueue again the run items, webhook events and reissued invoices whose job was lost (Redis down at commit,
     a worker killed on its last retry). Returns the ids, by kind."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -145,7 +145,7 @@ def _without(link: str | None, text: str | None) -> str | None:
     return text
 
 
-@periodic(timedelta(minutes=1), queue=EMAIL_QUEUE, name="mail.sweep_outbox")
+@periodic(services.SWEEP_EVERY, queue=EMAIL_QUEUE, name="mail.sweep_outbox")
 def sweep_outbox(now: datetime | None = None) -> list[int]:
     """Re-enqueue outbox rows whose job was lost (see ``services.requeue_lost_messages``)."""
     requeued = services.requeue_lost_messages(now=now)

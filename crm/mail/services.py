@@ -30,8 +30,11 @@ logger = logging.getLogger(__name__)
 # 15 min, 1 h, 3 h, 6 h, 12 h; about 22 hours in all, then the message is marked failed.
 RETRY_INTERVALS: tuple[int, ...] = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 12 * 3600)
 MAX_ATTEMPTS = len(RETRY_INTERVALS) + 1
-# A QUEUED row whose job has not run within this time is taken to be lost.
-LOST_JOB_GRACE = timedelta(minutes=5)
+# A QUEUED row whose job has not run within this time is taken to be lost. Short, so that what was written while
+# Redis was down goes out within a minute of its return (the sweeper runs every SWEEP_EVERY); a row whose job is
+# merely waiting in the queue is left alone whatever its age (``has_pending_job``).
+LOST_JOB_GRACE = timedelta(seconds=30)
+SWEEP_EVERY = timedelta(seconds=15)
 SWEEP_BATCH = 500
 
 PROBLEM_STATUSES = (OutboxStatus.FAILED, OutboxStatus.RETRYING)

@@ -24,8 +24,8 @@ def _actions(user=None) -> list[str]:
     return list(db.session.scalars(stmt))
 
 
-def _enrolled_staff(*roles: Role):
-    user = make_staff(*roles)
+def _enrolled_staff(*roles: Role, **overrides):
+    user = make_staff(*roles, **overrides)
     mfa.begin_enrolment(user)
     user.totp_confirmed_at = user.created_at
     db.session.flush()
@@ -275,3 +275,167 @@ def test_enrolment_page_is_throttled_too_and_keeps_the_qr_code(client, app, monk
     assert "<svg" in response.text
     assert not mfa.is_enrolled(user)
     assert 'style="' not in response.text
+
+
+# --- lockout after repeated wrong codes -----------------------------------------------------------
+
+
+def _wrong_code(user, now: float) -> str:
+    return "000000" if _code(user, now) != "000000" else "111111"
+
+
+def _fail(user, times: int, now: float) -> None:
+    for _ in range(times):
+        assert mfa.verify_code(user, _wrong_code(user, now), now=now) is False
+
+
+def _lock_mails() -> list:
+    from crm.mail.models import OutboxMessage
+
+    return db.session.scalars(select(OutboxMessage).where(OutboxMessage.template == "auth_mfa_locked")).all()
+
+
+def test_repeated_wrong_codes_lock_the_second_factor_with_an_email_and_an_audit_entry(app):
+    from datetime import UTC, datetime, timedelta
+
+    user = _enrolled_staff(full_name="Sara Sikker", email="sara@etiskhandel.example")
+    now = time.time()
+    after = app.config["MFA_LOCKOUT_AFTER"]
+    _fail(user, after - 1, now)
+    assert mfa.locked_until(user) is None and _lock_mails() == []
+    _fail(user, 1, now)
+    expected = datetime.fromtimestamp(now, UTC) + timedelta(minutes=15)
+    assert mfa.locked_until(user, now=datetime.fromtimestamp(now, UTC)) == expected
+    entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "auth.mfa.locked")).one()
+    assert (entry.actor_id, entry.target_id) == (None, str(user.id))
+    assert entry.details == {"locked_minutes": 15, "lockouts_in_a_row": 1}
+    [mail] = _lock_mails()
+    assert mail.to_address == "sara@etiskhandel.example"
+    assert mail.subject == "Tofaktorinnloggingen din er låst"
+    assert "Hei Sara Sikker," in mail.body_text and "Glemt passordet?" in mail.body_text
+    assert "låst til" in mail.body_html
+
+    # While locked, not even the right code is checked: the time step stays unspent.
+    with pytest.raises(mfa.SecondFactorLocked, match="Tofaktorinnloggingen er låst"):
+        mfa.verify_code(user, _code(user, now), now=now)
+    assert user.totp_last_counter is None
+
+
+def test_each_lockout_in_a_row_waits_longer_and_the_longest_repeats(app):
+    from datetime import UTC, datetime
+
+    user = _enrolled_staff()
+    now = time.time()
+    waits = []
+    for _ in range(5):
+        _fail(user, app.config["MFA_LOCKOUT_AFTER"], now)
+        until = mfa.locked_until(user, now=datetime.fromtimestamp(now, UTC))
+        waits.append(round((until.timestamp() - now) / 60))
+        now = until.timestamp() + 1  # the lock has ended: the next wrong codes count again
+    assert waits == [15, 60, 240, 1440, 1440]
+    assert len(_lock_mails()) == 5
+
+
+def test_a_right_code_starts_the_count_again(app):
+    user = _enrolled_staff()
+    now = time.time()
+    after = app.config["MFA_LOCKOUT_AFTER"]
+    _fail(user, after - 1, now)
+    assert mfa.verify_code(user, _code(user, now), now=now) is True
+    _fail(user, after - 1, now)
+    assert mfa.locked_until(user) is None
+    assert user.mfa_failed_attempts == after - 1
+
+
+def test_the_lock_email_is_in_the_users_language():
+    user = _enrolled_staff(locale="en")
+    mfa.lock_second_factor(user)
+    [mail] = _lock_mails()
+    assert mail.subject == "Your two-factor login is locked"
+    assert "Forgot your password?" in mail.body_text
+
+
+def test_an_administrator_lifts_the_lock_and_it_is_audited():
+    admin = make_staff(Role.ADMIN)
+    user = _enrolled_staff()
+    with pytest.raises(DomainError):
+        mfa.unlock_second_factor(user, actor=admin)
+    mfa.lock_second_factor(user)
+    mfa.unlock_second_factor(user, actor=admin)
+    assert mfa.locked_until(user) is None
+    entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "auth.user.mfa_unlocked")).one()
+    assert entry.actor_id == admin.id
+    assert user.mfa_lockouts == 1, "the next lockout in a row still waits longer, until a right code"
+
+
+def test_the_code_page_locks_and_then_refuses_even_the_right_code(client, app, monkeypatch, smtp_server):
+    from tests.conftest import run_jobs
+
+    monkeypatch.setitem(app.config, "MFA_LOCKOUT_AFTER", 2)
+    user = _enrolled_staff()
+    db.session.commit()
+    _post_password(client, user)
+    wrong = "000000" if totp_code(user) != "000000" else "111111"
+    assert client.post("/auth/mfa", data={"code": wrong, "csrf_token": csrf_token(client)}).status_code == 200
+    response = client.post("/auth/mfa", data={"code": wrong, "csrf_token": csrf_token(client)})
+    assert response.status_code == 429
+    assert "Tofaktorinnloggingen er låst etter for mange feil koder" in response.text
+    assert "Vi har sendt deg en e-post om det" in response.text
+    response = client.post("/auth/mfa", data={"code": totp_code(user), "csrf_token": csrf_token(client)})
+    assert response.status_code == 429
+    assert not _logged_in(client)
+    assert client.get("/auth/mfa").status_code == 429
+    assert _actions(user)[-2:] == ["auth.mfa.failed", "auth.mfa.locked"]
+    run_jobs(app)
+    [sent] = smtp_server.messages
+    assert sent.rcpt_tos == (user.email,)
+    assert sent.subject == "Tofaktorinnloggingen din er låst"
+
+
+def test_the_enrolment_page_counts_towards_the_lock_too(client, app, monkeypatch):
+    monkeypatch.setitem(app.config, "MFA_LOCKOUT_AFTER", 1)
+    user = make_staff()
+    db.session.commit()
+    _post_password(client, user)
+    client.get("/auth/mfa/enrol")
+    db.session.refresh(user)
+    wrong = "000000" if totp_code(user) != "000000" else "111111"
+    response = client.post("/auth/mfa/enrol", data={"code": wrong, "csrf_token": csrf_token(client)})
+    assert response.status_code == 429
+    page = client.get("/auth/mfa/enrol")
+    assert page.status_code == 429 and "<svg" not in page.text
+    assert not mfa.is_enrolled(user)
+
+
+def test_an_administrator_lifts_the_lock_on_the_user_page(app, client, monkeypatch):
+    user = _enrolled_staff(full_name="Lars Låst")
+    mfa.lock_second_factor(user)
+    admin = make_staff(Role.ADMIN)
+    db.session.commit()
+    with app.test_client() as admin_client:
+        login(admin_client, admin)
+        page = admin_client.get(f"/staff/users/{user.id}").text
+        assert "Låst etter for mange feil koder, til" in page
+        assert 'data-confirm="Oppheve tofaktorlåsen til Lars Låst?' in page
+        url = f"/staff/users/{user.id}/unlock-mfa"
+        assert admin_client.post(url).status_code == 400  # no CSRF token
+        assert mfa.locked_until(user) is not None
+        response = admin_client.post(url, data={"csrf_token": csrf_token(admin_client)}, follow_redirects=True)
+        assert "Låsen er opphevet" in response.text
+        assert "Opphev tofaktorlåsen" not in response.text
+    db.session.refresh(user)
+    assert mfa.locked_until(user) is None
+    assert _actions(user)[-1] == "auth.user.mfa_unlocked"
+    login(client, user)  # the right code works again
+
+
+@pytest.mark.parametrize("role", [Role.ADVISER, Role.COORDINATOR, Role.FINANCE])
+def test_only_administrators_lift_a_lock(client, role):
+    user = _enrolled_staff()
+    mfa.lock_second_factor(user)
+    staff = make_staff(role)
+    db.session.commit()
+    login(client, staff)
+    response = client.post(f"/staff/users/{user.id}/unlock-mfa", data={"csrf_token": csrf_token(client)})
+    assert response.status_code == 403
+    assert mfa.locked_until(user) is not None

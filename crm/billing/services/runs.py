@@ -24,6 +24,7 @@ from crm.billing.models import (
 from crm.billing.services.invoices import BILLABLE_STATUSES, cannot_invoice_reason, voided_reason
 from crm.errors import DomainError
 from crm.extensions import db
+from crm.jobs import require_jobs_available
 from crm.members.fees import FeeCalculation, calculate_fee
 from crm.members.models import Membership, Organisation
 from crm.models import utcnow
@@ -109,9 +110,11 @@ def preview_billing_run(year: int) -> list[PreviewRow]:
 def start_billing_run(year: int, *, actor: User) -> BillingRun:
     """Create a run for ``year`` with one item per billable membership and enqueue a job per item on the
     ``billing`` queue (after commit). Memberships that cannot be invoiced, or already are, are skipped
-    with the reason. Starting again never bills twice: the invoice row per (membership, year) decides."""
+    with the reason. Starting again never bills twice: the invoice row per (membership, year) decides.
+    Raises ``ServiceUnavailable`` (writing nothing) when Redis, and so every job of the run, is unavailable."""
     if year < 2000 or year > 2100:
         raise DomainError(_("Choose a valid year."), field="year")
+    require_jobs_available()
     run = BillingRun(year=year, created_by=actor)
     db.session.add(run)
     queued = 0

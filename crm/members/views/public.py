@@ -6,16 +6,19 @@ import logging
 
 from flask import (
     current_app,
+    flash,
+    g,
     redirect,
     render_template,
     request,
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from crm.auth.access import public
 from crm.errors import DomainError
-from crm.extensions import limiter
+from crm.extensions import db, limiter, minutes_until_retry
 from crm.members import services
 from crm.members.brreg import lookup
 from crm.members.forms import (
@@ -34,14 +37,42 @@ logger = logging.getLogger(__name__)
 
 # --- the public application form -------------------------------------------------------------------------
 
+# Only an accepted submission counts towards the limits: previews, register look-ups and forms sent back with a
+# refusal are free (a bot filling the honeypot counts too). Colleagues share an office address, so the tight
+# limit is per address *and* organisation number (the same organisation applied for again and again); a looser
+# one per address alone stops a flood of organisations. Over either, the form comes back as it was typed.
+
+
+def _not_a_submission() -> bool:
+    return request.form.get("submit") is None
+
+
+def _submitted(response) -> bool:
+    return bool(g.get("application_submitted"))
+
+
+def _organisation_key() -> str:
+    digits = "".join(ch for ch in request.form.get("orgnr", "")[:20] if ch.isdigit())
+    return f"apply-organisation:{request.remote_addr}:{digits}"
+
 
 @public_bp.route("/", methods=["GET", "POST"])
 @public
-@limiter.limit(lambda: current_app.config["APPLICATION_LIMIT_PER_IP"], methods=["POST"])
+@limiter.limit(
+    lambda: current_app.config["APPLICATION_LIMIT_PER_IP"],
+    methods=["POST"],
+    exempt_when=_not_a_submission,
+    deduct_when=_submitted,
+)
+@limiter.limit(
+    lambda: current_app.config["APPLICATION_LIMIT_PER_ORGANISATION"],
+    methods=["POST"],
+    key_func=_organisation_key,
+    exempt_when=_not_a_submission,
+    deduct_when=_submitted,
+)
 def apply():
-    form = ApplicationForm()
-    categories = {c.id: c for c in filter_options()["categories"]}
-    form.category_id.choices = [(c.id, c.name) for c in categories.values()]
+    form, categories = _application_form()
     note = _prefill_application(form, categories) if request.method == "GET" and request.args.get("lookup") else None
     fee = problem = None
     if form.validate_on_submit():
@@ -49,11 +80,42 @@ def apply():
         if form.submit.data:
             if form.homepage.data:  # the honeypot: answer as if all went well, store nothing
                 logger.info("Application honeypot filled from %s", request.remote_addr)
+                g.application_submitted = True
                 return redirect(url_for("membership.thanks"))
             if save_form(form, lambda: services.submit_application(data, ip_address=request.remote_addr)).ok:
+                g.application_submitted = True  # only an accepted application counts towards the limits
                 return redirect(url_for("membership.thanks"))
         fee, problem = _preview(data)
     return render_template("members/apply.html", form=form, note=note, fee=fee, problem=problem)
+
+
+@public_bp.errorhandler(429)
+def too_many_applications(exc):
+    """Over a limit: the form again, with everything typed and its fee, and when to try again."""
+    db.session.rollback()
+    form, categories = _application_form()
+    fee = problem = None
+    if form.validate():
+        fee, problem = _preview(_application_data(form, categories[form.category_id.data]))
+    minutes = minutes_until_retry()
+    flash(
+        ngettext(
+            "Many applications have been sent from your address in a short time. The application is not sent yet:"
+            " try again in %(num)d minute. What you typed is kept.",
+            "Many applications have been sent from your address in a short time. The application is not sent yet:"
+            " try again in %(num)d minutes. What you typed is kept.",
+            minutes,
+        ),
+        "danger",
+    )
+    return render_template("members/apply.html", form=form, note=None, fee=fee, problem=problem), 429
+
+
+def _application_form() -> tuple[ApplicationForm, dict[int, MembershipCategory]]:
+    form = ApplicationForm()
+    categories = {c.id: c for c in filter_options()["categories"]}
+    form.category_id.choices = [(c.id, c.name) for c in categories.values()]
+    return form, categories
 
 
 @public_bp.route("/thanks")
