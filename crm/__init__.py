@@ -99,13 +99,21 @@ def _configure_engine(engine) -> None:
         return
     engine._crm_configured = True
 
+    # A database file is shared by make run's web server (webhooks write) and worker: WAL lets readers go on while one
+    # writes, and BEGIN IMMEDIATE takes the write lock up front, so a transaction that read first never fails with
+    # "database is locked" when it comes to write; it waits its turn (busy_timeout) instead.
+    shared_file = engine.url.database not in (None, "", ":memory:")
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, connection_record):
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
+        if shared_file:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if shared_file else "BEGIN")

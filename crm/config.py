@@ -59,8 +59,9 @@ class Config:
     MAIL_MESSAGE_ID_DOMAIN = os.environ.get("MAIL_MESSAGE_ID_DOMAIN", "crm.etiskhandel.example")
     MAIL_TIMEOUT_SECONDS = int(os.environ.get("MAIL_TIMEOUT_SECONDS", "20"))
 
-    # Public address used in links inside emails (password reset, invitations).
-    BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000")
+    # Public address used in links inside emails (password reset, invitations, case replies). Unset, it is the
+    # address `make run` serves, so `PORT=5301 make run` mails links to port 5301.
+    BASE_URL = os.environ.get("BASE_URL") or f"http://127.0.0.1:{os.environ.get('PORT') or '5000'}"
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are trusted; without
     # it, behind a proxy every client has the proxy's address and shares one login rate limit.
     TRUSTED_PROXY_COUNT = int(os.environ.get("CRM_TRUSTED_PROXIES", "0"))
@@ -148,7 +149,7 @@ class DevelopmentConfig(Config):
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
     MAIL_SUPPRESS_SEND = _bool("MAIL_SUPPRESS_SEND", True)
     # `make run` (crm/devserver.py) serves on 127.0.0.1:PORT.
-    PORT = int(os.environ.get("PORT", "5000"))
+    PORT = int(os.environ.get("PORT") or "5000")
 
 
 class TestingConfig(Config):

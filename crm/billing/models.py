@@ -312,6 +312,8 @@ class BillingRunItem(db.Model):
     status: Mapped[RunItemStatus] = mapped_column(str_enum(RunItemStatus), default=RunItemStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # Stripe could not be reached: when the job tries again (the run page says so, rather than sitting at 0 %).
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="SET NULL"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

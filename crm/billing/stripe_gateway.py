@@ -462,6 +462,11 @@ def verify_webhook(payload: bytes, signature: str | None, secret: str, tolerance
     return json.loads(payload)  # verified; the SDK's event object would only be turned back into this
 
 
+def is_test_mode(config: Any) -> bool:
+    """Stripe runs in test mode: a test key, or a server other than Stripe's (make run's local one)."""
+    return config["STRIPE_SECRET_KEY"].startswith("sk_test_") or config["STRIPE_API_BASE"] != "https://api.stripe.com"
+
+
 def get_gateway(app: Flask | None = None) -> StripeGateway:
     """The process's gateway for the app (one HTTP session, one shared rate limit)."""
     from crm.extensions import redis

@@ -15,7 +15,7 @@ from crm.auth.models import Role
 from crm.billing import listing, services
 from crm.billing.forms import CreditNoteForm, ReissueForm, RunForm, VoidForm
 from crm.billing.models import BillingRun, Invoice, InvoiceStatus, RunItemStatus
-from crm.billing.stripe_gateway import WebhookSignatureError, verify_webhook
+from crm.billing.stripe_gateway import WebhookSignatureError, is_test_mode, verify_webhook
 from crm.billing.webhooks import record_stripe_event, security_logger
 from crm.errors import attempt
 from crm.extensions import csrf, db
@@ -206,6 +206,7 @@ def _run_context(run_id: int) -> dict:
         "total": total,
         "statuses": RunItemStatus,
         "failed": listing.failed_items(run) if counts[RunItemStatus.FAILED] else [],
+        "stripe_retry_at": listing.next_stripe_retry(run) if counts[RunItemStatus.QUEUED] else None,
         "percent": int(100 * (total - counts[RunItemStatus.QUEUED]) / total) if total else 100,
         "retry_form": RunForm(),
     }
@@ -279,6 +280,12 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(webhook_bp)
     app.register_blueprint(portal_bp)
+
+    @app.context_processor
+    def inject_stripe_mode():
+        # base.html marks the staff pages (and the portal's invoices page) while no real money can move.
+        return {"stripe_test_mode": is_test_mode(app.config)}
+
     register_panel("invoices", _l("Invoices"), _organisation_tab, order=60)
     register_nav(_l("Invoices"), "billing.index", audience="staff", roles=FINANCE, order=60)
     register_nav(

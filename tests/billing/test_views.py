@@ -347,3 +347,57 @@ def test_the_invoice_lines_show_on_the_staff_page_and_in_the_portal(app, client,
         assert f"<li>{line.description}: {money(line.amount_ore)}</li>" in page
     assert f"<li>MVA: {money(invoice.vat_ore)}</li>" in page
     assert "Konsernrabatt 20 %: −" in page
+
+
+def test_the_run_page_says_when_stripe_cannot_be_reached_and_when_it_tries_again(app, client, stripe_server):
+    from crm.billing.models import BillingRunItem, RunItemStatus
+    from crm.billing.services import start_billing_run
+    from crm.i18n import format_time_no
+    from tests.conftest import promote_scheduled_jobs
+
+    make_billable()
+    user = make_staff(Role.FINANCE)
+    run = start_billing_run(YEAR, actor=user)
+    db.session.commit()
+    stripe_server.refuse_connections()
+    run_jobs(app)  # the job gives up for now; RQ schedules its retry
+    item = db.session.scalar(select(BillingRunItem))
+    db.session.refresh(item)
+    assert item.status is RunItemStatus.QUEUED
+    assert item.retry_at is not None
+    login(client, user)
+
+    fragment = client.get(f"/staff/billing/runs/{run.id}/progress").text
+    assert f"Stripe kan ikke nås; nytt forsøk kl. {format_time_no(item.retry_at)}." in fragment
+    assert 'hx-trigger="every 2s"' in fragment  # and the page keeps following the run
+
+    stripe_server.up()
+    promote_scheduled_jobs()
+    run_jobs(app)
+    page = client.get(f"/staff/billing/runs/{run.id}").text
+    assert 'data-count="done">1<' in page
+    assert "Stripe kan ikke nås" not in page
+
+
+@pytest.mark.parametrize(
+    ("key", "api_base", "marked"),
+    [
+        ("sk_test_abc", "https://api.stripe.com", True),  # a Stripe test account
+        ("sk_live_abc", "http://127.0.0.1:4242", True),  # make run's local server
+        ("sk_live_abc", "https://api.stripe.com", False),
+    ],
+)
+def test_staff_pages_and_the_portal_invoices_are_marked_while_stripe_is_in_test_mode(
+    app, client, monkeypatch, key, api_base, marked
+):
+    monkeypatch.setitem(app.config, "STRIPE_SECRET_KEY", key)
+    monkeypatch.setitem(app.config, "STRIPE_API_BASE", api_base)
+    organisation = make_billable()
+    member = _member_of(organisation)
+    staff = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, staff)
+    assert ("Stripe-testmodus" in client.get("/staff/billing/runs").text) is marked
+    client.post("/auth/logout", data={"csrf_token": csrf_token(client)})
+    login(client, member)
+    assert ("Stripe-testmodus" in client.get("/portal/invoices/").text) is marked

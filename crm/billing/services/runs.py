@@ -170,7 +170,7 @@ def retry_failed_items(run: BillingRun, *, actor: User) -> int:
         )
     )
     for item in items:
-        item.status = RunItemStatus.QUEUED
+        item.status, item.retry_at = RunItemStatus.QUEUED, None
         enqueue_run_item(item.id)
     if items:
         run.status = BillingRunStatus.RUNNING

@@ -129,7 +129,9 @@ class Organisation(TimestampMixin, db.Model):
         UniqueConstraint("country", "foreign_id"),
         # Norwegian organisations have an organisation number; foreign ones a national id instead.
         CheckConstraint("orgnr IS NOT NULL OR foreign_id IS NOT NULL", name="identified"),
-        Index("ix_organisations_name_lower", func.lower(text("name"))),
+        # PostgreSQL only: SQLite cannot reflect an expression index, so every batch migration (which reflects the
+        # table and the tables it references) warned, and recreating the table silently dropped it.
+        Index("ix_organisations_name_lower", func.lower(text("name"))).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -204,7 +206,7 @@ class Contact(TimestampMixin, db.Model):
             sqlite_where=text("is_active = 1"),
             postgresql_where=text("is_active"),
         ),
-        Index("ix_contacts_name_lower", func.lower(text("name"))),
+        Index("ix_contacts_name_lower", func.lower(text("name"))).ddl_if(dialect="postgresql"),  # as organisations
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
