@@ -32,6 +32,9 @@ def create_app(config: type[Config] | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Alembic announces each of its plugins at INFO whenever a command loads them (every `flask ...` run).
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    from crm.request_args import BoundedIntegerConverter
+
+    app.url_map.converters["int"] = BoundedIntegerConverter  # before any route is added
     register_extensions(app)
     register_features(app)
     from crm.errors import register_error_handlers

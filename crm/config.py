@@ -116,7 +116,14 @@ class Config:
 
     # Advisory case attachments: stored outside static/ under random names, served only as downloads.
     ATTACHMENTS_DIR = os.environ.get("CRM_ATTACHMENTS_DIR") or str(INSTANCE_DIR / "attachments")
-    ATTACHMENT_MAX_BYTES = int(os.environ.get("CRM_ATTACHMENT_MAX_MB", "10")) * 1024 * 1024
+    ATTACHMENT_MAX_MB = int(os.environ.get("CRM_ATTACHMENT_MAX_MB", "10"))
+    ATTACHMENT_MAX_BYTES = ATTACHMENT_MAX_MB * 1024 * 1024
+    # Files on one message (a new request, a reply, a note, an upload).
+    ATTACHMENT_MAX_FILES = int(os.environ.get("CRM_ATTACHMENT_MAX_FILES", "5"))
+    # The largest request body: every file of a message at its largest, plus 1 MB for the form's text. Flask
+    # answers a larger body 413 from its Content-Length, before reading it.
+    MAX_REQUEST_MB = int(os.environ.get("CRM_MAX_REQUEST_MB") or ATTACHMENT_MAX_MB * ATTACHMENT_MAX_FILES + 1)
+    MAX_CONTENT_LENGTH = MAX_REQUEST_MB * 1024 * 1024
     # Stripe billing. The API base is Stripe's unless tests or the benchmark point it at a local server.
     STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY") or ""
     STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET") or ""

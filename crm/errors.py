@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ ERROR_TITLES = {
     404: _l("Page not found"),
     405: _l("Method not allowed"),
     409: _l("Conflict"),
-    413: _l("The file is too large"),
+    413: _l("The upload is too large"),
     429: _l("Too many attempts"),
     500: _l("Something went wrong"),
     503: _l("Service unavailable"),
@@ -120,10 +121,35 @@ def _render(status: int, description: str | None = None):
     return render_template("errors/error.html", status=status, title=title, description=description), status
 
 
+def _render_too_large():
+    """413: the body is over ``MAX_CONTENT_LENGTH`` (refused from its Content-Length, before it is read), so
+    nothing was saved; the page says what fits."""
+    from crm.extensions import db
+
+    db.session.rollback()
+    config = current_app.config
+    limits = {
+        "request_mb": config["MAX_CONTENT_LENGTH"] // (1024 * 1024),
+        "files": config["ATTACHMENT_MAX_FILES"],
+        "file_mb": config["ATTACHMENT_MAX_BYTES"] // (1024 * 1024),
+    }
+    # Werkzeug also answers 413 for a form text field over MAX_FORM_MEMORY_SIZE, in a body within the cap.
+    whole_body = (request.content_length or 0) > config["MAX_CONTENT_LENGTH"]
+    title = ERROR_TITLES[413]
+    if _wants_json():
+        description = _("The request is larger than %(request_mb)s MB and was not saved.", **limits)
+        return jsonify(error=str(title), description=description), 413
+    return render_template("errors/413.html", status=413, title=title, whole_body=whole_body, **limits), 413
+
+
 def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(RequestEntityTooLarge)
+    def handle_too_large(exc: RequestEntityTooLarge):
+        return _render_too_large()
+
     @app.errorhandler(HTTPException)
     def handle_http(exc: HTTPException):
-        description = exc.description if exc.code in (400, 413, 429) else None
+        description = exc.description if exc.code in (400, 429) else None
         return _render(exc.code or 500, description)
 
     @app.errorhandler(DomainError)

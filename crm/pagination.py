@@ -11,6 +11,7 @@ from flask import current_app, request, url_for
 from sqlalchemy import Select, func, select
 
 from crm.extensions import db
+from crm.request_args import PAGE_MAX, int_arg
 
 MAX_PER_PAGE = 200
 
@@ -65,17 +66,9 @@ class Page:
                 last_shown = number
 
 
-def _requested_int(name: str, default: int) -> int:
-    try:
-        value = int(request.args.get(name, default))
-    except (TypeError, ValueError):
-        return default
-    return value if value >= 1 else default
-
-
 def requested_page() -> int:
-    """The page number asked for with ``?page=`` (1 when missing or not a positive number)."""
-    return _requested_int("page", 1)
+    """The page number asked for with ``?page=`` (1 when missing, not a number or out of range)."""
+    return int_arg("page", low=1, high=PAGE_MAX, default=1) or 1
 
 
 def paginate(stmt: Select, *, per_page: int | None = None, scalars: bool = True) -> Page:
@@ -83,7 +76,8 @@ def paginate(stmt: Select, *, per_page: int | None = None, scalars: bool = True)
 
     Always two queries: a count and the page itself.
     """
-    per_page = min(per_page or _requested_int("per_page", current_app.config["PER_PAGE"]), MAX_PER_PAGE)
+    per_page = per_page or int_arg("per_page", low=1, high=MAX_PER_PAGE, default=current_app.config["PER_PAGE"])
+    per_page = min(per_page, MAX_PER_PAGE)
     total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     pages = max(1, ceil(total / per_page))
     page = min(requested_page(), pages)

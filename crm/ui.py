@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from crm.auth.models import Role
+from crm.web_urls import is_web_url, web_link
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,9 @@ register_nav(_l("Home"), "home.portal_home", audience="member", order=0)
 
 def register_ui(app: Flask) -> None:
     app.jinja_env.filters["role_labels"] = role_labels
+    # Every stored URL is linked through these: only http(s) becomes an href.
+    app.jinja_env.filters["web_link"] = web_link
+    app.jinja_env.tests["web_url"] = is_web_url
 
     @app.context_processor
     def inject_ui():

@@ -14,12 +14,13 @@ import logging
 import secrets
 import unicodedata
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -147,8 +148,19 @@ def store_attachment(
     return attachment
 
 
-def check_uploads(files) -> None:
-    """Check every upload before any is stored (one refused file refuses the lot)."""
+def check_uploads(files: Sequence) -> None:
+    """Check every upload before any is stored (one refused file, or one file too many, refuses the lot)."""
+    most = current_app.config["ATTACHMENT_MAX_FILES"]
+    if len(files) > most:
+        raise DomainError(
+            ngettext(
+                "You chose %(chosen)s files; attach at most %(num)s file to one message.",
+                "You chose %(chosen)s files; attach at most %(num)s files to one message.",
+                most,
+                chosen=len(files),
+            ),
+            field="files",
+        )
     for upload in files:
         name = clean_filename(upload.filename)
         data = read_limited(upload.stream)

@@ -18,6 +18,7 @@ from crm.i18n import OSLO
 from crm.members.models import Membership, MembershipCategory
 from crm.members.services import today
 from crm.pagination import Page, paginate
+from crm.request_args import date_arg, id_arg, year_arg
 
 
 @dataclass
@@ -45,25 +46,16 @@ def _oslo_midnight(day: date) -> datetime:
     return datetime.combine(day, time(), OSLO).astimezone(UTC)
 
 
-def _date_arg(value: str) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
 def filters_from_args(args) -> InvoiceFilters:
-    year = args.get("year", "")
-    category = args.get("category", "")
     status = args.get("status", "")
     if status not in {s.value for s in InvoiceStatus} | {"overdue"}:
         status = ""
     return InvoiceFilters(
-        year=int(year) if year.isdigit() else None,
+        year=year_arg(args=args),
         status=status,
-        category_id=int(category) if category.isdigit() else None,
-        issued_from=_date_arg(args.get("from", "")),
-        issued_to=_date_arg(args.get("to", "")),
+        category_id=id_arg("category", args=args),
+        issued_from=date_arg("from", args=args),
+        issued_to=date_arg("to", args=args),
         period="paid" if args.get("period") == "paid" else "",
     )
 

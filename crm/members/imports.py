@@ -46,6 +46,7 @@ from crm.members.services import (
 )
 from crm.members.services.common import clean_postcode
 from crm.models import utcnow
+from crm.web_urls import clean_web_url
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +207,7 @@ def _cell_errors(number: int, cells: dict[str, str]) -> list[RowError]:
             for key in INTEGER_FIELDS
         ),
         ("postal_postcode", lambda: clean_postcode({"postal_postcode": cells.get("postal_postcode")}, "postal")),
+        ("website", lambda: clean_web_url(cells.get("website"), field="website")),
         ("contact_phone", lambda: normalise_phone(cells.get("contact_phone"))),
         ("contact_roles", lambda: _roles(cells.get("contact_roles"))),
     ]

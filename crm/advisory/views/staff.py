@@ -58,6 +58,7 @@ from crm.members.panels import register_panel
 from crm.members.services import today
 from crm.models import utcnow
 from crm.pagination import paginate
+from crm.request_args import FIRST_YEAR, id_arg, int_arg
 from crm.ui import register_nav
 
 TEAM = (Role.ADVISER,)  # administrators always pass staff_required
@@ -110,7 +111,7 @@ def _render_case(case: Case, **forms):
     services.log_access(case, user=current_user, action="view")
     db.session.commit()
     reply = forms.pop("reply", None) or StaffReplyForm(prefix="reply")
-    template_id = request.args.get("template", type=int)
+    template_id = id_arg("template")
     if template_id and request.method == "GET":
         template = db.session.get(ReplyTemplate, template_id)
         if template is not None:
@@ -283,9 +284,8 @@ def export(case_id: int):
 @staff_required(*TEAM)
 def dashboard():
     this_year = today().year
-    year = request.args.get("year", type=int) or this_year
-    if not 2000 <= year <= this_year:  # a typed-in year out of range shows this year, not an error
-        year = this_year
+    # A typed-in year out of range shows this year, not an error.
+    year = int_arg("year", low=FIRST_YEAR, high=this_year, default=this_year)
     return render_template(
         "advisory/dashboard.html",
         stats=dashboard_stats(year),

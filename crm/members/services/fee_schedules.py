@@ -22,10 +22,10 @@ from crm.errors import DomainError
 from crm.extensions import db
 from crm.i18n import format_money
 from crm.members.models import FeeRuleType, FeeSchedule, MembershipCategory
+from crm.request_args import FIRST_YEAR, LAST_YEAR
 
 logger = logging.getLogger(__name__)
 
-FIRST_YEAR, LAST_YEAR = 2000, 2100
 GROUP_NAME_MAX = 100
 
 

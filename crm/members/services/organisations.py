@@ -35,6 +35,7 @@ from crm.members.services.common import (
     normalise_orgnr,
     today,
 )
+from crm.web_urls import clean_web_url
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +141,8 @@ def _clean_organisation_values(values: Mapping[str, Any], organisation: Organisa
         clean_postcode(clean, prefix)
     if "invoice_email" in clean:
         clean["invoice_email"] = normalise_email(clean["invoice_email"])
+    if "website" in clean:
+        clean["website"] = clean_web_url(clean["website"], field="website")
     for key in ("employees", "inhabitants", "annual_turnover_nok"):
         if clean.get(key) is not None and int(clean[key]) < 0:
             raise DomainError(_("The number cannot be negative."), field=key)

@@ -19,10 +19,10 @@ from crm.members import services
 from crm.members.fee_forms import CopyFeeYearForm, FeeScheduleForm
 from crm.members.fees import DEFAULT_PRO_RATA, copy_fee_schedules
 from crm.members.models import FeeRuleType, MembershipCategory
-from crm.members.services.fee_schedules import FIRST_YEAR, LAST_YEAR
 from crm.members.views.blueprints import bp
 from crm.members.views.common import save_form
 from crm.members.views.staff import FEE_MANAGERS
+from crm.request_args import FIRST_YEAR, LAST_YEAR, year_arg
 
 RULE_TYPE_LABELS = {
     FeeRuleType.TURNOVER_STEPS: _l("Turnover steps"),
@@ -37,10 +37,7 @@ def day_month(month: int, day: int) -> str:
 
 
 def _chosen_year() -> int:
-    year = request.args.get("year", type=int)
-    if year is None or not FIRST_YEAR <= year <= LAST_YEAR:
-        return services.default_fee_year(services.today().year)
-    return year
+    return year_arg() or services.default_fee_year(services.today().year)
 
 
 @bp.route("/fees")

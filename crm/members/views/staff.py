@@ -45,6 +45,7 @@ from crm.members.models import (
 from crm.members.panels import get_panel, panels
 from crm.members.views.blueprints import bp
 from crm.members.views.common import save_form
+from crm.request_args import ID_MAX, int_arg
 from crm.ui import register_nav
 
 logger = logging.getLogger(__name__)
@@ -66,9 +67,9 @@ def _enum_arg(name: str, enum_cls):
         return None
 
 
-def _int_arg(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
+def _filter_id(name: str) -> int | None:
+    """An id filter; 0 asks for none (``?adviser=0``: members without an adviser)."""
+    return int_arg(name, low=0, high=ID_MAX)
 
 
 def _filters_from_args() -> MemberFilters:
@@ -76,9 +77,9 @@ def _filters_from_args() -> MemberFilters:
         q=request.args.get("q", "")[:200],
         status=_enum_arg("status", MembershipStatus),
         kind=_enum_arg("kind", OrganisationKind),
-        category_id=_int_arg("category"),
-        adviser_id=_int_arg("adviser"),
-        sector_id=_int_arg("sector"),
+        category_id=_filter_id("category"),
+        adviser_id=_filter_id("adviser"),
+        sector_id=_filter_id("sector"),
         transparency=_enum_arg("transparency", TransparencyScope),
         sort=request.args.get("sort", "name"),
     )

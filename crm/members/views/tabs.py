@@ -39,6 +39,7 @@ from crm.members.models import (
 )
 from crm.members.panels import register_panel
 from crm.members.views.staff import FEE_MANAGERS, MEMBERSHIP_MANAGERS, can_edit
+from crm.request_args import year_arg
 
 
 def membership_form(membership: Membership) -> MembershipForm:
@@ -227,7 +228,7 @@ def _membership_panel(organisation: Organisation) -> str:
 def _fee_panel(organisation: Organisation) -> str:
     from crm.members.services import today
 
-    year = request.args.get("year", type=int) or today().year
+    year = year_arg(default=today().year)
     try:
         calculation, problem = calculate_fee(organisation.membership, year), None
     except DomainError as exc:
