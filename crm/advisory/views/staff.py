@@ -48,7 +48,7 @@ from crm.advisory.views.common import (
     store_all,
     uploads,
 )
-from crm.audit.details import register_audit_details
+from crm.audit.details import names_from, register_audit_details
 from crm.auth.access import staff_required
 from crm.auth.models import Role
 from crm.errors import DomainError, field_error
@@ -486,6 +486,10 @@ register_audit_details(
         "reply_templates": _l("Reply template"),
         "service_targets": _l("Service target"),
         "adviser_absences": _l("Absence"),
+    },
+    namers={
+        "cases": names_from(Case.id, Case.subject, fmt=lambda case_id, subject: f"#{case_id} {subject}"),
+        "reply_templates": names_from(ReplyTemplate.id, ReplyTemplate.name),
     },
     labels={
         "urgency": _l("Urgency"),
