@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from crm.audit.details import register_audit_details
+from crm.audit.details import names_from, register_audit_details
 from crm.auth.access import member_required, public, staff_required
 from crm.auth.models import Role
 from crm.billing import listing, services
@@ -308,7 +308,17 @@ def init_app(app: Flask) -> None:
             "billing.invoice.reissued": _l("Invoice reissued"),
         },
         targets={"invoices": _l("Invoice"), "billing_runs": _l("Billing run")},
+        namers={
+            "invoices": names_from(Invoice.id, Invoice.number),
+            "billing_runs": names_from(BillingRun.id, BillingRun.year),
+        },
         labels={
+            "number": _l("Invoice number"),
+            "amount_ore": _l("Amount"),
+            "year": _l("Year"),
+            "queued": _l("Invoices queued"),
+            "skipped": _l("Skipped"),
+            "items": _l("Invoices"),
             "voided_number": _l("Voided invoice"),
             "sequence": _l("Invoice for the year, no."),
             "error": _l("Error"),

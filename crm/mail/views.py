@@ -7,14 +7,14 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from crm.audit.details import register_audit_details
+from crm.audit.details import names_from, register_audit_details
 from crm.auth.access import safe_next_url, staff_required
 from crm.auth.models import User
 from crm.errors import DomainError
 from crm.extensions import db
 from crm.mail import services
 from crm.mail.forms import RetryForm
-from crm.mail.models import OutboxMessage
+from crm.mail.models import OutboxMessage, OutboxStatus
 from crm.pagination import paginate, requested_page
 from crm.ui import register_nav, register_user_link
 
@@ -36,7 +36,14 @@ register_audit_details(
         "mail.message.retried": _l("Email sent again"),
     },
     targets={"outbox_messages": _l("Email")},
-    labels={"content_shown": _l("Subject and content shown")},
+    namers={"outbox_messages": names_from(OutboxMessage.id, OutboxMessage.subject)},
+    labels={
+        "content_shown": _l("Subject and content shown"),
+        "previous_status": _l("Status before"),
+        "attempts": _l("Attempts"),
+        "last_error": _l("Last error"),
+    },
+    values={"previous_status": {status.value: status.label for status in OutboxStatus}},
 )
 
 

@@ -1,13 +1,12 @@
 """Export of the (filtered) member list to CSV and XLSX.
 
 CSV is UTF-8 with a byte-order mark and semicolons, which is what Excel with Norwegian settings opens
-directly. Cells that a spreadsheet would run as a formula (starting with = + - @) are prefixed with an
-apostrophe in both formats.
+directly (``crm.csv_export``). Cells that a spreadsheet would run as a formula (starting with = + - @) are
+prefixed with an apostrophe in both formats.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 from typing import Any
 
@@ -16,17 +15,13 @@ from sqlalchemy.orm import selectinload
 
 from crm.audit.services import record_audit
 from crm.auth.models import User
+from crm.csv_export import safe_cell as _safe
+from crm.csv_export import to_csv
 from crm.extensions import db
 from crm.members.listing import MemberFilters, listed_organisations
 from crm.members.models import Contact, ContactRole, Organisation
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _safe(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
+__all__ = ["export_rows", "record_export", "to_csv", "to_xlsx"]
 
 
 def _main_contact(organisation: Organisation) -> Contact | None:
@@ -75,17 +70,6 @@ def export_rows(filters: MemberFilters) -> tuple[list[str], list[list[Any]]]:
             ]
         )
     return headers, rows
-
-
-def to_csv(headers: list[str], rows: list[list[Any]]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow(headers)
-    for row in rows:
-        writer.writerow(
-            ["" if v is None else (v.strftime("%d.%m.%Y") if hasattr(v, "strftime") else _safe(v)) for v in row]
-        )
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
 def to_xlsx(headers: list[str], rows: list[list[Any]]) -> bytes:

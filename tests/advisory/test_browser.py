@@ -82,3 +82,25 @@ def test_member_opens_a_case_and_an_adviser_answers_it(live_server, browser):
     page.screenshot(path=ARTIFACTS / "advisory-portal-case.png", full_page=True)
     assert errors == []
     context.close()
+
+
+def test_choosing_a_reply_template_keeps_the_typed_draft(live_server, browser):
+    """The template's text goes in at the cursor, without a reload: the draft stays, placeholders are filled."""
+    from playwright.sync_api import expect
+
+    context, page, errors = _new_page(browser)
+    log_in(page, live_server, ADVISER)
+    page.goto(live_server + "/staff/advisory/")
+    page.locator("table a[href^='/staff/advisory/']").first.click()
+    case_url = page.url
+    reply = page.locator("#reply-body")
+    reply.fill("Takk, dette ser vi på.")
+    page.evaluate("window.notReloaded = true")
+    page.get_by_role("button", name="Kvittering og neste steg").click()
+    text = reply.input_value()
+    assert text.startswith("Takk, dette ser vi på.\n\nHei ")
+    assert "Takk for henvendelsen fra " in text and "{organisation}" not in text and "{adviser}" not in text
+    assert page.url == case_url and page.evaluate("window.notReloaded") is True
+    expect(reply).to_be_focused()
+    assert errors == []
+    context.close()

@@ -249,6 +249,30 @@ def test_reply_template_placeholders(world):
     assert db.session.scalar(select(ReplyTemplate).where(ReplyTemplate.name == "Takk"))
 
 
+def test_the_access_log_has_one_row_per_person_case_and_kind_an_hour(world):
+    """Reloading the case page is not a new look; another kind, another person or an hour later is."""
+    from crm.advisory.models import CaseAccessLog
+    from crm.models import utcnow
+
+    case = open_at(world)
+    other = make_staff(Role.ADVISER, email="annen.radgiver@etiskhandel.example")
+
+    def rows():
+        stmt = select(CaseAccessLog.user_id, CaseAccessLog.action).where(CaseAccessLog.case_id == case.id)
+        return sorted(db.session.execute(stmt).all())
+
+    for _ in range(3):
+        services.log_access(case, user=world["adviser"], action="view")
+    services.log_access(case, user=world["adviser"], action="export")
+    services.log_access(case, user=other, action="view")
+    assert rows() == sorted([(world["adviser"].id, "view"), (world["adviser"].id, "export"), (other.id, "view")])
+    for row in db.session.scalars(select(CaseAccessLog).where(CaseAccessLog.case_id == case.id)):
+        row.at = utcnow() - timedelta(minutes=61)
+    db.session.flush()
+    services.log_access(case, user=world["adviser"], action="view")
+    assert rows().count((world["adviser"].id, "view")) == 2
+
+
 def test_breach(world):
     case = open_at(world)
     assert not case.is_breached(TUESDAY_9 + timedelta(hours=1))

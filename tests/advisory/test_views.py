@@ -210,6 +210,30 @@ def test_reply_template_prefills_the_reply(client, world):
     assert "Hei Per Spør, Kari Rådgiver" in page.text
 
 
+def test_choosing_a_template_without_javascript_keeps_the_draft_and_sends_nothing(client, world):
+    """The template buttons post the draft; the page comes back with the draft, then the filled-in template."""
+    template = services.save_reply_template(None, name="Hilsen", body="Hilsen {adviser}", actor=world["adviser"])
+    db.session.commit()
+    login(client, world["adviser"])
+    case = world["shared"]
+    page = client.get(f"/staff/advisory/{case.id}")
+    assert 'data-insert-text="Hilsen Kari Rådgiver" data-insert-into="reply-body"' in page.text
+    replies = len(case.messages)
+    response = client.post(
+        f"/staff/advisory/{case.id}/reply/template",
+        data={"reply-csrf_token": _csrf(page, "reply"), "reply-body": "Takk for spørsmålet.", "template": template.id},
+    )
+    assert response.status_code == 200
+    assert "Takk for spørsmålet.\n\nHilsen Kari Rådgiver</textarea>" in response.text
+    db.session.expire_all()
+    assert len(db.session.get(Case, case.id).messages) == replies
+    response = client.post(
+        f"/staff/advisory/{case.id}/reply/template",
+        data={"reply-csrf_token": _csrf(page, "reply"), "reply-body": "", "template": 2**40},
+    )
+    assert response.status_code == 404
+
+
 def test_queue_filters_and_constant_query_count(client, world, count_queries):
     login(client, world["adviser"])
     client.get("/staff/advisory/")  # warm up (session, user)

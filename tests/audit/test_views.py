@@ -2,6 +2,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 
 from crm.audit.models import AuditEntry
 from crm.audit.services import AuditFilter, audit_entries_query, record_audit
@@ -26,8 +27,8 @@ def _entry(action: str, *, at: datetime | None = None, actor_label=None, target_
 
 
 def _rows(html: str) -> list[str]:
-    """The action of every row shown."""
-    return re.findall(r'<code class="d-block small">([^<]+)</code></td>', html)
+    """The action of every row shown (the row carries its code; the page shows only the label)."""
+    return re.findall(r'<tr data-action="([^"]+)">', html)
 
 
 @pytest.fixture
@@ -224,3 +225,91 @@ def test_unregistered_details_are_shown_as_stored_and_iso_dates_as_norwegian_dat
 
     entry = AuditEntry(action="other.thing", details={"colour": "blue", "due": "2026-12-31", "done": True, "n": None})
     assert audit_details(entry) == [("colour", "blue"), ("due", "31.12.2026"), ("done", "Ja")]
+
+
+def _invoice(organisation, number: str):
+    from crm.billing.models import Invoice, InvoiceKind
+
+    invoice = Invoice(
+        membership_id=organisation.membership.id,
+        organisation_id=organisation.id,
+        year=2026,
+        kind=InvoiceKind.MEMBERSHIP,
+        number=number,
+        customer_name=organisation.name,
+    )
+    db.session.add(invoice)
+    db.session.flush()
+    return invoice
+
+
+def test_records_are_named_and_details_read_as_words_and_money(admin_client):
+    """ "Faktura EHN-00032" and the person's name, "Beløp: 5 000 kr", and no raw codes beside the labels."""
+    from tests.factories import make_organisation
+
+    organisation = make_organisation(name="Fjordkaffe AS")
+    invoice = _invoice(organisation, "EHN-00032")
+    person = make_user(email="hanne@example.no", full_name="Hanne Lunde")
+    details = {"number": "EHN-00032", "amount_ore": 500000, "reason": "Feil beløp"}
+    record_audit("billing.invoice.credited", actor=person, target=invoice, details=details)
+    record_audit("auth.password.changed", actor=person, target=person)
+    record_audit("members.organisation.updated", actor=person, target=organisation)
+    _entry("billing.invoice.voided", target_type="invoices", target_id="999999")  # the record is gone
+    html = admin_client.get("/staff/audit/").text
+    assert ">Faktura EHN-00032</a>" in html
+    assert ">Bruker Hanne Lunde</a>" in html
+    assert ">Organisasjon Fjordkaffe AS</a>" in html
+    assert ">Faktura #999999</a>" in html
+    assert "Beløp:</span> 5\u00a0000\u00a0kr" in html and "Fakturanummer:</span> EHN-00032" in html
+    assert "Faktura kreditert" in html
+    assert "amount_ore" not in html and "500000" not in html
+    assert "billing.invoice.credited" not in html.replace('data-action="billing.invoice.credited"', "")
+
+
+def test_naming_the_records_keeps_the_query_count_constant(app, admin_client, count_queries):
+    from tests.factories import make_organisation
+
+    per_page = app.config["PER_PAGE"]
+
+    def entries(n):
+        for _ in range(n):
+            organisation = make_organisation()
+            record_audit("members.organisation.updated", actor=None, target=organisation)
+            record_audit("billing.invoice.voided", actor=None, target=_invoice(organisation, f"EHN-{organisation.id}"))
+            record_audit("auth.password.changed", actor=None, target=make_user())
+
+    entries(1)
+    with count_queries() as few:
+        assert admin_client.get("/staff/audit/").status_code == 200
+    entries(per_page)
+    with count_queries() as many:
+        html = admin_client.get("/staff/audit/").text
+    assert len(_rows(html)) == per_page and ">Faktura EHN-" in html
+    assert many.count == few.count
+
+
+def test_the_log_exports_to_csv_with_the_same_filter_and_the_export_is_audited(admin_client):
+    from tests.factories import make_organisation
+
+    invoice = _invoice(make_organisation(), "EHN-00032")
+    record_audit("billing.invoice.credited", actor=None, target=invoice, details={"amount_ore": 500000})
+    _entry("auth.login.failed", details={"email": "x@example.no", "reason": "bad_credentials"})
+    html = admin_client.get("/staff/audit/?action=billing.").text
+    assert 'href="/staff/audit/export.csv?action=billing."' in html
+    response = admin_client.get("/staff/audit/export.csv?action=billing.")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="revisjonslogg.csv"'
+    lines = response.data.decode("utf-8-sig").splitlines()
+    assert lines[0] == "Tidspunkt;Utført av;Handling;Gjelder;Detaljer;IP-adresse"
+    assert len(lines) == 2
+    assert ";Faktura kreditert;Faktura EHN-00032;Beløp: 5\u00a0000\u00a0kr;" in lines[1]
+    exported = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "audit.log.exported")).one()
+    assert exported.details == {"format": "csv", "rows": 1, "action": "billing."}
+    assert exported.actor_label == "ingrid@etiskhandel.example"
+
+
+@pytest.mark.parametrize("roles", [{Role.ADVISER}, {Role.FINANCE}, {Role.MEMBER}])
+def test_only_admins_export_the_audit_log(client, roles):
+    sign_in(client, make_user(roles=roles))
+    assert client.get("/staff/audit/export.csv").status_code == 403
+    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "audit.log.exported")) is None

@@ -137,7 +137,8 @@ def test_members_see_only_their_own_organisations_invoices(app, client, stripe_s
     login(client, user)
     page = client.get("/portal/invoices/").text
     assert my_invoice.number in page
-    assert f'<a href="{my_invoice.hosted_invoice_url}" rel="noopener">Betal</a>' in page  # open: pay online
+    pay = f'<a class="btn btn-primary btn-sm" href="{my_invoice.hosted_invoice_url}" rel="noopener">Betal'
+    assert pay in page  # open: pay online (a button, named with the invoice number for screen readers)
     assert f'<a href="{my_invoice.invoice_pdf}" rel="noopener">Last ned PDF</a>' in page
     assert their_invoice.number not in page
     assert client.get(f"/staff/billing/invoices/{their_invoice.id}").status_code == 403

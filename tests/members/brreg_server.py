@@ -1,4 +1,5 @@
-"""A local HTTP server that answers like Enhetsregisteret's ``/enheter/{orgnr}`` endpoint."""
+"""A local HTTP server that answers like Enhetsregisteret's ``/enheter/{orgnr}`` and ``/underenheter/{orgnr}``
+endpoints."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ DELETED = generate_orgnr(1, base=70_000_000)
 SLOW = generate_orgnr(2, base=70_000_000)
 BROKEN = generate_orgnr(3, base=70_000_000)
 GARBLED = generate_orgnr(4, base=70_000_000)
+BANKRUPT = generate_orgnr(5, base=70_000_000)
+WINDING_UP = generate_orgnr(6, base=70_000_000)  # under avvikling and under tvangsavvikling at once
+SUB_UNIT = generate_orgnr(7, base=70_000_000)  # a branch of FOUND
 
 UNITS = {
     FOUND: {
@@ -53,6 +57,33 @@ UNITS = {
     },
 }
 
+UNITS[BANKRUPT] = {
+    "organisasjonsnummer": BANKRUPT,
+    "navn": "KONKURSBO KAFFE AS",
+    "organisasjonsform": {"kode": "AS", "beskrivelse": "Aksjeselskap"},
+    "konkurs": True,
+    "konkursdato": "2026-09-01",
+    "underAvvikling": False,
+    "underTvangsavviklingEllerTvangsopplosning": False,
+}
+UNITS[WINDING_UP] = {
+    "organisasjonsnummer": WINDING_UP,
+    "navn": "AVVIKLING TEKSTIL AS",
+    "organisasjonsform": {"kode": "AS", "beskrivelse": "Aksjeselskap"},
+    "konkurs": False,
+    "underAvvikling": True,
+    "underAvviklingDato": "2026-08-01",
+    "underTvangsavviklingEllerTvangsopplosning": True,
+}
+SUB_UNITS = {
+    SUB_UNIT: {
+        "organisasjonsnummer": SUB_UNIT,
+        "navn": "REGISTERENHETEN I BRØNNØYSUND AVD MO",
+        "organisasjonsform": {"kode": "BEDR", "beskrivelse": "Underenhet til næringsdrivende og offentlig forvaltning"},
+        "overordnetEnhet": FOUND,
+    }
+}
+
 
 class Handler(BaseHTTPRequestHandler):
     requests: list[str] = []
@@ -71,6 +102,10 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         Handler.requests.append(self.path)
         orgnr = self.path.rstrip("/").rsplit("/", 1)[-1]
+        if self.path.startswith("/enhetsregisteret/api/underenheter/"):
+            if orgnr in SUB_UNITS:
+                return self._send(200, SUB_UNITS[orgnr])
+            return self._send(404, {"feilmelding": "Ingen underenhet med organisasjonsnummer " + orgnr})
         if not self.path.startswith("/enhetsregisteret/api/enheter/"):
             return self._send(404)
         if orgnr in UNITS:

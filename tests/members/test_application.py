@@ -177,6 +177,14 @@ def test_register_lookup_fills_the_application(client, categories, fake_brreg):
     assert "Fyll inn opplysningene selv" in page
 
 
+def test_the_application_warns_of_bankruptcy_and_offers_a_sub_units_main_unit(client, categories, fake_brreg):
+    page = client.get(f"/apply/?lookup={fake.BANKRUPT}").text
+    assert "<strong>Brønnøysundregistrene oppgir at KONKURSBO KAFFE AS er konkurs.</strong>" in page
+    page = client.get(f"/apply/?lookup={fake.SUB_UNIT}").text
+    assert "er en underenhet" in page
+    assert f'href="/apply/?lookup={fake.FOUND}">Fyll ut fra hovedenheten (974 760 673)</a>' in page
+
+
 def test_the_front_page_links_the_public_to_the_application_form(client):
     page = client.get("/").text
     assert '<a class="btn btn-outline-primary" href="/apply/">Søk om medlemskap</a>' in page

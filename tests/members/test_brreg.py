@@ -33,6 +33,46 @@ def test_unknown_number(fake_brreg):
         brreg.lookup(fake.UNKNOWN)
 
 
+def test_a_healthy_unit_has_no_warnings(fake_brreg):
+    unit = brreg.lookup(fake.FOUND)
+    assert (unit.bankrupt, unit.under_liquidation, unit.under_forced_dissolution, unit.deleted_on) == (
+        False,
+        False,
+        False,
+        None,
+    )
+    assert unit.warnings == []
+
+
+def test_bankruptcy_and_winding_up_are_read_and_warned_about(fake_brreg):
+    bankrupt = brreg.lookup(fake.BANKRUPT)
+    assert bankrupt.bankrupt is True and bankrupt.under_liquidation is False
+    assert bankrupt.warnings == ["Brønnøysundregistrene oppgir at KONKURSBO KAFFE AS er konkurs."]
+    winding_up = brreg.lookup(fake.WINDING_UP)
+    assert winding_up.under_liquidation is True and winding_up.under_forced_dissolution is True
+    assert len(winding_up.warnings) == 2
+    assert "under avvikling" in winding_up.warnings[0]
+    assert "tvangsavvikling eller tvangsoppløsning" in winding_up.warnings[1]
+
+
+def test_a_deletion_date_on_a_found_unit_is_a_warning():
+    unit = brreg.parse_unit({"organisasjonsnummer": fake.FOUND, "navn": "SLETTET AS", "slettedato": "2025-01-31"})
+    assert unit.deleted_on == date(2025, 1, 31)
+    assert unit.warnings == ["SLETTET AS ble slettet fra Brønnøysundregistrene 31.01.2025."]
+
+
+def test_a_sub_unit_number_is_recognised_and_its_main_unit_offered(fake_brreg):
+    with pytest.raises(brreg.BrregSubUnit) as exc:
+        brreg.lookup(fake.SUB_UNIT)
+    assert exc.value.main_orgnr == fake.FOUND
+    assert exc.value.name == "REGISTERENHETEN I BRØNNØYSUND AVD MO"
+    assert "underenhet" in exc.value.message and "974 760 673" in exc.value.message
+    assert fake.Handler.requests[-2:] == [
+        f"/enhetsregisteret/api/enheter/{fake.SUB_UNIT}",
+        f"/enhetsregisteret/api/underenheter/{fake.SUB_UNIT}",
+    ]
+
+
 def test_deleted_unit_reports_its_deletion_date(fake_brreg):
     with pytest.raises(brreg.BrregDeleted) as exc:
         brreg.lookup(fake.DELETED)

@@ -375,6 +375,24 @@ def test_register_problems_leave_the_form_usable(client, staff, fake_brreg, orgn
     assert 'name="name"' in page
 
 
+def test_register_warnings_are_shown_on_the_prefilled_form(client, staff, fake_brreg):
+    page = client.get(f"/staff/members/new?lookup={fake.BANKRUPT}").text
+    assert 'class="alert alert-warning"' in page
+    assert "<strong>Brønnøysundregistrene oppgir at KONKURSBO KAFFE AS er konkurs.</strong>" in page
+    assert 'value="KONKURSBO KAFFE AS"' in page  # still filled in: staff decide
+    page = client.get(f"/staff/members/new?lookup={fake.WINDING_UP}").text
+    assert "er under avvikling" in page and "tvangsavvikling eller tvangsoppløsning" in page
+    assert "er konkurs" not in client.get(f"/staff/members/new?lookup={fake.FOUND}").text
+
+
+def test_a_sub_unit_number_offers_its_main_unit(client, staff, fake_brreg):
+    page = client.get(f"/staff/members/new?lookup={fake.SUB_UNIT}").text
+    assert "er en underenhet" in page and "REGISTERENHETEN I BRØNNØYSUND AVD MO" in page
+    assert f'href="/staff/members/new?lookup={fake.FOUND}">Fyll ut fra hovedenheten (974 760 673)</a>' in page
+    page = client.get(f"/staff/members/new?lookup={fake.FOUND}").text
+    assert 'value="REGISTERENHETEN I BRØNNØYSUND"' in page
+
+
 def test_lookup_of_a_registered_number_links_to_it(client, staff, fake_brreg):
     org = make_organisation(orgnr=fake.FOUND)
     page = client.get(f"/staff/members/new?lookup={fake.FOUND}").text

@@ -3,6 +3,8 @@ without eval, keyboard use. Runs against ``flask run`` on the demo data in a tem
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.live_server import log_in, run_live_server, violations
@@ -11,8 +13,13 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory):
-    with run_live_server(tmp_path_factory.mktemp("live-instance"), require_staff_mfa=False) as base:
+def live_instance(tmp_path_factory):
+    return tmp_path_factory.mktemp("live-instance")
+
+
+@pytest.fixture(scope="module")
+def live_server(live_instance):
+    with run_live_server(live_instance, require_staff_mfa=False) as base:
         yield base
 
 
@@ -176,3 +183,82 @@ def test_destructive_actions_ask_first_and_cancelling_changes_nothing(live_serve
     assert len(asked) == 2
     assert page.get_by_role("button", name="Aktiver").is_visible()
     assert page.console_errors == []
+
+
+PHONE = 390
+# Every element a member can click that is shown, with its box: none may reach past the screen's edge.
+_OFF_SCREEN_CONTROLS = """(width) => [
+  ...document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea')
+].filter(e => e.offsetParent !== null && !e.closest('.visually-hidden, .visually-hidden-focusable'))
+  .map(e => [e.getBoundingClientRect(), (e.innerText || e.name || e.id || e.tagName).trim().slice(0, 40)])
+  .filter(([box]) => box.width > 1 && (box.left < -1 || box.right > width + 1))
+  .map(([box, name]) => `${name} @ ${Math.round(box.left)}..${Math.round(box.right)}`)"""
+
+
+def _on_screen(locator) -> bool:
+    box = locator.bounding_box()
+    return box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE
+
+
+def _give_the_member_an_open_invoice(instance, email: str) -> None:
+    """The demo never talks to Stripe, so its invoices have no payment page; give the member's one, opened."""
+    import sqlite3
+
+    with sqlite3.connect(instance / "live.sqlite") as connection:
+        connection.execute(
+            "UPDATE invoices SET status = 'open', paid_ore = 0, paid_at = NULL,"
+            " hosted_invoice_url = 'https://invoice.stripe.com/i/demo', invoice_pdf = 'https://pay.stripe.com/demo.pdf'"
+            " WHERE organisation_id IN (SELECT c.organisation_id FROM contacts c JOIN users u ON u.id = c.user_id"
+            " WHERE u.email = ?) AND number IS NOT NULL",
+            (email,),
+        )
+
+
+def test_every_portal_page_fits_a_phone_with_its_main_actions_on_screen(live_server, live_instance, browser):
+    """390 px: no page scrolls sideways, no table hides its amount, status, Pay button, colleague actions or
+    case links beyond the edge of the screen."""
+    from tests.live_server import ARTIFACTS
+
+    _give_the_member_an_open_invoice(live_instance, "hanne.lunde@example.no")
+
+    context = browser.new_context(locale="nb-NO", viewport={"width": PHONE, "height": 844})
+    page = context.new_page()
+    log_in(page, live_server, "hanne.lunde@example.no")
+    page.goto(live_server + "/portal/organisation/")
+    colleague_edit = page.locator("a[href^='/portal/organisation/contacts/'][href$='/edit']").first
+    colleague_edit = colleague_edit.get_attribute("href")
+    page.goto(live_server + "/portal/advisory/")
+    case = page.locator("a[href^='/portal/advisory/']").filter(has_text="#").first.get_attribute("href")
+    paths = ["/portal/", "/portal/organisation/", "/portal/organisation/edit", "/portal/organisation/contacts/new"]
+    paths += [colleague_edit, "/portal/invoices/", "/portal/advisory/", "/portal/advisory/new", case, "/account"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    problems = {}
+    for path in paths:
+        page.goto(live_server + path)
+        name = path.strip("/").replace("/", "-") or "portal"
+        page.screenshot(path=ARTIFACTS / f"phone-{name}.png", full_page=True)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        off_screen = page.evaluate(_OFF_SCREEN_CONTROLS, PHONE)
+        # On a phone a member's table is stacked, not cut: no frame scrolls sideways either.
+        cut = page.evaluate(
+            "[...document.querySelectorAll('.table-responsive, .table-wrap')]"
+            ".filter(e => e.scrollWidth > e.clientWidth).length"
+        )
+        if width > PHONE or off_screen or cut:
+            problems[path] = (width, off_screen, f"{cut} tables cut")
+
+    def check_on_screen(what: str, locator) -> None:
+        if locator.count() == 0 or not all(_on_screen(locator.nth(i)) for i in range(locator.count())):
+            problems[what] = f"{locator.count()} found, not all on screen"
+
+    page.goto(live_server + "/portal/invoices/")
+    check_on_screen("Pay", page.get_by_role("link", name=re.compile("^Betal ")))
+    check_on_screen("amount", page.locator("[data-label='Beløp']"))
+    check_on_screen("status", page.locator("[data-label='Status']"))
+    page.goto(live_server + "/portal/organisation/")
+    check_on_screen("edit colleague", page.get_by_role("link", name="Rediger").filter(has_text=" "))
+    check_on_screen("mark as left", page.get_by_role("button", name="Marker som sluttet"))
+    page.goto(live_server + "/portal/advisory/")
+    check_on_screen("case links", page.locator("a[href^='/portal/advisory/']").filter(has_text="#"))
+    context.close()
+    assert not problems, "\n".join(f"{path}: {problem}" for path, problem in problems.items())

@@ -4,7 +4,7 @@ entries and the access log. Services flush, never commit; the acting user is a p
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select
@@ -24,6 +24,7 @@ from crm.errors import DomainError
 from crm.extensions import db
 from crm.mail.models import OutboxMessage
 from crm.members.services import today
+from crm.models import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -187,10 +188,26 @@ def delete_reply_template(template: ReplyTemplate, *, actor: User) -> None:
     db.session.flush()
 
 
+ACCESS_LOG_WINDOW = timedelta(hours=1)
+
+
 def log_access(case: Case, *, user: User, action: str = "view") -> None:
-    """A row in the case's access log (every staff view, export and download)."""
-    db.session.add(CaseAccessLog(case_id=case.id, user_id=user.id, action=action))
-    db.session.flush()
+    """A row in the case's access log for a staff view, export or download, unless the same person did the same
+    on the same case within the last hour: the log says who looked and when, and a reload or a posted form
+    re-rendering the page is not a new look."""
+    recent = db.session.scalar(
+        select(CaseAccessLog.id)
+        .where(
+            CaseAccessLog.case_id == case.id,
+            CaseAccessLog.user_id == user.id,
+            CaseAccessLog.action == action,
+            CaseAccessLog.at > utcnow() - ACCESS_LOG_WINDOW,
+        )
+        .limit(1)
+    )
+    if recent is None:
+        db.session.add(CaseAccessLog(case_id=case.id, user_id=user.id, action=action))
+        db.session.flush()
 
 
 def log_case_email_read(message: OutboxMessage, actor: User) -> None:

@@ -48,7 +48,7 @@ from crm.advisory.views.common import (
     store_all,
     uploads,
 )
-from crm.audit.details import register_audit_details
+from crm.audit.details import names_from, register_audit_details
 from crm.auth.access import staff_required
 from crm.auth.models import Role
 from crm.errors import DomainError, field_error
@@ -111,6 +111,7 @@ def _render_case(case: Case, **forms):
     services.log_access(case, user=current_user, action="view")
     db.session.commit()
     reply = forms.pop("reply", None) or StaffReplyForm(prefix="reply")
+    templates = db.session.scalars(select(ReplyTemplate).order_by(ReplyTemplate.name)).all()
     template_id = id_arg("template")
     if template_id and request.method == "GET":
         template = db.session.get(ReplyTemplate, template_id)
@@ -135,7 +136,8 @@ def _render_case(case: Case, **forms):
         status=forms.pop("status", None) or _status_form(case),
         time=forms.pop("time", None) or TimeEntryForm(prefix="time"),
         upload=forms.pop("upload", None) or UploadForm(prefix="upload"),
-        templates=db.session.scalars(select(ReplyTemplate).order_by(ReplyTemplate.name)).all(),
+        # Filled in here (placeholders are the server's business); app.js inserts the text at the cursor.
+        templates=[(t, services.render_reply_template(t, case, actor=current_user)) for t in templates],
         yearly_minutes=services.yearly_minutes(case.organisation_id, today().year),
         access_log=services.access_log(case, limit=10),
         now=utcnow(),
@@ -173,6 +175,23 @@ def reply(case_id: int):
         else:
             return _done(case, _("The reply is sent to the member."))
     return _render_case(case, reply=form), 400
+
+
+@bp.route("/<int:case_id>/reply/template", methods=["POST"])
+@staff_required(*TEAM)
+def insert_template(case_id: int):
+    """Without JavaScript a template button posts the draft here: the page comes back with the draft and the
+    template's text after it, and nothing is sent."""
+    case = _case(case_id)
+    form = StaffReplyForm(prefix="reply")  # CSRFProtect has checked the token; an empty draft is fine here
+    template_id = id_arg("template", args=request.form)
+    template = db.session.get(ReplyTemplate, template_id) if template_id else None
+    if template is None:
+        abort(404)
+    draft = (form.body.data or "").rstrip()
+    text = services.render_reply_template(template, case, actor=current_user)
+    form.body.data = f"{draft}\n\n{text}" if draft else text
+    return _render_case(case, reply=form)
 
 
 @bp.route("/<int:case_id>/note", methods=["POST"])
@@ -475,6 +494,10 @@ register_audit_details(
         "reply_templates": _l("Reply template"),
         "service_targets": _l("Service target"),
         "adviser_absences": _l("Absence"),
+    },
+    namers={
+        "cases": names_from(Case.id, Case.subject, fmt=lambda case_id, subject: f"#{case_id} {subject}"),
+        "reply_templates": names_from(ReplyTemplate.id, ReplyTemplate.name),
     },
     labels={
         "urgency": _l("Urgency"),

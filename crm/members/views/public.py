@@ -20,7 +20,7 @@ from crm.auth.access import public
 from crm.errors import DomainError
 from crm.extensions import db, limiter, minutes_until_retry
 from crm.members import services
-from crm.members.brreg import lookup
+from crm.members.brreg import BrregSubUnit, lookup
 from crm.members.forms import (
     ApplicationForm,
 )
@@ -28,6 +28,7 @@ from crm.members.listing import filter_options
 from crm.members.models import (
     MembershipCategory,
     OrganisationKind,
+    format_orgnr,
 )
 from crm.members.views.blueprints import public_bp
 from crm.members.views.common import save_form
@@ -159,7 +160,13 @@ def _prefill_application(form: ApplicationForm, categories: dict[int, Membership
         unit = lookup(request.args["lookup"])
     except DomainError as exc:
         form.orgnr.data = request.args["lookup"][:20]
-        return {"level": "warning", "message": exc.message}
+        main_orgnr = exc.main_orgnr if isinstance(exc, BrregSubUnit) else None
+        return {
+            "level": "warning",
+            "message": exc.message,
+            "main_orgnr": main_orgnr,
+            "main_display": format_orgnr(main_orgnr),
+        }
     form.orgnr.data, form.name.data, form.employees.data = unit.orgnr, unit.name, unit.employees
     address = unit.postal_address or unit.business_address
     if address is not None:
@@ -170,4 +177,8 @@ def _prefill_application(form: ApplicationForm, categories: dict[int, Membership
         )
     by_code = {c.code: c.id for c in categories.values()}
     form.category_id.data = by_code.get(unit.suggested_kind.value, form.category_id.data)
-    return {"level": "success", "message": _("Filled in from the Brønnøysund register: %(name)s.", name=unit.name)}
+    return {
+        "level": "warning" if unit.warnings else "success",
+        "message": _("Filled in from the Brønnøysund register: %(name)s.", name=unit.name),
+        "warnings": unit.warnings,
+    }

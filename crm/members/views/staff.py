@@ -24,7 +24,7 @@ from crm.auth.models import Role, User
 from crm.errors import DomainError, attempt, field_error
 from crm.extensions import db
 from crm.members import services
-from crm.members.brreg import BrregError, BrregUnavailable, lookup
+from crm.members.brreg import BrregError, BrregSubUnit, BrregUnavailable, lookup
 from crm.members.forms import (
     ContactForm,
     DeactivateContactForm,
@@ -41,6 +41,7 @@ from crm.members.models import (
     Organisation,
     OrganisationKind,
     TransparencyScope,
+    format_orgnr,
 )
 from crm.members.panels import get_panel, panels
 from crm.members.views.blueprints import bp
@@ -175,11 +176,23 @@ def _prefill_from_register(form: OrganisationForm, lookup_form: LookupForm) -> d
     except BrregUnavailable as exc:
         form.orgnr.data = services.normalise_orgnr(lookup_form.lookup.data)
         return {"level": "warning", "message": exc.message}
+    except BrregSubUnit as exc:
+        form.orgnr.data = services.normalise_orgnr(lookup_form.lookup.data)
+        return {
+            "level": "warning",
+            "message": exc.message,
+            "main_orgnr": exc.main_orgnr,
+            "main_display": format_orgnr(exc.main_orgnr),
+        }
     except BrregError as exc:
         return {"level": "danger", "message": exc.message}
     for key, value in unit.form_values().items():
         getattr(form, key).data = value
-    return {"level": "success", "message": _("Filled in from the Brønnøysund register: %(name)s.", name=unit.name)}
+    return {
+        "level": "warning" if unit.warnings else "success",
+        "message": _("Filled in from the Brønnøysund register: %(name)s.", name=unit.name),
+        "warnings": unit.warnings,
+    }
 
 
 def _sector_choices(form: OrganisationForm, organisation: Organisation | None = None) -> None:

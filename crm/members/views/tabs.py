@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
-from crm.audit.details import register_audit_details
+from crm.audit.details import names_from, register_audit_details
 from crm.auth.models import Role
 from crm.errors import DomainError
 from crm.extensions import db
@@ -156,6 +156,11 @@ register_audit_details(
         "contacts": _l("Contact person"),
         "memberships": _l("Membership"),
         "fee_schedules": _l("Fee schedules"),
+    },
+    namers={
+        "organisations": names_from(Organisation.id, Organisation.name),
+        "contacts": names_from(Contact.id, Contact.name),
+        "memberships": names_from(Membership.id, Organisation.name, join=Membership.organisation),
     },
     labels={
         "from": _l("From"),
