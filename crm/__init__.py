@@ -69,6 +69,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_features(app: Flask) -> None:
+    importlib.import_module("crm.submissions")  # the kernel's own table (create forms' one-time tokens)
     for name in FEATURES:
         importlib.import_module(f"crm.{name}.models") if _has(name, "models") else None
         if _has(name, "views"):
