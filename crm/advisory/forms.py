@@ -23,6 +23,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from crm.advisory.attachments import ACCEPT
 from crm.advisory.models import OECD_STEPS, CaseStatus, CaseType, Theme, Urgency, Visibility
+from crm.forms import OnceForm, VersionedForm
 
 
 def _today() -> date:
@@ -144,7 +145,7 @@ class TimeEntryForm(FlaskForm):
     submit = SubmitField(_l("Log time"))
 
 
-class ReplyTemplateForm(FlaskForm):
+class ReplyTemplateForm(OnceForm, VersionedForm, FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)])
     body = TextAreaField(
         _l("Text"),
@@ -156,7 +157,7 @@ class ReplyTemplateForm(FlaskForm):
     submit = SubmitField(_l("Save"))
 
 
-class AbsenceForm(FlaskForm):
+class AbsenceForm(OnceForm, VersionedForm, FlaskForm):
     adviser_id = SelectField(_l("Adviser"), coerce=int)
     backup_id = SelectField(_l("Backup"), coerce=int)
     starts_on = DateField(_l("From"), validators=[DataRequired()])

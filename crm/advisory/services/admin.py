@@ -20,7 +20,7 @@ from crm.advisory.models import (
 )
 from crm.audit.services import record_audit
 from crm.auth.models import Role, User, UserRole
-from crm.errors import DomainError
+from crm.errors import DomainError, check_version
 from crm.extensions import db
 from crm.members.services import today
 
@@ -91,7 +91,10 @@ def update_absence(
     backup: User | None,
     note: str | None,
     actor: User,
+    version: int | None = None,
 ) -> AdviserAbsence:
+    """Change an absence; ``StaleEdit`` if it was saved since its edit form was opened at ``version``."""
+    check_version(absence, version)
     _check_absence(adviser, starts_on, ends_on, backup)
     absence.adviser, absence.backup = adviser, backup
     absence.starts_on, absence.ends_on, absence.note = starts_on, ends_on, note
@@ -165,7 +168,13 @@ def render_reply_template(template: ReplyTemplate, case: Case, *, actor: User) -
     return body
 
 
-def save_reply_template(template: ReplyTemplate | None, *, name: str, body: str, actor: User) -> ReplyTemplate:
+def save_reply_template(
+    template: ReplyTemplate | None, *, name: str, body: str, actor: User, version: int | None = None
+) -> ReplyTemplate:
+    """Add a template (``template`` None) or change one; ``StaleEdit`` if it was saved since its edit form was
+    opened at ``version``, ``DomainError`` for a blank or taken name."""
+    if template is not None:
+        check_version(template, version)
     name = _clean(name, "name", _("Give the template a name."))
     body = _clean(body, "body", _("Write the template text."))
     clash = db.session.scalar(select(ReplyTemplate).where(func.lower(ReplyTemplate.name) == name.lower()))
