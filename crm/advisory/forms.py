@@ -45,7 +45,7 @@ def _files_field(label=None, description=None):
     )
 
 
-class CaseForm(FlaskForm):
+class CaseForm(OnceForm, FlaskForm):
     case_type = RadioField(
         _l("Type of request"),
         choices=lambda: [(t.value, t.label) for t in CaseType],
@@ -95,7 +95,7 @@ class CaseForm(FlaskForm):
         }
 
 
-class MessageForm(FlaskForm):
+class MessageForm(OnceForm, FlaskForm):
     body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=20000)])
     files = _files_field()
     submit = SubmitField(_l("Send"))
@@ -106,7 +106,7 @@ class UploadForm(FlaskForm):
     submit = SubmitField(_l("Upload"))
 
 
-class StaffReplyForm(FlaskForm):
+class StaffReplyForm(OnceForm, FlaskForm):
     body = TextAreaField(_l("Reply to the member"), validators=[DataRequired(), Length(max=20000)])
     then = SelectField(
         _l("Then"),
@@ -121,7 +121,7 @@ class StaffReplyForm(FlaskForm):
     submit = SubmitField(_l("Send reply"))
 
 
-class NoteForm(FlaskForm):
+class NoteForm(OnceForm, FlaskForm):
     body = TextAreaField(_l("Internal note"), validators=[DataRequired(), Length(max=20000)])
     files = _files_field(_l("Internal files"), _l("PDF, Office documents or images. Only the adviser team sees them."))
     submit = SubmitField(_l("Save note"))
@@ -138,7 +138,7 @@ class StatusForm(FlaskForm):
     submit = SubmitField(_l("Change status"))
 
 
-class TimeEntryForm(FlaskForm):
+class TimeEntryForm(OnceForm, FlaskForm):
     minutes = IntegerField(_l("Minutes"), validators=[DataRequired(), NumberRange(min=1, max=1440)])
     spent_on = DateField(_l("Date"), default=_today, validators=[DataRequired()])
     note = StringField(_l("What was done"), validators=[Optional(), Length(max=500)])
@@ -170,8 +170,9 @@ class ConfirmForm(FlaskForm):
     """A bare form for buttons that post (close, reopen, delete)."""
 
 
-class TargetForm(FlaskForm):
-    """One service target row (the page renders its inputs with per-row ids)."""
+class TargetForm(VersionedForm, FlaskForm):
+    """One service target row (the page renders its inputs with per-row ids); ``version`` is empty for a row
+    that still has the default targets."""
 
     first_hours = IntegerField(_l("First response (business hours)"), validators=[DataRequired(), NumberRange(1, 2000)])
     resolution_hours = IntegerField(

@@ -1,4 +1,5 @@
-"""Edit forms check a version column (existing rows start at 1); create forms' one-time tokens in form_submissions
+"""Edit forms check a version column (existing rows start at 1; users' roles_version counts only admin role edits);
+create forms' one-time tokens in form_submissions
 
 Revision ID: 5e0c3a9d71b2
 Revises: ce0f278ece93
@@ -25,6 +26,8 @@ def upgrade():
     for table in VERSIONED_TABLES:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(sa.Column('version', sa.Integer(), server_default='1', nullable=False))
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('roles_version', sa.Integer(), server_default='1', nullable=False))
 
     op.create_table(
         'form_submissions',
@@ -44,6 +47,8 @@ def downgrade():
     with op.batch_alter_table('form_submissions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_form_submissions_created_at'))
     op.drop_table('form_submissions')
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.drop_column('roles_version')
 
     for table in reversed(VERSIONED_TABLES):
         with op.batch_alter_table(table, schema=None) as batch_op:

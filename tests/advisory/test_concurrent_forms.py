@@ -98,3 +98,48 @@ def test_new_absence_sent_twice_is_saved_once(client, world):
     form["starts_on"], form["ends_on"] = "2027-07-01", "2027-07-31"
     answers = [client.post("/staff/advisory/absences", data=form).status_code for _ in range(2)]
     assert answers == [302, 302] and _count(AdviserAbsence) == 1
+
+
+@pytest.fixture
+def admin_world(client):
+    from crm.auth.models import Role
+    from tests.factories import make_staff
+
+    world = build_world()
+    world["admin"] = make_staff(Role.ADMIN)
+    db.session.commit()
+    login(client, world["admin"])
+    return world
+
+
+def test_service_target_from_an_outdated_page_is_refused_and_the_page_shows_the_current_target(client, admin_world):
+    from crm.advisory.models import Urgency
+
+    world, admin = admin_world, admin_world["admin"]
+    category_id = world["a"].membership.category_id
+    action = f"/staff/advisory/targets/{category_id}/high"
+    services.set_service_target(category_id, Urgency.HIGH, first_hours=3, resolution_hours=20, actor=admin)
+    mine = _open(client, "/staff/advisory/targets", action=action)
+    services.set_service_target(category_id, Urgency.HIGH, first_hours=5, resolution_hours=30, actor=admin, version=1)
+    db.session.commit()
+
+    mine["first_hours"], mine["resolution_hours"] = "2", "10"
+    response = client.post(action, data=mine, follow_redirects=True)
+
+    assert STALE in response.text
+    assert f'id="first-{category_id}-high" name="first_hours" value="5"' in response.text
+    assert services.targets_for(world["a"], Urgency.HIGH) == (5, 30)
+
+
+def test_a_default_target_made_by_a_colleague_meanwhile_makes_the_page_outdated(client, admin_world):
+    from crm.advisory.models import Urgency
+
+    world, admin = admin_world, admin_world["admin"]
+    category_id = world["a"].membership.category_id
+    action = f"/staff/advisory/targets/{category_id}/high"
+    mine = _open(client, "/staff/advisory/targets", action=action)  # the row shows the defaults: no version
+    services.set_service_target(category_id, Urgency.HIGH, first_hours=5, resolution_hours=30, actor=admin)
+    db.session.commit()
+    mine["first_hours"], mine["resolution_hours"] = "2", "10"
+    assert STALE in client.post(action, data=mine, follow_redirects=True).text
+    assert services.targets_for(world["a"], Urgency.HIGH) == (5, 30)

@@ -185,3 +185,92 @@ def test_a_new_form_is_a_new_submission(client, staff):
         _fill(form, {"name": "Ny", "email": email})
         assert client.post(url, data=form).status_code == 302
     assert _count(Contact, Contact.organisation_id == org.id) == 2
+
+
+# --- membership details and fee schedules -----------------------------------------------------------------
+
+
+def test_membership_details_from_an_outdated_form_are_refused(client, staff):
+    org = make_organisation(name="Alfa AS", status=MembershipStatus.ACTIVE)
+    membership = org.membership
+    action = f"/staff/members/{org.id}/membership"
+    db.session.commit()
+    mine = form_values(client.get(f"/staff/members/{org.id}?tab=membership").text, action)
+    services.update_membership_details(membership, actor=staff, principles_version="2026", version=membership.version)
+    db.session.commit()
+
+    mine["principles_version"] = "2025"
+    response = client.post(action, data=mine, follow_redirects=True)
+
+    assert STALE in response.text  # the tab shows the message and the saved details
+    assert 'value="2026"' in response.text
+    db.session.refresh(membership)
+    assert membership.principles_version == "2026"
+
+
+def _county_schedule():
+    from crm.members.fees import seed_fee_schedules
+
+    return {s.category.code: s for s in seed_fee_schedules(2026)}["county"]
+
+
+FEES = "/staff/members/fees"
+
+
+def test_fee_schedule_edit_from_an_outdated_form_is_refused_with_the_current_values(client, staff):
+    from crm.members.services.fee_schedules import FeeScheduleInput, ProRataRow
+
+    schedule = _county_schedule()
+    url = f"{FEES}/2026/{schedule.category_id}"
+    mine = form_values(_open_page(client, url), url)
+    colleague_rule = FeeScheduleInput(
+        rate_ore=77,
+        min_ore=schedule.rule["min_ore"],
+        max_ore=schedule.rule["max_ore"],
+        pro_rata=[ProRataRow(day=day, month=month, percent=percent) for month, day, percent in schedule.pro_rata],
+        group_discount_percent=schedule.group_discount_percent,
+    )
+    services.update_fee_schedule(schedule, colleague_rule, actor=None, version=schedule.version)
+    db.session.commit()
+
+    mine["rate"] = "0,99"
+    response = client.post(url, data=mine)
+
+    assert response.status_code == 409 and STALE in response.text
+    assert 'value="0,77"' in response.text  # the colleague's rate, to make the change again on
+    db.session.refresh(schedule)
+    assert schedule.rule["rate_ore"] == 77
+
+
+def test_new_fee_schedule_sent_twice_is_created_once(client, staff):
+    from crm.members.models import FeeSchedule
+
+    county_id = _county_schedule().category_id
+    url = f"{FEES}/2027/{county_id}?rule_type=per_inhabitant"
+    form = form_values(_open_page(client, url), url)
+    _fill(form, {"rate": "0,61", "minimum": "26 400", "maximum": "102 100", "group_discount": "0"})
+    responses = [client.post(url, data=form, follow_redirects=True) for _ in range(2)]
+    for response in responses:  # the second is no edit of the first ("nothing was changed"): the same answer
+        assert response.status_code == 200
+        assert "Kontingentsatsene for Fylkeskommune 2027 ble opprettet." in response.text, response.text
+    assert _count(FeeSchedule, FeeSchedule.year == 2027) == 1
+
+
+def test_copying_a_year_sent_twice_copies_once(client, staff):
+    from crm.members.models import FeeSchedule
+
+    _county_schedule()
+    form = form_values(_open_page(client, f"{FEES}?year=2026"), f"{FEES}/2026/copy")
+    form["index_percent"] = "3"
+    responses = [client.post(f"{FEES}/2026/copy", data=form, follow_redirects=True) for _ in range(2)]
+    for response in responses:
+        assert response.status_code == 200
+        assert "5 kontingentsatser ble kopiert fra 2026 til 2027" in response.text
+    assert _count(FeeSchedule, FeeSchedule.year == 2027) == 5
+
+
+def _open_page(client, url) -> str:
+    db.session.commit()
+    response = client.get(url)
+    assert response.status_code == 200
+    return response.text

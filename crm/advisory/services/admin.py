@@ -20,7 +20,7 @@ from crm.advisory.models import (
 )
 from crm.audit.services import record_audit
 from crm.auth.models import Role, User, UserRole
-from crm.errors import DomainError, check_version
+from crm.errors import DomainError, StaleEdit, check_version
 from crm.extensions import db
 from crm.members.services import today
 
@@ -34,13 +34,26 @@ def _clean(text: str | None, field: str, message: str) -> str:
     return value
 
 
-def set_service_target(category_id: int, urgency: Urgency, *, first_hours: int, resolution_hours: int, actor: User):
-    """Create or change the target of one category and urgency."""
+def set_service_target(
+    category_id: int,
+    urgency: Urgency,
+    *,
+    first_hours: int,
+    resolution_hours: int,
+    actor: User,
+    version: int | None = None,
+):
+    """Create or change the target of one category and urgency. ``version`` is the target's version when the
+    form was opened, 0 when it had none yet (the defaults): ``StaleEdit`` if it was saved (or made) since."""
     if first_hours <= 0 or resolution_hours < first_hours:
         raise DomainError(_("The resolution target must be at least the first-response target, and both positive."))
     target = db.session.scalar(
         select(ServiceTarget).where(ServiceTarget.category_id == category_id, ServiceTarget.urgency == urgency)
     )
+    if target is not None:
+        check_version(target, version)
+    elif version:  # opened on a target that is gone: cannot happen today (targets are never deleted)
+        raise StaleEdit()
     if target is None:
         target = ServiceTarget(category_id=category_id, urgency=urgency)
         db.session.add(target)

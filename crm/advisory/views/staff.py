@@ -53,7 +53,7 @@ from crm.advisory.views.common import (
 from crm.audit.details import register_audit_details
 from crm.auth.access import staff_required
 from crm.auth.models import Role
-from crm.errors import DomainError, StaleEdit, commit_action, field_error
+from crm.errors import DomainError, StaleEdit, attempt, commit_action, field_error
 from crm.extensions import db
 from crm.members.panels import register_panel
 from crm.members.services import today
@@ -456,19 +456,18 @@ def save_target(category_id: int, urgency: str):
     if not form.validate_on_submit():
         flash(_("Give whole hours: first response at least 1, resolution at least as long."), "danger")
         return redirect(url_for("advisory.targets"))
-    try:
-        services.set_service_target(
+    # A refused save (an outdated row included) is flashed; the page shows the current targets.
+    saved = attempt(
+        lambda: services.set_service_target(
             category_id,
             Urgency(urgency),
             first_hours=form.first_hours.data,
             resolution_hours=form.resolution_hours.data,
             actor=current_user,
+            version=form.opened_version,
         )
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "danger")
-    else:
-        db.session.commit()
+    )
+    if saved.ok:
         flash(_("Saved."), "success")
     return redirect(url_for("advisory.targets"))
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from crm.audit.services import record_audit
 from crm.auth.models import User
-from crm.errors import DomainError
+from crm.errors import DomainError, check_version
 from crm.extensions import db
 from crm.members.models import (
     Membership,
@@ -185,9 +185,12 @@ def update_membership_details(
     principles_accepted_on: date | None = None,
     change_adviser: bool = False,
     adviser: User | None = None,
+    version: int | None = None,
 ) -> list[str]:
     """Change the category, the accepted principles (version and date) and, with ``change_adviser``,
-    the dedicated adviser (``None`` clears it); return what changed."""
+    the dedicated adviser (``None`` clears it); return what changed. ``StaleEdit`` if the membership was saved
+    since its form was opened at ``version``."""
+    check_version(membership, version)
     changed = []
     if change_adviser:
         previous = membership.adviser_id

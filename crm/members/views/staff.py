@@ -375,6 +375,7 @@ def update_membership(organisation_id: int):
                 principles_accepted_on=form.principles_accepted_on.data,
                 change_adviser=True,
                 adviser=db.session.get(User, form.adviser_id.data) if form.adviser_id.data else None,
+                version=form.opened_version,
             )
         )
         if saved.ok:
