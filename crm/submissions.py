@@ -7,21 +7,29 @@ instead of creating another one (or tripping over a unique constraint: a 500).
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from flask_babel import gettext as _
-from sqlalchemy import String, select
+from sqlalchemy import String, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm.errors import Conflict
 from crm.extensions import db
+from crm.jobs import periodic
 from crm.models import UTCDateTime, utcnow
 
+logger = logging.getLogger(__name__)
+
 Record = TypeVar("Record")
+
+# How long a sent form's token is kept. A form is sent again within seconds (a double click, a browser retry, a
+# second tab), and a signed-in page's CSRF token lives no longer than the session (12 hours by default).
+SUBMISSION_KEEP = timedelta(days=2)
 
 
 class FormSubmission(db.Model):
@@ -82,3 +90,18 @@ def _submitted(token: str, model: type[Record]) -> Record | None:
     if record is None or submission.record_type != model.__tablename__:  # type: ignore[attr-defined]
         raise AlreadySubmitted(_("This form was already sent."))
     return record
+
+
+def delete_old_submissions(now: datetime | None = None) -> int:
+    """Delete the tokens of forms sent more than ``SUBMISSION_KEEP`` ago (the records they made stay); return
+    how many were deleted."""
+    cutoff = (now or utcnow()) - SUBMISSION_KEEP
+    deleted = db.session.execute(delete(FormSubmission).where(FormSubmission.created_at < cutoff)).rowcount
+    logger.info("deleted %s form submissions sent before %s", deleted, cutoff.isoformat())
+    return deleted
+
+
+@periodic(timedelta(hours=6), name="kernel.delete_old_form_submissions")
+def delete_old_submissions_job() -> None:
+    delete_old_submissions()
+    db.session.commit()

@@ -187,7 +187,9 @@ class MembershipForm(VersionedForm, FlaskForm):
     submit = SubmitField(_l("Save"))
 
 
-class FeeOverrideForm(FlaskForm):
+class FeeOverrideForm(VersionedForm, FlaskForm):
+    """A membership's fee override; ``version`` is the membership's when the form was opened."""
+
     amount_nok = DecimalField(
         _l("Fee (NOK)"),
         places=2,
@@ -299,7 +301,7 @@ class PortalInviteForm(OnceForm, ValuesForm):
     VALUE_FIELDS = ("name", "title", "email", "phone")
 
 
-class ImportForm(FlaskForm):
+class ImportForm(OnceForm, FlaskForm):
     file = FileField(
         _l("File (CSV or XLSX)"),
         validators=[

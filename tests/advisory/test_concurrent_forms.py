@@ -143,3 +143,80 @@ def test_a_default_target_made_by_a_colleague_meanwhile_makes_the_page_outdated(
     mine["first_hours"], mine["resolution_hours"] = "2", "10"
     assert STALE in client.post(action, data=mine, follow_redirects=True).text
     assert services.targets_for(world["a"], Urgency.HIGH) == (5, 30)
+
+
+# --- cases: new case, replies, notes and time sent twice -----------------------------------------------------
+
+
+def _case(world):
+    from tests.factories import make_case
+
+    case = make_case(world["a"], requester=world["req"], actor=world["req_user"], subject="Leverandørspørsmål")
+    db.session.commit()
+    return case
+
+
+def _messages(case, **where) -> int:
+    from crm.advisory.models import CaseMessage
+
+    return db.session.scalar(select(func.count()).select_from(CaseMessage).filter_by(case_id=case.id, **where))
+
+
+def test_a_staff_reply_sent_twice_is_sent_once(client, world):
+    case = _case(world)
+    url, action = f"/staff/advisory/{case.id}", f"/staff/advisory/{case.id}/reply"
+    form = _open(client, url, action=action)
+    form["reply-body"] = "Kan dere sende mer?"
+    answers = [client.post(action, data=form) for _ in range(2)]
+    assert [a.status_code for a in answers] == [302, 302] and answers[0].location == answers[1].location
+    assert _messages(case, body="Kan dere sende mer?") == 1
+
+
+def test_an_internal_note_sent_twice_is_saved_once(client, world):
+    case = _case(world)
+    url, action = f"/staff/advisory/{case.id}", f"/staff/advisory/{case.id}/note"
+    form = _open(client, url, action=action)
+    form["note-body"] = "Ringte medlemmet."
+    answers = [client.post(action, data=form).status_code for _ in range(2)]
+    assert answers == [302, 302] and _messages(case, body="Ringte medlemmet.") == 1
+
+
+def test_time_sent_twice_is_logged_once(client, world):
+    from crm.advisory.models import CaseTimeEntry
+
+    case = _case(world)
+    url, action = f"/staff/advisory/{case.id}", f"/staff/advisory/{case.id}/time"
+    form = _open(client, url, action=action)
+    form["time-minutes"], form["time-note"] = "45", "Telefon"
+    answers = [client.post(action, data=form).status_code for _ in range(2)]
+    entries = select(func.count()).select_from(CaseTimeEntry).filter_by(case_id=case.id)
+    assert answers == [302, 302] and db.session.scalar(entries) == 1
+
+
+@pytest.fixture
+def member_world(client):
+    world = build_world()
+    login(client, world["req_user"])
+    return world
+
+
+def test_a_member_reply_sent_twice_is_sent_once(client, member_world):
+    case = _case(member_world)
+    url, action = f"/portal/advisory/{case.id}", f"/portal/advisory/{case.id}/reply"
+    form = _open(client, url, action=action)
+    form["reply-body"] = "Her er mer informasjon."
+    answers = [client.post(action, data=form).status_code for _ in range(2)]
+    assert answers == [302, 302] and _messages(case, body="Her er mer informasjon.") == 1
+
+
+def test_a_new_case_sent_twice_opens_one_case(client, member_world):
+    from crm.advisory.models import Case
+
+    form = _open(client, "/portal/advisory/new")
+    form["subject"], form["description"] = "Innsynskrav fra journalist", "Vi har fått et krav."
+    form["received_on"], form["case_type"], form["urgency"] = "2026-01-05", "transparency_request", "high"
+    answers = [client.post("/portal/advisory/new", data=form) for _ in range(2)]
+    case = db.session.scalar(select(Case).where(Case.subject == "Innsynskrav fra journalist"))
+    assert [a.status_code for a in answers] == [302, 302]
+    assert answers[0].location == answers[1].location == f"/portal/advisory/{case.id}"
+    assert db.session.scalar(select(func.count()).select_from(Case)) == 1

@@ -274,3 +274,41 @@ def _open_page(client, url) -> str:
     response = client.get(url)
     assert response.status_code == 200
     return response.text
+
+
+def test_an_import_uploaded_twice_starts_one_batch(client, staff):
+    import io
+
+    from crm.members.models import ImportBatch
+
+    form = form_values(_open_page(client, "/staff/members/import"))
+    content = b"orgnr;name;kind\n974760673;Import AS;company\n"
+    answers = [
+        client.post(
+            "/staff/members/import",
+            data={**form.to_dict(), "file": (io.BytesIO(content), "medlemmer.csv")},
+            content_type="multipart/form-data",
+        )
+        for _ in range(2)
+    ]
+    assert [a.status_code for a in answers] == [302, 302] and answers[0].location == answers[1].location
+    assert _count(ImportBatch) == 1
+
+
+def test_a_fee_override_from_an_outdated_form_is_refused(client, staff):
+    from crm.members.services import set_fee_override
+
+    org = make_organisation(name="Alfa AS", status=MembershipStatus.ACTIVE)
+    membership = org.membership
+    action = f"/staff/members/{org.id}/fee-override"
+    db.session.commit()
+    mine = form_values(client.get(f"/staff/members/{org.id}?tab=fee").text, action)
+    set_fee_override(membership, 500_000, reason="Avtale med styret", actor=staff, version=membership.version)
+    db.session.commit()
+
+    mine["amount_nok"], mine["reason"] = "1000", "Liten organisasjon"
+    response = client.post(action, data=mine, follow_redirects=True)
+
+    assert STALE in response.text and "Avtale med styret" in response.text
+    db.session.refresh(membership)
+    assert membership.fee_override_ore == 500_000

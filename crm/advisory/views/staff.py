@@ -34,6 +34,7 @@ from crm.advisory.models import (
     Case,
     CaseMessage,
     CaseStatus,
+    CaseTimeEntry,
     ReplyTemplate,
     ServiceTarget,
     Theme,
@@ -162,8 +163,13 @@ def reply(case_id: int):
         try:
             check_all(files)
             then = CaseStatus(form.then.data) if form.then.data else None
-            message = services.add_staff_reply(case, form.body.data, actor=current_user, then=then)
-            store_all(case, files, actor=current_user, message=message)
+
+            def send() -> CaseMessage:
+                message = services.add_staff_reply(case, form.body.data, actor=current_user, then=then)
+                store_all(case, files, actor=current_user, message=message)
+                return message
+
+            create_once(form.submission.data, CaseMessage, send)
         except DomainError as exc:
             field_error(form, exc)
         else:
@@ -180,9 +186,14 @@ def note(case_id: int):
         files = uploads(form)
         try:
             check_all(files)
-            note = services.add_internal_note(case, form.body.data, actor=current_user)
-            # Files on an internal note stay with the adviser team (the portal leaves them out).
-            store_all(case, files, actor=current_user, message=note)
+
+            def save() -> CaseMessage:
+                note = services.add_internal_note(case, form.body.data, actor=current_user)
+                # Files on an internal note stay with the adviser team (the portal leaves them out).
+                store_all(case, files, actor=current_user, message=note)
+                return note
+
+            create_once(form.submission.data, CaseMessage, save)
         except DomainError as exc:
             field_error(form, exc)
         else:
@@ -229,10 +240,16 @@ def log_time(case_id: int):
     case = _case(case_id)
     form = TimeEntryForm(prefix="time")
     if form.validate_on_submit():
+        log = partial(
+            services.add_time_entry,
+            case,
+            minutes=form.minutes.data,
+            spent_on=form.spent_on.data,
+            note=form.note.data,
+            actor=current_user,
+        )
         try:
-            services.add_time_entry(
-                case, minutes=form.minutes.data, spent_on=form.spent_on.data, note=form.note.data, actor=current_user
-            )
+            create_once(form.submission.data, CaseTimeEntry, log)
         except DomainError as exc:
             field_error(form, exc)
         else:

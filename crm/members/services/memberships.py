@@ -217,8 +217,12 @@ def update_membership_details(
     return changed
 
 
-def set_fee_override(membership: Membership, amount_ore: int | None, *, reason: str | None, actor: User) -> None:
-    """Override the calculated fee (``None`` removes the override). An override needs a reason."""
+def set_fee_override(
+    membership: Membership, amount_ore: int | None, *, reason: str | None, actor: User, version: int | None = None
+) -> None:
+    """Override the calculated fee (``None`` removes the override). An override needs a reason. ``StaleEdit`` if
+    the membership was saved since its form was opened at ``version``."""
+    check_version(membership, version)
     if amount_ore is not None:
         if amount_ore < 0:
             raise DomainError(_("The fee cannot be negative."), field="amount")

@@ -389,7 +389,8 @@ def update_membership(organisation_id: int):
 @staff_required(*FEE_MANAGERS)
 def fee_override(organisation_id: int):
     organisation = db.get_or_404(Organisation, organisation_id)
-    form = FeeOverrideForm()
+    # A post without the version field (a page from before) is checked against the membership's own version.
+    form = FeeOverrideForm(data={"version": organisation.membership.version})
     if form.validate_on_submit():
         amount = form.amount_nok.data
         saved = attempt(
@@ -398,6 +399,7 @@ def fee_override(organisation_id: int):
                 None if amount is None else int((Decimal(amount) * 100).to_integral_value()),
                 reason=form.reason.data,
                 actor=current_user,
+                version=form.opened_version,
             )
         )
         if saved.ok:

@@ -241,6 +241,7 @@ def _fee_panel(organisation: Organisation) -> str:
             if membership.fee_override_ore is not None
             else None,
             "reason": membership.fee_override_reason,
+            "version": membership.version,
         }
     )
     return render_template(
