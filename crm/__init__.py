@@ -77,6 +77,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_features(app: Flask) -> None:
+    importlib.import_module("crm.submissions")  # the kernel's own table (create forms' one-time tokens)
     for name in FEATURES:
         importlib.import_module(f"crm.{name}.models") if _has(name, "models") else None
         if _has(name, "views"):
@@ -93,30 +94,39 @@ def _has(feature: str, module: str) -> bool:
     return importlib.util.find_spec(f"crm.{feature}.{module}") is not None
 
 
+# How long a SQLite connection waits for another process's write to finish before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
 def _configure_engine(engine) -> None:
     """SQLite: enforce foreign keys, and let SQLAlchemy (not pysqlite) issue BEGIN so that
-    savepoints and transactional DDL behave as on PostgreSQL."""
+    savepoints and transactional DDL behave as on PostgreSQL.
+
+    A file database (development: the web server and the worker write to one file at once) also gets
+    write-ahead logging, so that readers never wait for a writer, a busy timeout, so that a writer waits
+    for the other one instead of failing, and ``BEGIN IMMEDIATE``: a transaction that reads first and
+    writes later (a login, a billing job) would otherwise be refused at once with "database is locked"
+    when another process wrote in between, because SQLite cannot upgrade its read snapshot.
+    """
     from sqlalchemy import event
 
     if engine.dialect.name != "sqlite" or getattr(engine, "_crm_configured", False):
         return
     engine._crm_configured = True
-
-    # A database file is shared by make run's web server (webhooks write) and worker: WAL lets readers go on while one
-    # writes, and BEGIN IMMEDIATE takes the write lock up front, so a transaction that read first never fails with
-    # "database is locked" when it comes to write; it waits its turn (busy_timeout) instead.
-    shared_file = engine.url.database not in (None, "", ":memory:")
+    file_database = engine.url.database not in (None, "", ":memory:") and "mode=memory" not in str(engine.url)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, connection_record):
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        if shared_file:
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        if file_database:
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+    begin = "BEGIN IMMEDIATE" if file_database else "BEGIN"
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if shared_file else "BEGIN")
+        connection.exec_driver_sql(begin)

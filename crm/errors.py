@@ -44,6 +44,52 @@ class ServiceUnavailable(DomainError):
     status_code = 503
 
 
+class StaleEdit(Conflict):
+    """The record was saved by someone else after the form was opened; nothing of this save was kept."""
+
+    def __init__(self) -> None:
+        from flask_babel import gettext
+
+        super().__init__(
+            gettext(
+                "Someone else saved this after you opened the form, so your changes were not saved. "
+                "The form now shows the current values: make your changes again."
+            )
+        )
+
+
+def check_version(record: Any, version: int | None) -> None:
+    """Refuse (``StaleEdit``) a save from a form opened at ``version`` of ``record`` (a ``VersionedMixin`` row)
+    when the row has been saved since. ``None`` means the caller is no form (an import, a job): no check.
+
+    The row also changes its version when only its relationships change (sectors, roles), so that such a save
+    too makes older forms stale."""
+    if version is None:
+        return
+    if version != record.version:
+        raise StaleEdit()
+    if hasattr(record, "updated_at"):
+        from crm.models import utcnow
+
+        record.updated_at = utcnow()
+
+
+def commit_action(action: Callable[[], Any]) -> Any:
+    """Run ``action`` and commit. A concurrent save of a versioned row that won the race between this request's
+    read and its write (SQLAlchemy's ``StaleDataError``) is the same refusal as an outdated form: ``StaleEdit``."""
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from crm.extensions import db
+
+    try:
+        result = action()
+        db.session.commit()
+    except StaleDataError:
+        db.session.rollback()
+        raise StaleEdit() from None
+    return result
+
+
 ERROR_TITLES = {
     400: _l("Bad request"),
     403: _l("Access denied"),
@@ -78,11 +124,18 @@ def field_error(form, exc: DomainError, *, default: str | None = None) -> None:
 @dataclass(frozen=True)
 class Outcome:
     """What a view's service call came to: ``ok`` with the service's ``result``, or refused (rolled back);
-    ``duplicate`` is the existing record a duplicate refusal names (members' forms link to it)."""
+    ``duplicate`` is the existing record a duplicate refusal names (members' forms link to it); ``stale`` says the
+    record was saved by someone else since the form was opened (the view shows the form again with the current
+    values, status 409)."""
 
     ok: bool
     result: Any = None
     duplicate: Any = None
+    stale: bool = False
+
+    @property
+    def status(self) -> int:
+        return StaleEdit.status_code if self.stale else 200
 
 
 def attempt(action: Callable[[], Any]) -> Outcome:
@@ -96,14 +149,13 @@ def attempt(action: Callable[[], Any]) -> Outcome:
     from crm.extensions import db
 
     try:
-        result = action()
+        result = commit_action(action)
     except (PermissionDenied, ServiceUnavailable):
         raise
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "danger")
-        return Outcome(ok=False)
-    db.session.commit()
+        return Outcome(ok=False, stale=isinstance(exc, StaleEdit))
     return Outcome(ok=True, result=result)
 
 

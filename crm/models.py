@@ -6,7 +6,7 @@ import enum
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, Enum
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 
@@ -37,6 +37,18 @@ class UTCDateTime(TypeDecorator):
 class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class VersionedMixin:
+    """A row that edit forms change. ``version`` counts its saves: SQLAlchemy adds ``WHERE version = <read>`` to
+    every UPDATE and raises ``StaleDataError`` when a concurrent save got there first, and an edit form carries
+    the version it was opened with so that ``check_version`` refuses a save made from an outdated form."""
+
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict:
+        return {"version_id_col": cls.__table__.c.version}
 
 
 def str_enum(enum_cls: type[enum.Enum], length: int = 30) -> Enum:

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import re
 import time
+from html.parser import HTMLParser
 
 import pyotp
 from flask_login.utils import _create_identifier
+from werkzeug.datastructures import MultiDict
 
 from crm.auth.mfa import INTERVAL, VALID_WINDOW
 from crm.extensions import db
 from tests.factories import DEFAULT_PASSWORD
 
-__all__ = ["DEFAULT_PASSWORD", "csrf_token", "delivered_link", "login", "sign_in", "totp_code"]
+__all__ = ["DEFAULT_PASSWORD", "csrf_token", "delivered_link", "form_values", "login", "sign_in", "totp_code"]
 
 
 def delivered_link(app, smtp_server, path: str) -> str:
@@ -90,3 +92,56 @@ def sign_in(client, user) -> None:
     with client.session_transaction() as session:
         session.update({"_user_id": user.get_id(), "_fresh": True, "_id": identifier, "login_at": now, "seen_at": now})
         session.permanent = True
+
+
+class _FormReader(HTMLParser):
+    """The values a browser would send for the page's form that posts to ``action`` (None: to the page itself)."""
+
+    def __init__(self, action: str | None) -> None:
+        super().__init__(convert_charrefs=True)
+        self.action, self.inside, self.done = action, False, False
+        self.values: list[tuple[str, str]] = []
+        self._select: str | None = None
+        self._textarea: str | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attr = dict(attrs)
+        if tag == "form" and not self.done and (attr.get("method") or "").lower() == "post":
+            self.inside = (attr.get("action") or None) == self.action
+        if not self.inside:
+            return
+        name = attr.get("name")
+        if tag == "input" and name and attr.get("type") not in ("submit", "button", "file"):
+            if attr.get("type") in ("checkbox", "radio") and "checked" not in attr:
+                return
+            self.values.append((name, attr.get("value") or ("y" if attr.get("type") == "checkbox" else "")))
+        elif tag == "select" and name:
+            self._select = name
+        elif tag == "option" and self._select and "selected" in attr:
+            self.values.append((self._select, attr.get("value", "")))
+        elif tag == "textarea" and name:
+            self._textarea, self._text = name, []
+
+    def handle_data(self, data):
+        if self._textarea:
+            self._text.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "form" and self.inside:
+            self.inside, self.done = False, True
+        elif tag == "select":
+            self._select = None
+        elif tag == "textarea" and self._textarea:
+            self.values.append((self._textarea, "".join(self._text).removeprefix("\n")))
+            self._textarea = None
+
+
+def form_values(html: str, action: str | None = None) -> MultiDict:
+    """What the browser would post for the form on ``html`` that posts to ``action`` (None: the form posting to the
+    page itself): a test opens a form, changes some values and sends it, hidden fields (CSRF, version, token)
+    included."""
+    reader = _FormReader(action)
+    reader.feed(html)
+    assert reader.values, "no form on the page"
+    return MultiDict(reader.values)

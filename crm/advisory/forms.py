@@ -23,6 +23,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from crm.advisory.attachments import ACCEPT
 from crm.advisory.models import OECD_STEPS, CaseStatus, CaseType, Theme, Urgency, Visibility
+from crm.forms import OnceForm, VersionedForm
 
 
 def _today() -> date:
@@ -44,7 +45,7 @@ def _files_field(label=None, description=None):
     )
 
 
-class CaseForm(FlaskForm):
+class CaseForm(OnceForm, FlaskForm):
     case_type = RadioField(
         _l("Type of request"),
         choices=lambda: [(t.value, t.label) for t in CaseType],
@@ -94,7 +95,7 @@ class CaseForm(FlaskForm):
         }
 
 
-class MessageForm(FlaskForm):
+class MessageForm(OnceForm, FlaskForm):
     body = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=20000)])
     files = _files_field()
     submit = SubmitField(_l("Send"))
@@ -105,7 +106,7 @@ class UploadForm(FlaskForm):
     submit = SubmitField(_l("Upload"))
 
 
-class StaffReplyForm(FlaskForm):
+class StaffReplyForm(OnceForm, FlaskForm):
     body = TextAreaField(_l("Reply to the member"), validators=[DataRequired(), Length(max=20000)])
     then = SelectField(
         _l("Then"),
@@ -120,7 +121,7 @@ class StaffReplyForm(FlaskForm):
     submit = SubmitField(_l("Send reply"))
 
 
-class NoteForm(FlaskForm):
+class NoteForm(OnceForm, FlaskForm):
     body = TextAreaField(_l("Internal note"), validators=[DataRequired(), Length(max=20000)])
     files = _files_field(_l("Internal files"), _l("PDF, Office documents or images. Only the adviser team sees them."))
     submit = SubmitField(_l("Save note"))
@@ -137,14 +138,14 @@ class StatusForm(FlaskForm):
     submit = SubmitField(_l("Change status"))
 
 
-class TimeEntryForm(FlaskForm):
+class TimeEntryForm(OnceForm, FlaskForm):
     minutes = IntegerField(_l("Minutes"), validators=[DataRequired(), NumberRange(min=1, max=1440)])
     spent_on = DateField(_l("Date"), default=_today, validators=[DataRequired()])
     note = StringField(_l("What was done"), validators=[Optional(), Length(max=500)])
     submit = SubmitField(_l("Log time"))
 
 
-class ReplyTemplateForm(FlaskForm):
+class ReplyTemplateForm(OnceForm, VersionedForm, FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)])
     body = TextAreaField(
         _l("Text"),
@@ -156,7 +157,7 @@ class ReplyTemplateForm(FlaskForm):
     submit = SubmitField(_l("Save"))
 
 
-class AbsenceForm(FlaskForm):
+class AbsenceForm(OnceForm, VersionedForm, FlaskForm):
     adviser_id = SelectField(_l("Adviser"), coerce=int)
     backup_id = SelectField(_l("Backup"), coerce=int)
     starts_on = DateField(_l("From"), validators=[DataRequired()])
@@ -169,8 +170,9 @@ class ConfirmForm(FlaskForm):
     """A bare form for buttons that post (close, reopen, delete)."""
 
 
-class TargetForm(FlaskForm):
-    """One service target row (the page renders its inputs with per-row ids)."""
+class TargetForm(VersionedForm, FlaskForm):
+    """One service target row (the page renders its inputs with per-row ids); ``version`` is empty for a row
+    that still has the default targets."""
 
     first_hours = IntegerField(_l("First response (business hours)"), validators=[DataRequired(), NumberRange(1, 2000)])
     resolution_hours = IntegerField(

@@ -16,7 +16,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm.extensions import db
-from crm.models import TimestampMixin, UTCDateTime, str_enum, utcnow
+from crm.models import TimestampMixin, UTCDateTime, VersionedMixin, str_enum, utcnow
 
 if TYPE_CHECKING:
     from crm.auth.models import User
@@ -309,7 +309,7 @@ class CaseTimeEntry(db.Model):
     staff: Mapped[User | None] = relationship()
 
 
-class ReplyTemplate(TimestampMixin, db.Model):
+class ReplyTemplate(VersionedMixin, TimestampMixin, db.Model):
     """A canned reply; ``{organisation}``, ``{contact}`` and ``{adviser}`` are filled in when used."""
 
     __tablename__ = "reply_templates"
@@ -319,7 +319,7 @@ class ReplyTemplate(TimestampMixin, db.Model):
     body: Mapped[str] = mapped_column(Text)
 
 
-class ServiceTarget(db.Model):
+class ServiceTarget(VersionedMixin, db.Model):
     """Response and resolution targets in business hours, per membership category and urgency."""
 
     __tablename__ = "service_targets"
@@ -352,7 +352,7 @@ class CaseAccessLog(db.Model):
     user: Mapped[User | None] = relationship()
 
 
-class AdviserAbsence(db.Model):
+class AdviserAbsence(VersionedMixin, db.Model):
     """An adviser is away from ``starts_on`` to ``ends_on`` (inclusive); new cases go to ``backup``."""
 
     __tablename__ = "adviser_absences"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -11,9 +13,10 @@ from crm.auth import mfa, reset, services
 from crm.auth.access import staff_required
 from crm.auth.forms import ROLE_LABELS, ActionForm, NewStaffUserForm, StaffRolesForm
 from crm.auth.models import STAFF_ROLES, Role, User
-from crm.errors import DomainError, NotFound, field_error
+from crm.errors import DomainError, NotFound, StaleEdit, field_error
 from crm.extensions import db
 from crm.pagination import paginate
+from crm.submissions import create_once
 from crm.ui import register_nav, user_links
 
 bp = Blueprint("users", __name__, url_prefix="/staff/users")
@@ -48,10 +51,15 @@ def index():
 def new():
     form = NewStaffUserForm()
     if form.validate_on_submit():
+        create = partial(
+            services.create_staff_user,
+            email=form.email.data,
+            full_name=form.full_name.data,
+            roles=_roles_from(form),
+            actor=current_user,
+        )
         try:
-            user = services.create_staff_user(
-                email=form.email.data, full_name=form.full_name.data, roles=_roles_from(form), actor=current_user
-            )
+            user = create_once(form.submission.data, User, create)
         except DomainError as exc:
             field_error(form, exc, default="email")
         else:
@@ -61,10 +69,18 @@ def new():
     return render_template("auth/users/new.html", form=form), 400 if form.errors else 200
 
 
+def _roles_form(user: User, *, current: bool = False) -> StaffRolesForm:
+    """The posted roles form, or (``current``: the page, or after a refused save) the user's saved roles. A post
+    without the version field (a page from before) is checked against the user's own ``roles_version``."""
+    saved = {"version": user.roles_version}
+    if not current:
+        return StaffRolesForm(data=saved)
+    roles = [role.value for role in sorted(user.roles & STAFF_ROLES, key=lambda r: r.value)]
+    return StaffRolesForm(formdata=None, data={**saved, "roles": roles})
+
+
 def _edit_page(user: User, roles_form: StaffRolesForm | None = None, status: int = 200):
-    roles_form = roles_form or StaffRolesForm(
-        formdata=None, roles=[role.value for role in sorted(user.roles & STAFF_ROLES, key=lambda r: r.value)]
-    )
+    roles_form = roles_form or _roles_form(user, current=True)
     return render_template(
         "auth/users/edit.html",
         user=user,
@@ -87,10 +103,15 @@ def edit(user_id: int):
 @admin_only
 def update_roles(user_id: int):
     user = _user_or_404(user_id)
-    form = StaffRolesForm()
+    form = _roles_form(user)
     if form.validate_on_submit():
         try:
-            services.update_staff_roles(user, _roles_from(form), actor=current_user)
+            services.update_staff_roles(user, _roles_from(form), actor=current_user, version=form.opened_version)
+        except StaleEdit as exc:
+            db.session.rollback()
+            form = _roles_form(user, current=True)
+            field_error(form, exc, default="roles")
+            return _edit_page(user, roles_form=form, status=exc.status_code)
         except DomainError as exc:
             field_error(form, exc, default="roles")
         else:

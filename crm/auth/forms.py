@@ -15,6 +15,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from crm.auth.models import STAFF_ROLES
 from crm.auth.passwords import MAX_LENGTH
+from crm.forms import OnceForm, VersionedForm
 
 
 class LoginForm(FlaskForm):
@@ -93,13 +94,16 @@ def staff_role_choices() -> list[SelectChoice]:
     return [SelectChoice(role.value, ROLE_LABELS[role.value]) for role in sorted(STAFF_ROLES, key=lambda r: r.value)]
 
 
-class StaffRolesForm(FlaskForm):
+class StaffRolesForm(VersionedForm, FlaskForm):
+    """A staff user's roles; ``version`` is the user's ``roles_version`` when the form was opened."""
+
     # The service checks the roles (at least one, staff only) with messages of its own.
     roles = MultiCheckboxField(_l("Roles"), choices=staff_role_choices, validate_choice=False)
     submit = SubmitField(_l("Save roles"))
 
 
-class NewStaffUserForm(StaffRolesForm):
+class NewStaffUserForm(OnceForm, StaffRolesForm):
+    version = None  # a new user has no roles to be outdated
     full_name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
     email = EmailField(_l("Email"), validators=[DataRequired(), Email(), Length(max=254)])
     submit = SubmitField(_l("Create and send invitation"))

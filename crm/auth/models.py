@@ -34,6 +34,9 @@ class User(UserMixin, TimestampMixin, db.Model):
     is_enabled: Mapped[bool] = mapped_column(default=True)
     # Bumped by logout, password change and disabling: every older session cookie stops working.
     session_version: Mapped[int] = mapped_column(default=1)
+    # Bumped only when an administrator changes the roles: the roles form carries it, so that a save from a form
+    # opened before a colleague's change is refused. (No VersionedMixin: every login updates this row.)
+    roles_version: Mapped[int] = mapped_column(default=1, server_default="1")
     locale: Mapped[str | None] = mapped_column(String(5))
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     totp_secret: Mapped[str | None] = mapped_column(String(64))

@@ -6,13 +6,13 @@ import logging
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.sql import Select
 
 from crm.audit.services import record_audit
 from crm.auth.models import STAFF_ROLES, Role, User, UserRole
 from crm.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
-from crm.errors import Conflict, DomainError
+from crm.errors import Conflict, DomainError, StaleEdit
 from crm.extensions import db
 from crm.models import utcnow
 
@@ -170,15 +170,27 @@ def create_staff_user(*, email: str, full_name: str, roles: set[Role], actor: Us
     return user
 
 
-def update_staff_roles(user: User, roles: set[Role], *, actor: User) -> None:
+def update_staff_roles(user: User, roles: set[Role], *, actor: User, version: int | None = None) -> None:
     """Replace a staff user's roles. An admin cannot take the admin role from themselves, so
-    there is always someone left who can manage users."""
+    there is always someone left who can manage users.
+
+    ``version`` is the user's ``roles_version`` when the roles form was opened: ``StaleEdit`` if the roles were
+    changed since (also by a request running at the same moment: the bump is one guarded UPDATE)."""
     _check_staff_roles(roles)
     if user.id == actor.id and Role.ADMIN not in roles:
         raise DomainError(_("You cannot remove your own administrator role."), field="roles")
+    if version is not None and version != user.roles_version:
+        raise StaleEdit()
     before = user.roles
     if before & STAFF_ROLES == roles:
         return
+    bumped = db.session.execute(
+        update(User)
+        .where(User.id == user.id, User.roles_version == user.roles_version)
+        .values(roles_version=User.roles_version + 1)
+    )
+    if bumped.rowcount != 1:
+        raise StaleEdit()
     keep = [link for link in user.role_links if link.role in roles or link.role is Role.MEMBER]
     kept_roles = {link.role for link in keep}
     user.role_links = keep + [UserRole(role=role) for role in sorted(roles - kept_roles, key=lambda r: r.value)]

@@ -9,9 +9,15 @@ from flask_wtf import FlaskForm
 from wtforms import DecimalField, IntegerField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange
 
+from crm.forms import OnceForm
+
 
 class RunForm(FlaskForm):
     year = IntegerField(_l("Year"), validators=[DataRequired(), NumberRange(min=2000, max=2100)])
+
+
+class RunStartForm(OnceForm, RunForm):
+    """Start a billing run: sent twice (a double click), it shows the run the first sending started."""
 
 
 class VoidForm(FlaskForm):
@@ -31,7 +37,7 @@ class KronerField(DecimalField):
         super().process_formdata(valuelist)
 
 
-class CreditNoteForm(FlaskForm):
+class CreditNoteForm(OnceForm, FlaskForm):
     amount = KronerField(_l("Amount (NOK)"), places=2, validators=[DataRequired(), NumberRange(min=Decimal("0.01"))])
     reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
 

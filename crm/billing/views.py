@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from flask import Blueprint, Flask, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -13,12 +14,13 @@ from crm.audit.details import names_from, register_audit_details
 from crm.auth.access import member_required, public, staff_required
 from crm.auth.models import Role
 from crm.billing import listing, services
-from crm.billing.forms import CreditNoteForm, ReissueForm, RunForm, VoidForm
-from crm.billing.models import BillingRun, Invoice, InvoiceStatus, RunItemStatus
+from crm.billing.forms import CreditNoteForm, ReissueForm, RunForm, RunStartForm, VoidForm
+from crm.billing.models import BillingRun, CreditNote, Invoice, InvoiceStatus, RunItemStatus
 from crm.billing.stripe_gateway import WebhookSignatureError, is_test_mode, verify_webhook
 from crm.billing.webhooks import record_stripe_event, security_logger
 from crm.errors import attempt
 from crm.extensions import csrf, db
+from crm.submissions import create_once
 from crm.ui import register_nav
 
 logger = logging.getLogger(__name__)
@@ -143,8 +145,8 @@ def credit(invoice_id: int):
     if not form.validate_on_submit():
         flash(_("Give an amount and a reason."), "danger")
         return redirect(url_for(".invoice", invoice_id=invoice_id))
-    amount = form.amount_ore()
-    if attempt(lambda: services.issue_credit_note(found, amount, actor=current_user, reason=form.reason.data)).ok:
+    issue = partial(services.issue_credit_note, found, form.amount_ore(), actor=current_user, reason=form.reason.data)
+    if attempt(lambda: create_once(form.submission.data, CreditNote, issue)).ok:
         flash(_("The credit note is being issued at Stripe."), "success")
     return redirect(url_for(".invoice", invoice_id=invoice_id))
 
@@ -178,18 +180,19 @@ def run_preview():
         rows=rows,
         billable=billable,
         total_ore=sum(row.fee.amount_ore for row in billable if row.fee),
-        form=RunForm(year=year),
+        form=RunStartForm(year=year),
     )
 
 
 @bp.route("/runs", methods=["POST"])
 @staff_required(*FINANCE)
 def run_start():
-    form = RunForm()
+    form = RunStartForm()
     if not form.validate_on_submit():
         flash(_("Choose a valid year."), "danger")
         return redirect(url_for(".run_preview"))
-    outcome = attempt(lambda: services.start_billing_run(form.year.data, actor=current_user))
+    start = partial(services.start_billing_run, form.year.data, actor=current_user)
+    outcome = attempt(lambda: create_once(form.submission.data, BillingRun, start))
     if not outcome.ok:
         return redirect(url_for(".run_preview", year=form.year.data))
     flash(_("The billing run has started."), "success")

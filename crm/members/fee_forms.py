@@ -13,6 +13,7 @@ from flask_wtf import FlaskForm
 from wtforms import FieldList, FormField, IntegerField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length, Optional
 
+from crm.forms import OnceForm, VersionedForm
 from crm.members.models import FeeRuleType
 from crm.members.services.fee_schedules import FeeScheduleInput, GroupRow, ProRataRow, StepRow
 
@@ -148,8 +149,9 @@ class ProRataRowForm(_RowForm):
 _ROW = re.compile(r"^(steps|groups|pro_rata)\.(\d+)\.(\w+)$")
 
 
-class FeeScheduleForm(FlaskForm):
-    """One schedule: the rows or amounts of its rule type, the pro-rata dates and the group discount."""
+class FeeScheduleForm(OnceForm, VersionedForm, FlaskForm):
+    """One schedule: the rows or amounts of its rule type, the pro-rata dates and the group discount. A new one
+    carries a ``submission`` token, an existing one the ``version`` it was opened at."""
 
     steps = FieldList(FormField(StepRowForm))
     groups = FieldList(FormField(GroupRowForm))
@@ -239,7 +241,7 @@ class FeeScheduleForm(FlaskForm):
         return [entry.form for entry in field_list.entries]
 
 
-class CopyFeeYearForm(FlaskForm):
+class CopyFeeYearForm(OnceForm, FlaskForm):
     index_percent = IndexField(
         _l("Index adjustment (%)"),
         validators=[InputRequired()],

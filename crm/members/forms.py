@@ -25,6 +25,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
 
+from crm.forms import OnceForm, VersionedForm
 from crm.members.models import ContactRole, MembershipStatus, OrganisationKind, TransparencyScope
 
 
@@ -82,7 +83,9 @@ def _scope_choices():
     return [(scope.value, scope.label) for scope in TransparencyScope]
 
 
-class OrganisationForm(ValuesForm):
+class OrganisationForm(OnceForm, VersionedForm, ValuesForm):
+    """Staff register (``submission``) or edit (``version``) an organisation."""
+
     orgnr = StringField(_l("Organisation number"), validators=[Optional(), Length(max=20), valid_orgnr])
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
     kind = SelectField(_l("Kind"), choices=_kind_choices, validators=[DataRequired()])
@@ -141,7 +144,9 @@ class OrganisationForm(ValuesForm):
         return [name for name in [*(self.sectors.data or []), *extra] if name]
 
 
-class ContactForm(ValuesForm):
+class ContactForm(OnceForm, VersionedForm, ValuesForm):
+    """Staff add (``submission``) or edit (``version``) a contact person."""
+
     name = _name_field()
     title = _title_field()
     email = EmailField(_l("Work email"), validators=[Optional(), Email(), Length(max=254)])
@@ -174,7 +179,7 @@ class StatusForm(FlaskForm):
         self.to_status.choices = [(s.value, s.label) for s in allowed]
 
 
-class MembershipForm(FlaskForm):
+class MembershipForm(VersionedForm, FlaskForm):
     category_id = SelectField(_l("Category"), coerce=int)
     adviser_id = SelectField(_l("Adviser"), coerce=int)
     principles_version = StringField(_l("Principles version"), validators=[Optional(), Length(max=20)])
@@ -182,7 +187,9 @@ class MembershipForm(FlaskForm):
     submit = SubmitField(_l("Save"))
 
 
-class FeeOverrideForm(FlaskForm):
+class FeeOverrideForm(VersionedForm, FlaskForm):
+    """A membership's fee override; ``version`` is the membership's when the form was opened."""
+
     amount_nok = DecimalField(
         _l("Fee (NOK)"),
         places=2,
@@ -203,7 +210,7 @@ class LookupForm(FlaskForm):
     submit = SubmitField(_l("Look up in the Brønnøysund register"))
 
 
-class ApplicationForm(FlaskForm):
+class ApplicationForm(OnceForm, FlaskForm):
     """The public membership application."""
 
     orgnr = StringField(_l("Organisation number"), validators=[DataRequired(), Length(max=20), valid_orgnr])
@@ -249,7 +256,7 @@ class ApplicationForm(FlaskForm):
             raise ValidationError(_l("You must accept the declaration of principles."))
 
 
-class PortalProfileForm(ValuesForm):
+class PortalProfileForm(VersionedForm, ValuesForm):
     """What a member's main contact may change about the organisation."""
 
     website = URLField(_l("Website"), validators=[Optional(), Length(max=255)])
@@ -270,7 +277,7 @@ class PortalProfileForm(ValuesForm):
     )  # fmt: skip
 
 
-class PortalContactForm(ValuesForm):
+class PortalContactForm(VersionedForm, ValuesForm):
     name = _name_field()
     title = _title_field()
     phone = _phone_field()
@@ -281,7 +288,7 @@ class PortalContactForm(ValuesForm):
     VALUE_FIELDS = ("name", "title", "phone", "newsletter_consent")
 
 
-class PortalInviteForm(ValuesForm):
+class PortalInviteForm(OnceForm, ValuesForm):
     """The main contact invites a colleague to the portal."""
 
     name = _name_field()
@@ -294,7 +301,7 @@ class PortalInviteForm(ValuesForm):
     VALUE_FIELDS = ("name", "title", "email", "phone")
 
 
-class ImportForm(FlaskForm):
+class ImportForm(OnceForm, FlaskForm):
     file = FileField(
         _l("File (CSV or XLSX)"),
         validators=[

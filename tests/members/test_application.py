@@ -189,3 +189,86 @@ def test_the_front_page_links_the_public_to_the_application_form(client):
     page = client.get("/").text
     assert '<a class="btn btn-outline-primary" href="/apply/">Søk om medlemskap</a>' in page
     assert client.get("/apply/").status_code == 200
+
+
+# --- sent twice ---------------------------------------------------------------------------------------------
+
+
+def _submission_token(client) -> str:
+    return re.search(r'name="submission" type="hidden" value="([^"]+)"', client.get("/apply/").text).group(1)
+
+
+def test_an_application_sent_twice_registers_one_and_both_get_the_thanks_page(client, categories):
+    data = form_data(client, categories, submit="1", submission=_submission_token(client))
+    first = client.post("/apply/", data=data)
+    second = client.post("/apply/", data=data)
+    assert first.status_code == second.status_code == 302
+    assert first.location == second.location == "/apply/thanks"
+    assert count(Organisation) == 1 and count(Contact) == 1
+    assert count(OutboxMessage) == 2  # one receipt and one staff notice, not two of each
+
+
+def test_an_application_sent_twice_at_the_same_moment_registers_one_on_postgresql():
+    """Two requests of one browser (a double click) in two threads on their own database connections: the
+    second waits at the unique submission token for the first's commit, then answers with the same page."""
+    import threading
+
+    from sqlalchemy import create_engine, make_url, text
+
+    from crm.config import TestingConfig
+    from tests.apps import other_app
+
+    url = make_url(TestingConfig.SQLALCHEMY_DATABASE_URI)
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite serialises writers (BEGIN IMMEDIATE)")
+    name = f"{url.database}_twice"
+    server = create_engine(url, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        settings = {
+            "SQLALCHEMY_DATABASE_URI": url.set(database=name).render_as_string(hide_password=False),
+            "APPLICATION_LIMIT_PER_IP": "100 per hour",
+            "PROPAGATE_EXCEPTIONS": False,  # a failing request answers 500, as in production
+        }
+        with other_app(**settings) as app:
+            with app.app_context():
+                db.create_all()
+                seed_fee_schedules(today().year)
+                ensure_categories()
+                db.session.commit()
+            for orgnr in ("974760673", "988077917", "923609016"):
+                browser = app.test_client()
+                with app.app_context():
+                    categories = ensure_categories()
+                    data = form_data(browser, categories, submit="1", orgnr=orgnr, main_email=f"kari@{orgnr}.no")
+                    data["submission"] = _submission_token(browser)
+                second_tab = app.test_client()
+                session_cookie = browser.get_cookie("crm_session", domain="crm.test")
+                second_tab.set_cookie("crm_session", session_cookie.value, domain="crm.test")
+                start = threading.Barrier(2)
+                answers: dict[int, int] = {}
+
+                def send(index, tab):
+                    start.wait()
+                    answers[index] = tab.post("/apply/", data=data).status_code
+
+                threads = [threading.Thread(target=send, args=(i, tab)) for i, tab in enumerate((browser, second_tab))]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join(timeout=60)
+                assert answers == {0: 302, 1: 302}
+                with app.app_context():
+                    registered = db.session.scalar(
+                        select(func.count()).select_from(Organisation).where(Organisation.orgnr == orgnr)
+                    )
+                    assert registered == 1
+                    db.session.remove()
+            with app.app_context():
+                db.engine.dispose()
+    finally:
+        with server.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        server.dispose()

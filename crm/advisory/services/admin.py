@@ -20,7 +20,7 @@ from crm.advisory.models import (
 )
 from crm.audit.services import record_audit
 from crm.auth.models import Role, User, UserRole
-from crm.errors import DomainError
+from crm.errors import DomainError, StaleEdit, check_version
 from crm.extensions import db
 from crm.mail.models import OutboxMessage
 from crm.members.services import today
@@ -36,13 +36,26 @@ def _clean(text: str | None, field: str, message: str) -> str:
     return value
 
 
-def set_service_target(category_id: int, urgency: Urgency, *, first_hours: int, resolution_hours: int, actor: User):
-    """Create or change the target of one category and urgency."""
+def set_service_target(
+    category_id: int,
+    urgency: Urgency,
+    *,
+    first_hours: int,
+    resolution_hours: int,
+    actor: User,
+    version: int | None = None,
+):
+    """Create or change the target of one category and urgency. ``version`` is the target's version when the
+    form was opened, 0 when it had none yet (the defaults): ``StaleEdit`` if it was saved (or made) since."""
     if first_hours <= 0 or resolution_hours < first_hours:
         raise DomainError(_("The resolution target must be at least the first-response target, and both positive."))
     target = db.session.scalar(
         select(ServiceTarget).where(ServiceTarget.category_id == category_id, ServiceTarget.urgency == urgency)
     )
+    if target is not None:
+        check_version(target, version)
+    elif version:  # opened on a target that is gone: cannot happen today (targets are never deleted)
+        raise StaleEdit()
     if target is None:
         target = ServiceTarget(category_id=category_id, urgency=urgency)
         db.session.add(target)
@@ -93,7 +106,10 @@ def update_absence(
     backup: User | None,
     note: str | None,
     actor: User,
+    version: int | None = None,
 ) -> AdviserAbsence:
+    """Change an absence; ``StaleEdit`` if it was saved since its edit form was opened at ``version``."""
+    check_version(absence, version)
     _check_absence(adviser, starts_on, ends_on, backup)
     absence.adviser, absence.backup = adviser, backup
     absence.starts_on, absence.ends_on, absence.note = starts_on, ends_on, note
@@ -167,7 +183,13 @@ def render_reply_template(template: ReplyTemplate, case: Case, *, actor: User) -
     return body
 
 
-def save_reply_template(template: ReplyTemplate | None, *, name: str, body: str, actor: User) -> ReplyTemplate:
+def save_reply_template(
+    template: ReplyTemplate | None, *, name: str, body: str, actor: User, version: int | None = None
+) -> ReplyTemplate:
+    """Add a template (``template`` None) or change one; ``StaleEdit`` if it was saved since its edit form was
+    opened at ``version``, ``DomainError`` for a blank or taken name."""
+    if template is not None:
+        check_version(template, version)
     name = _clean(name, "name", _("Give the template a name."))
     body = _clean(body, "body", _("Write the template text."))
     clash = db.session.scalar(select(ReplyTemplate).where(func.lower(ReplyTemplate.name) == name.lower()))

@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from crm.advisory import services
 from crm.advisory.forms import CaseForm, ConfirmForm, MessageForm, UploadForm
-from crm.advisory.models import Case, CaseStatus
+from crm.advisory.models import Case, CaseMessage, CaseStatus
 from crm.advisory.views.common import (
     add_files,
     case_attachment,
@@ -28,6 +28,7 @@ from crm.members.models import Contact
 from crm.members.services import portal_contact_for
 from crm.models import utcnow
 from crm.pagination import paginate
+from crm.submissions import create_once
 from crm.ui import register_nav
 
 
@@ -62,8 +63,15 @@ def new():
         files = uploads(form)
         try:
             check_all(files)
-            case = services.open_case(organisation=me.organisation, requester=me, actor=current_user, **form.values())
-            store_all(case, files, actor=current_user)
+
+            def submit() -> Case:
+                case = services.open_case(
+                    organisation=me.organisation, requester=me, actor=current_user, **form.values()
+                )
+                store_all(case, files, actor=current_user)
+                return case
+
+            case = create_once(form.submission.data, Case, submit)
         except DomainError as exc:
             field_error(form, exc)
         else:
@@ -109,8 +117,13 @@ def reply(case_id: int):
         files = uploads(form)
         try:
             check_all(files)
-            message = services.add_member_reply(case, form.body.data, contact=me, actor=current_user)
-            store_all(case, files, actor=current_user, message=message)
+
+            def send() -> CaseMessage:
+                message = services.add_member_reply(case, form.body.data, contact=me, actor=current_user)
+                store_all(case, files, actor=current_user, message=message)
+                return message
+
+            create_once(form.submission.data, CaseMessage, send)
         except DomainError as exc:
             field_error(form, exc)
         else:

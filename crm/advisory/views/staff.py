@@ -6,6 +6,8 @@ a ``CaseAccessLog`` row.
 
 from __future__ import annotations
 
+from functools import partial
+
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -32,6 +34,7 @@ from crm.advisory.models import (
     Case,
     CaseMessage,
     CaseStatus,
+    CaseTimeEntry,
     ReplyTemplate,
     ServiceTarget,
     Theme,
@@ -51,7 +54,7 @@ from crm.advisory.views.common import (
 from crm.audit.details import names_from, register_audit_details
 from crm.auth.access import staff_required
 from crm.auth.models import Role
-from crm.errors import DomainError, field_error
+from crm.errors import DomainError, StaleEdit, attempt, commit_action, field_error
 from crm.extensions import db
 from crm.mail.services import register_body_readers
 from crm.members.panels import register_panel
@@ -59,6 +62,7 @@ from crm.members.services import today
 from crm.models import utcnow
 from crm.pagination import paginate
 from crm.request_args import FIRST_YEAR, id_arg, int_arg
+from crm.submissions import create_once
 from crm.ui import register_nav
 
 TEAM = (Role.ADVISER,)  # administrators always pass staff_required
@@ -168,8 +172,13 @@ def reply(case_id: int):
         try:
             check_all(files)
             then = CaseStatus(form.then.data) if form.then.data else None
-            message = services.add_staff_reply(case, form.body.data, actor=current_user, then=then)
-            store_all(case, files, actor=current_user, message=message)
+
+            def send() -> CaseMessage:
+                message = services.add_staff_reply(case, form.body.data, actor=current_user, then=then)
+                store_all(case, files, actor=current_user, message=message)
+                return message
+
+            create_once(form.submission.data, CaseMessage, send)
         except DomainError as exc:
             field_error(form, exc)
         else:
@@ -203,9 +212,14 @@ def note(case_id: int):
         files = uploads(form)
         try:
             check_all(files)
-            note = services.add_internal_note(case, form.body.data, actor=current_user)
-            # Files on an internal note stay with the adviser team (the portal leaves them out).
-            store_all(case, files, actor=current_user, message=note)
+
+            def save() -> CaseMessage:
+                note = services.add_internal_note(case, form.body.data, actor=current_user)
+                # Files on an internal note stay with the adviser team (the portal leaves them out).
+                store_all(case, files, actor=current_user, message=note)
+                return note
+
+            create_once(form.submission.data, CaseMessage, save)
         except DomainError as exc:
             field_error(form, exc)
         else:
@@ -252,10 +266,16 @@ def log_time(case_id: int):
     case = _case(case_id)
     form = TimeEntryForm(prefix="time")
     if form.validate_on_submit():
+        log = partial(
+            services.add_time_entry,
+            case,
+            minutes=form.minutes.data,
+            spent_on=form.spent_on.data,
+            note=form.note.data,
+            actor=current_user,
+        )
         try:
-            services.add_time_entry(
-                case, minutes=form.minutes.data, spent_on=form.spent_on.data, note=form.note.data, actor=current_user
-            )
+            create_once(form.submission.data, CaseTimeEntry, log)
         except DomainError as exc:
             field_error(form, exc)
         else:
@@ -339,16 +359,27 @@ def edit_template(template_id: int | None = None):
     if template_id and template is None:
         abort(404)
     form = ReplyTemplateForm(obj=template)
+    status = 200
     if form.validate_on_submit():
+        save = partial(
+            services.save_reply_template,
+            template,
+            name=form.name.data,
+            body=form.body.data,
+            actor=current_user,
+            version=form.opened_version if template else None,
+        )
         try:
-            services.save_reply_template(template, name=form.name.data, body=form.body.data, actor=current_user)
+            commit_action(lambda: save() if template else create_once(form.submission.data, ReplyTemplate, save))
+        except StaleEdit as exc:
+            field_error(form, exc)
+            form, status = ReplyTemplateForm(formdata=None, obj=template), exc.status_code
         except DomainError as exc:
             field_error(form, exc)
         else:
-            db.session.commit()
             flash(_("Saved."), "success")
             return redirect(url_for("advisory.templates"))
-    return render_template("advisory/template_form.html", form=form, template=template)
+    return render_template("advisory/template_form.html", form=form, template=template), status
 
 
 @bp.route("/templates/<int:template_id>/delete", methods=["POST"])
@@ -376,12 +407,9 @@ def absences(absence_id: int | None = None):
     absence = db.session.get(AdviserAbsence, absence_id) if absence_id else None
     if absence_id and absence is None:
         abort(404)
-    form = AbsenceForm(obj=absence)
     people = services.advisers()
-    form.adviser_id.choices = [(u.id, u.full_name) for u in people]
-    form.backup_id.choices = [(0, _("No backup (unassigned queue)")), *((u.id, u.full_name) for u in people)]
-    if absence is not None and request.method == "GET":
-        form.backup_id.data = absence.backup_id or 0
+    form = _absence_form(absence, people)
+    status = 200
     if form.validate_on_submit():
         values = {
             "adviser": db.session.get(User, form.adviser_id.data),
@@ -392,13 +420,18 @@ def absences(absence_id: int | None = None):
         }
         try:
             if absence is None:
-                services.add_absence(**values, actor=current_user)
+                add = partial(services.add_absence, **values, actor=current_user)
+                commit_action(lambda: create_once(form.submission.data, AdviserAbsence, add))
             else:
-                services.update_absence(absence, **values, actor=current_user)
+                commit_action(
+                    lambda: services.update_absence(absence, **values, actor=current_user, version=form.opened_version)
+                )
+        except StaleEdit as exc:
+            field_error(form, exc)
+            form, status = _absence_form(absence, people, current=True), exc.status_code
         except DomainError as exc:
             field_error(form, exc)
         else:
-            db.session.commit()
             flash(_("Saved."), "success")
             return redirect(url_for("advisory.absences"))
     items = db.session.scalars(
@@ -407,7 +440,19 @@ def absences(absence_id: int | None = None):
         .options(selectinload(AdviserAbsence.adviser), selectinload(AdviserAbsence.backup))
         .order_by(AdviserAbsence.starts_on)
     ).all()
-    return render_template("advisory/absences.html", form=form, items=items, absence=absence, confirm=ConfirmForm())
+    return render_template(
+        "advisory/absences.html", form=form, items=items, absence=absence, confirm=ConfirmForm()
+    ), status
+
+
+def _absence_form(absence: AdviserAbsence | None, people, *, current: bool = False) -> AbsenceForm:
+    """The absence form: the posted values, or (on GET, or ``current`` after a refused save) the saved ones."""
+    form = AbsenceForm(formdata=None, obj=absence) if current else AbsenceForm(obj=absence)
+    form.adviser_id.choices = [(u.id, u.full_name) for u in people]
+    form.backup_id.choices = [(0, _("No backup (unassigned queue)")), *((u.id, u.full_name) for u in people)]
+    if absence is not None and (current or request.method == "GET"):
+        form.backup_id.data = absence.backup_id or 0
+    return form
 
 
 @bp.route("/absences/<int:absence_id>/delete", methods=["POST"])
@@ -453,19 +498,18 @@ def save_target(category_id: int, urgency: str):
     if not form.validate_on_submit():
         flash(_("Give whole hours: first response at least 1, resolution at least as long."), "danger")
         return redirect(url_for("advisory.targets"))
-    try:
-        services.set_service_target(
+    # A refused save (an outdated row included) is flashed; the page shows the current targets.
+    saved = attempt(
+        lambda: services.set_service_target(
             category_id,
             Urgency(urgency),
             first_hours=form.first_hours.data,
             resolution_hours=form.resolution_hours.data,
             actor=current_user,
+            version=form.opened_version,
         )
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "danger")
-    else:
-        db.session.commit()
+    )
+    if saved.ok:
         flash(_("Saved."), "success")
     return redirect(url_for("advisory.targets"))
 

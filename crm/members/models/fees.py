@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm.extensions import db
 from crm.members.models.memberships import MembershipCategory
-from crm.models import TimestampMixin, str_enum
+from crm.models import TimestampMixin, VersionedMixin, str_enum
 
 
 class FeeRuleType(enum.Enum):
@@ -19,7 +19,7 @@ class FeeRuleType(enum.Enum):
     PER_INHABITANT = "per_inhabitant"
 
 
-class FeeSchedule(TimestampMixin, db.Model):
+class FeeSchedule(VersionedMixin, TimestampMixin, db.Model):
     """The fee rule of one category for one year.
 
     ``rule`` by ``rule_type``:

@@ -11,7 +11,7 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm.extensions import db
-from crm.models import TimestampMixin, UTCDateTime, str_enum, utcnow
+from crm.models import TimestampMixin, UTCDateTime, VersionedMixin, str_enum, utcnow
 
 if TYPE_CHECKING:
     from crm.auth.models import User
@@ -64,7 +64,7 @@ class MembershipCategory(db.Model):
         return f"<MembershipCategory {self.code}>"
 
 
-class Membership(TimestampMixin, db.Model):
+class Membership(VersionedMixin, TimestampMixin, db.Model):
     """One per organisation; its status changes only through ``change_membership_status``."""
 
     __tablename__ = "memberships"

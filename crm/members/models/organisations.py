@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm.extensions import db
-from crm.models import TimestampMixin, UTCDateTime, str_enum
+from crm.models import TimestampMixin, UTCDateTime, VersionedMixin, str_enum
 
 if TYPE_CHECKING:
     from crm.auth.models import User
@@ -123,7 +123,7 @@ class Sector(db.Model):
         return f"<Sector {self.name}>"
 
 
-class Organisation(TimestampMixin, db.Model):
+class Organisation(VersionedMixin, TimestampMixin, db.Model):
     __tablename__ = "organisations"
     __table_args__ = (
         UniqueConstraint("country", "foreign_id"),
@@ -193,7 +193,7 @@ class Organisation(TimestampMixin, db.Model):
         return f"<Organisation {self.id} {self.name}>"
 
 
-class Contact(TimestampMixin, db.Model):
+class Contact(VersionedMixin, TimestampMixin, db.Model):
     """A person at an organisation. An email belongs to at most one active contact."""
 
     __tablename__ = "contacts"

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from crm.audit.services import record_audit
 from crm.auth.models import User
-from crm.errors import DomainError
+from crm.errors import DomainError, check_version
 from crm.extensions import db
 from crm.members.models import (
     Contact,
@@ -119,8 +119,11 @@ def update_contact(
     *,
     roles: Iterable[ContactRole | str] | None = None,
     actor: User | None,
+    version: int | None = None,
 ) -> list[str]:
-    """Change a contact's details and (when given) roles; return the changed field names."""
+    """Change a contact's details and (when given) roles; return the changed field names. ``version`` is the
+    contact's version the edit form was opened with: ``StaleEdit`` if the contact was saved since."""
+    check_version(contact, version)
     clean = _clean_contact_values(values)
     if contact.is_active:
         _check_email_free(clean.get("email"), contact)

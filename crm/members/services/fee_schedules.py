@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from crm.audit.services import record_audit
 from crm.auth.models import User
-from crm.errors import DomainError
+from crm.errors import DomainError, check_version
 from crm.extensions import db
 from crm.i18n import format_money
 from crm.members.models import FeeRuleType, FeeSchedule, MembershipCategory
@@ -300,12 +300,16 @@ def _difference(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str
 # --- changing -------------------------------------------------------------------------------------------
 
 
-def update_fee_schedule(schedule: FeeSchedule, data: FeeScheduleInput, *, actor: User | None) -> bool:
+def update_fee_schedule(
+    schedule: FeeSchedule, data: FeeScheduleInput, *, actor: User | None, version: int | None = None
+) -> bool:
     """Replace the schedule's rule (of its own rule type), pro-rata dates and group discount.
 
     Returns whether anything changed; a change is audited with the parts before and after. Raises
-    ``DomainError`` naming the field when the input breaks a rule (nothing is changed then).
+    ``DomainError`` naming the field when the input breaks a rule, and ``StaleEdit`` when the schedule was saved
+    since its form was opened at ``version`` (nothing is changed then).
     """
+    check_version(schedule, version)
     rule, pro_rata, discount = _checked(schedule.rule_type, data)
     before = _snapshot(schedule.rule, schedule.pro_rata or [], schedule.group_discount_percent)
     after = _snapshot(rule, pro_rata, discount)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from crm.audit.services import record_audit
 from crm.auth.models import User
-from crm.errors import DomainError
+from crm.errors import DomainError, check_version
 from crm.extensions import db
 from crm.members.models import (
     Membership,
@@ -185,9 +185,12 @@ def update_membership_details(
     principles_accepted_on: date | None = None,
     change_adviser: bool = False,
     adviser: User | None = None,
+    version: int | None = None,
 ) -> list[str]:
     """Change the category, the accepted principles (version and date) and, with ``change_adviser``,
-    the dedicated adviser (``None`` clears it); return what changed."""
+    the dedicated adviser (``None`` clears it); return what changed. ``StaleEdit`` if the membership was saved
+    since its form was opened at ``version``."""
+    check_version(membership, version)
     changed = []
     if change_adviser:
         previous = membership.adviser_id
@@ -214,8 +217,12 @@ def update_membership_details(
     return changed
 
 
-def set_fee_override(membership: Membership, amount_ore: int | None, *, reason: str | None, actor: User) -> None:
-    """Override the calculated fee (``None`` removes the override). An override needs a reason."""
+def set_fee_override(
+    membership: Membership, amount_ore: int | None, *, reason: str | None, actor: User, version: int | None = None
+) -> None:
+    """Override the calculated fee (``None`` removes the override). An override needs a reason. ``StaleEdit`` if
+    the membership was saved since its form was opened at ``version``."""
+    check_version(membership, version)
     if amount_ore is not None:
         if amount_ore < 0:
             raise DomainError(_("The fee cannot be negative."), field="amount")

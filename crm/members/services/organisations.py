@@ -13,7 +13,7 @@ from sqlalchemy import String, and_, func, or_, select
 from crm.audit.models import AuditEntry
 from crm.audit.services import record_audit
 from crm.auth.models import User
-from crm.errors import DomainError
+from crm.errors import DomainError, check_version
 from crm.extensions import db
 from crm.mail.models import OutboxMessage
 from crm.members.models import (
@@ -247,8 +247,13 @@ def update_organisation(
     *,
     actor: User | None,
     sectors: Iterable[str] | None = None,
+    version: int | None = None,
 ) -> list[str]:
-    """Change the given fields (unknown keys ignored); return the names of the fields that changed."""
+    """Change the given fields (unknown keys ignored); return the names of the fields that changed.
+
+    ``version`` is the organisation's version the edit form was opened with: ``StaleEdit`` if it was saved since.
+    """
+    check_version(organisation, version)
     clean = _clean_organisation_values(values, organisation)
     _check_unique_organisation(clean, organisation)
     if "parent_id" in clean:

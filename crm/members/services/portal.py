@@ -78,16 +78,25 @@ def colleague_for(me: Contact, contact_id: int) -> Contact | None:
     return contact
 
 
-def update_profile_by_member(me: Contact, values: Mapping[str, Any], *, actor: User) -> list[str]:
-    """The main contact updates the organisation's address and invoicing details (other keys are ignored)."""
+def update_profile_by_member(
+    me: Contact, values: Mapping[str, Any], *, actor: User, version: int | None = None
+) -> list[str]:
+    """The main contact updates the organisation's address and invoicing details (other keys are ignored);
+    ``StaleEdit`` if the organisation was saved since the form was opened at ``version``."""
     if not is_main_contact(me):
         raise PermissionDenied(_("Only the main contact can change the organisation's details."))
     allowed = {key: value for key, value in values.items() if key in PORTAL_ORGANISATION_FIELDS}
-    return update_organisation(me.organisation, allowed, actor=actor)
+    return update_organisation(me.organisation, allowed, actor=actor, version=version)
 
 
 def update_contact_by_member(
-    me: Contact, contact: Contact, values: Mapping[str, Any], *, roles: Iterable[str] | None, actor: User
+    me: Contact,
+    contact: Contact,
+    values: Mapping[str, Any],
+    *,
+    roles: Iterable[str] | None,
+    actor: User,
+    version: int | None = None,
 ) -> list[str]:
     """Anyone edits themselves; the main contact edits colleagues and their roles. Email and login stay
     with staff (the email is the login's identity)."""
@@ -102,7 +111,7 @@ def update_contact_by_member(
         new_roles = set(roles)
         if contact.id == me.id and ContactRole.MAIN_CONTACT.value not in new_roles:
             raise DomainError(_("Staff change who the main contact is; ask your adviser."), field="roles")
-    return update_contact(contact, allowed, roles=new_roles, actor=actor)
+    return update_contact(contact, allowed, roles=new_roles, actor=actor, version=version)
 
 
 def deactivate_contact_by_member(me: Contact, contact: Contact, *, actor: User) -> None:

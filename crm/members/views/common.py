@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from crm.errors import DomainError, Outcome, PermissionDenied, field_error
+from flask import request
+
+from crm.errors import DomainError, Outcome, PermissionDenied, StaleEdit, commit_action, field_error
 from crm.extensions import db
 from crm.members.models import Contact, Organisation
 from crm.members.services.common import DuplicateContact, DuplicateOrganisation
@@ -19,19 +21,29 @@ def _existing_record(exc: DomainError) -> Organisation | Contact | None:
     return None
 
 
+def contact_form(form_class, contact: Contact, *, current: bool = False):
+    """A contact's edit form (staff or portal): the posted values, or (on GET, or ``current`` after a refused
+    save) the saved ones."""
+    form = form_class(formdata=None, obj=contact) if current else form_class(obj=contact)
+    if current or request.method == "GET":
+        form.roles.data = [role.value for role in contact.sorted_roles]
+        form.phone.data = contact.phone_display
+    return form
+
+
 def save_form(form, action: Callable[[], Any]) -> Outcome:
     """Run ``action`` (one service call for a validated form) and commit it.
 
-    A ``DomainError`` is undone and shown on its field (``field_error``); a duplicate refusal also loads the
-    record it names, for the form's link to it. ``PermissionDenied`` is no form error: it propagates (403).
+    A ``DomainError`` (``StaleEdit`` included) is undone and shown on its field (``field_error``); a duplicate
+    refusal also loads the record it names, for the form's link to it. ``PermissionDenied`` is no form error: it
+    propagates (403).
     """
     try:
-        result = action()
+        result = commit_action(action)
     except PermissionDenied:
         raise
     except DomainError as exc:
         duplicate = _existing_record(exc)
         field_error(form, exc)
-        return Outcome(ok=False, duplicate=duplicate)
-    db.session.commit()
+        return Outcome(ok=False, duplicate=duplicate, stale=isinstance(exc, StaleEdit))
     return Outcome(ok=True, result=result)

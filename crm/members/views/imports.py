@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from flask import flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -15,6 +17,7 @@ from crm.members.models import ImportBatch
 from crm.members.views.blueprints import bp
 from crm.members.views.common import save_form
 from crm.members.views.staff import EDITORS
+from crm.submissions import create_once
 
 
 @bp.route("/import", methods=["GET", "POST"])
@@ -23,9 +26,8 @@ def import_upload():
     form = ImportForm()
     if form.validate_on_submit():
         upload = form.file.data
-        saved = save_form(
-            form, lambda: start_import(upload.filename or "import.csv", upload.read(), actor=current_user)
-        )
+        start = partial(start_import, upload.filename or "import.csv", upload.read(), actor=current_user)
+        saved = save_form(form, lambda: create_once(form.submission.data, ImportBatch, start))
         if saved.ok:
             return redirect(url_for("members.import_status", batch_id=saved.result.id))
     return render_template(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from functools import partial
+
+from flask import abort, flash, g, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -10,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from crm.auth.access import member_required, register_member_access_check
-from crm.errors import DomainError, attempt
+from crm.errors import DomainError, Outcome, attempt
 from crm.extensions import db
 from crm.members import services
 from crm.members.fees import calculate_fee
@@ -18,7 +20,8 @@ from crm.members.forms import PortalContactForm, PortalInviteForm, PortalProfile
 from crm.members.models import Contact
 from crm.members.services.portal import colleague_for, is_main_contact
 from crm.members.views.blueprints import portal_bp
-from crm.members.views.common import save_form
+from crm.members.views.common import contact_form, save_form
+from crm.submissions import create_once
 from crm.ui import register_nav
 
 
@@ -82,13 +85,20 @@ def edit_profile():
     if not is_main_contact(me):
         abort(403)
     form = PortalProfileForm(obj=me.organisation)
-    if (
-        form.validate_on_submit()
-        and save_form(form, lambda: services.update_profile_by_member(me, form.values(), actor=current_user)).ok
-    ):
-        flash(_("Saved."), "success")
-        return redirect(url_for("member_portal.organisation"))
-    return render_template("members/portal_profile_form.html", form=form, organisation=me.organisation)
+    saved = Outcome(ok=False)
+    if form.validate_on_submit():
+        saved = save_form(
+            form,
+            lambda: services.update_profile_by_member(
+                me, form.values(), actor=current_user, version=form.opened_version
+            ),
+        )
+        if saved.ok:
+            flash(_("Saved."), "success")
+            return redirect(url_for("member_portal.organisation"))
+        if saved.stale:
+            form = PortalProfileForm(formdata=None, obj=me.organisation)
+    return render_template("members/portal_profile_form.html", form=form, organisation=me.organisation), saved.status
 
 
 @portal_bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
@@ -99,21 +109,28 @@ def edit_contact(contact_id: int):
     main = is_main_contact(me)
     if contact.id != me.id and not main:
         abort(403)
-    form = PortalContactForm(obj=contact)
-    if request.method == "GET":
-        form.roles.data = [role.value for role in contact.sorted_roles]
-        form.phone.data = contact.phone_display
+    form = contact_form(PortalContactForm, contact)
+    saved = Outcome(ok=False)
     if form.validate_on_submit():
         saved = save_form(
             form,
             lambda: services.update_contact_by_member(
-                me, contact, form.values(), roles=form.roles.data if main else None, actor=current_user
+                me,
+                contact,
+                form.values(),
+                roles=form.roles.data if main else None,
+                actor=current_user,
+                version=form.opened_version,
             ),
         )
         if saved.ok:
             flash(_("Saved."), "success")
             return redirect(url_for("member_portal.organisation"))
-    return render_template("members/portal_contact_form.html", form=form, contact=contact, me=me, is_main=main)
+        if saved.stale:
+            form = contact_form(PortalContactForm, contact, current=True)
+    return render_template(
+        "members/portal_contact_form.html", form=form, contact=contact, me=me, is_main=main
+    ), saved.status
 
 
 @portal_bp.route("/contacts/new", methods=["GET", "POST"])
@@ -124,12 +141,10 @@ def invite_contact():
         abort(403)
     form = PortalInviteForm()
     if form.validate_on_submit():
-        saved = save_form(
-            form,
-            lambda: services.invite_colleague_by_member(
-                me, form.values(), roles=form.roles.data or [], actor=current_user
-            ),
+        invite = partial(
+            services.invite_colleague_by_member, me, form.values(), roles=form.roles.data or [], actor=current_user
         )
+        saved = save_form(form, lambda: create_once(form.submission.data, Contact, invite))
         if saved.ok:
             flash(_("%(name)s is added and invited to the portal by email.", name=saved.result.name), "success")
             return redirect(url_for("member_portal.organisation"))

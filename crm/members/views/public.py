@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from flask import (
     current_app,
@@ -27,11 +28,13 @@ from crm.members.forms import (
 from crm.members.listing import filter_options
 from crm.members.models import (
     MembershipCategory,
+    Organisation,
     OrganisationKind,
     format_orgnr,
 )
 from crm.members.views.blueprints import public_bp
 from crm.members.views.common import save_form
+from crm.submissions import create_once
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +86,8 @@ def apply():
                 logger.info("Application honeypot filled from %s", request.remote_addr)
                 g.application_submitted = True
                 return redirect(url_for("membership.thanks"))
-            if save_form(form, lambda: services.submit_application(data, ip_address=request.remote_addr)).ok:
+            submit = partial(services.submit_application, data, ip_address=request.remote_addr)
+            if save_form(form, lambda: create_once(form.submission.data, Organisation, submit)).ok:
                 g.application_submitted = True  # only an accepted application counts towards the limits
                 return redirect(url_for("membership.thanks"))
         fee, problem = _preview(data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
+from functools import partial
 
 from flask import (
     Response,
@@ -21,7 +22,7 @@ from markupsafe import Markup
 
 from crm.auth.access import staff_required
 from crm.auth.models import Role, User
-from crm.errors import DomainError, attempt, field_error
+from crm.errors import DomainError, Outcome, attempt, field_error
 from crm.extensions import db
 from crm.members import services
 from crm.members.brreg import BrregError, BrregSubUnit, BrregUnavailable, lookup
@@ -45,8 +46,9 @@ from crm.members.models import (
 )
 from crm.members.panels import get_panel, panels
 from crm.members.views.blueprints import bp
-from crm.members.views.common import save_form
+from crm.members.views.common import contact_form, save_form
 from crm.request_args import ID_MAX, int_arg
+from crm.submissions import create_once
 from crm.ui import register_nav
 
 logger = logging.getLogger(__name__)
@@ -144,9 +146,8 @@ def new_organisation():
         register_note = _prefill_from_register(form, lookup_form)
     duplicate = None
     if form.validate_on_submit():
-        saved = save_form(
-            form, lambda: services.create_organisation(form.values(), actor=current_user, sectors=form.sector_names())
-        )
+        create = partial(services.create_organisation, form.values(), actor=current_user, sectors=form.sector_names())
+        saved = save_form(form, lambda: create_once(form.submission.data, Organisation, create))
         if saved.ok:
             flash(_("%(name)s was registered.", name=saved.result.name), "success")
             return redirect(url_for("members.show", organisation_id=saved.result.id))
@@ -195,10 +196,20 @@ def _prefill_from_register(form: OrganisationForm, lookup_form: LookupForm) -> d
     }
 
 
-def _sector_choices(form: OrganisationForm, organisation: Organisation | None = None) -> None:
+def _sector_choices(form: OrganisationForm) -> None:
     form.sectors.choices = [(s.name, s.name) for s in filter_options()["sectors"]]
-    if organisation is not None and request.method == "GET":
+
+
+def _organisation_form(organisation: Organisation, *, current: bool = False) -> OrganisationForm:
+    """The edit form: the posted values, or (on GET, or ``current`` after a refused save) the saved ones."""
+    form = OrganisationForm(formdata=None, obj=organisation) if current else OrganisationForm(obj=organisation)
+    _sector_choices(form)
+    if current or request.method == "GET":
         form.sectors.data = [s.name for s in organisation.sectors]
+        form.parent_orgnr.data = organisation.parent.orgnr if organisation.parent else None
+        form.kind.data = organisation.kind.value
+        form.transparency_act_scope.data = organisation.transparency_act_scope.value
+    return form
 
 
 @bp.route("/<int:organisation_id>")
@@ -224,32 +235,32 @@ def show(organisation_id: int):
 @staff_required(*EDITORS)
 def edit_organisation(organisation_id: int):
     organisation = db.get_or_404(Organisation, organisation_id)
-    form = OrganisationForm(obj=organisation)
-    _sector_choices(form, organisation)
-    if request.method == "GET":
-        form.parent_orgnr.data = organisation.parent.orgnr if organisation.parent else None
-        form.kind.data = organisation.kind.value
-        form.transparency_act_scope.data = organisation.transparency_act_scope.value
-    duplicate = None
+    form = _organisation_form(organisation)
+    saved = Outcome(ok=False)
     if form.validate_on_submit():
         saved = save_form(
             form,
             lambda: services.update_organisation(
-                organisation, form.values(), actor=current_user, sectors=form.sector_names()
+                organisation,
+                form.values(),
+                actor=current_user,
+                sectors=form.sector_names(),
+                version=form.opened_version,
             ),
         )
         if saved.ok:
             _flash_saved(saved.result)
             return redirect(url_for("members.show", organisation_id=organisation.id))
-        duplicate = saved.duplicate
+        if saved.stale:
+            form = _organisation_form(organisation, current=True)
     return render_template(
         "members/organisation_form.html",
         form=form,
         lookup_form=None,
         register_note=None,
-        duplicate=duplicate,
+        duplicate=saved.duplicate,
         organisation=organisation,
-    )
+    ), saved.status
 
 
 @bp.route("/<int:organisation_id>/contacts/new", methods=["GET", "POST"])
@@ -259,9 +270,8 @@ def new_contact(organisation_id: int):
     form = ContactForm()
     duplicate = None
     if form.validate_on_submit():
-        saved = save_form(
-            form, lambda: services.add_contact(organisation, form.values(), roles=form.roles.data, actor=current_user)
-        )
+        add = partial(services.add_contact, organisation, form.values(), roles=form.roles.data, actor=current_user)
+        saved = save_form(form, lambda: create_once(form.submission.data, Contact, add))
         if saved.ok:
             flash(_("%(name)s was added.", name=saved.result.name), "success")
             return redirect(url_for("members.show", organisation_id=organisation.id, tab="contacts"))
@@ -275,27 +285,28 @@ def new_contact(organisation_id: int):
 @staff_required(*EDITORS)
 def edit_contact(contact_id: int):
     contact = db.get_or_404(Contact, contact_id)
-    form = ContactForm(obj=contact)
-    if request.method == "GET":
-        form.roles.data = [role.value for role in contact.sorted_roles]
-        form.phone.data = contact.phone_display
-    duplicate = None
+    form = contact_form(ContactForm, contact)
+    saved = Outcome(ok=False)
     if form.validate_on_submit():
         saved = save_form(
-            form, lambda: services.update_contact(contact, form.values(), roles=form.roles.data, actor=current_user)
+            form,
+            lambda: services.update_contact(
+                contact, form.values(), roles=form.roles.data, actor=current_user, version=form.opened_version
+            ),
         )
         if saved.ok:
             _flash_saved(saved.result)
             return redirect(url_for("members.show", organisation_id=contact.organisation_id, tab="contacts"))
-        duplicate = saved.duplicate
+        if saved.stale:
+            form = contact_form(ContactForm, contact, current=True)
     return render_template(
         "members/contact_form.html",
         form=form,
         organisation=contact.organisation,
         contact=contact,
-        duplicate=duplicate,
+        duplicate=saved.duplicate,
         deactivate_form=DeactivateContactForm(),
-    )
+    ), saved.status
 
 
 @bp.route("/contacts/<int:contact_id>/deactivate", methods=["POST"])
@@ -378,6 +389,7 @@ def update_membership(organisation_id: int):
                 principles_accepted_on=form.principles_accepted_on.data,
                 change_adviser=True,
                 adviser=db.session.get(User, form.adviser_id.data) if form.adviser_id.data else None,
+                version=form.opened_version,
             )
         )
         if saved.ok:
@@ -391,7 +403,8 @@ def update_membership(organisation_id: int):
 @staff_required(*FEE_MANAGERS)
 def fee_override(organisation_id: int):
     organisation = db.get_or_404(Organisation, organisation_id)
-    form = FeeOverrideForm()
+    # A post without the version field (a page from before) is checked against the membership's own version.
+    form = FeeOverrideForm(data={"version": organisation.membership.version})
     if form.validate_on_submit():
         amount = form.amount_nok.data
         saved = attempt(
@@ -400,6 +413,7 @@ def fee_override(organisation_id: int):
                 None if amount is None else int((Decimal(amount) * 100).to_integral_value()),
                 reason=form.reason.data,
                 actor=current_user,
+                version=form.opened_version,
             )
         )
         if saved.ok:

@@ -44,14 +44,16 @@ from crm.request_args import year_arg
 
 def membership_form(membership: Membership) -> MembershipForm:
     options = filter_options()
+    # A post without the version field (a page from before) is checked against the row's own version.
     form = MembershipForm(
-        data=None
+        data={"version": membership.version}
         if request.method == "POST"
         else {
             "category_id": membership.category_id,
             "adviser_id": membership.adviser_id or 0,
             "principles_version": membership.principles_version,
             "principles_accepted_on": membership.principles_accepted_on,
+            "version": membership.version,
         }
     )
     form.category_id.choices = [(c.id, c.name) for c in options["categories"]]
@@ -245,6 +247,7 @@ def _fee_panel(organisation: Organisation) -> str:
             if membership.fee_override_ore is not None
             else None,
             "reason": membership.fee_override_reason,
+            "version": membership.version,
         }
     )
     return render_template(
