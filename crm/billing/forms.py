@@ -7,11 +7,18 @@ from decimal import ROUND_HALF_UP, Decimal
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DecimalField, IntegerField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
 
 
 class RunForm(FlaskForm):
     year = IntegerField(_l("Year"), validators=[DataRequired(), NumberRange(min=2000, max=2100)])
+
+
+class StartRunForm(RunForm):
+    """Starting a run carries the count and total staff confirmed, so the run refuses to bill anything else."""
+
+    count = IntegerField(validators=[InputRequired(), NumberRange(min=0, max=1_000_000)])
+    total_ore = IntegerField(validators=[InputRequired(), NumberRange(min=0, max=10**13)])
 
 
 class VoidForm(FlaskForm):

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, case, func, select, true
+from sqlalchemy import and_, case, func, or_, select, true
 from sqlalchemy.orm import selectinload
 
 from crm.audit.models import AuditEntry
@@ -19,9 +19,23 @@ from crm.members.models import Membership, MembershipCategory
 from crm.members.services import today
 from crm.pagination import Page, paginate
 
+SEARCH_MAX = 100  # characters of the search text that are used
+
+# The invoice list's sortable columns; "-key" sorts descending. Anything else: overdue first, then newest.
+SORTS = {
+    "number": Invoice.number,
+    "customer": func.lower(Invoice.customer_name),
+    "year": Invoice.year,
+    "due": Invoice.due_on,
+    "gross": Invoice.gross_ore,
+    "status": Invoice.status,
+}
+
 
 @dataclass
 class InvoiceFilters:
+    q: str = ""  # customer name, organisation number (spaces allowed) or invoice number
+    sort: str = ""  # a key of SORTS, "-" before it for descending; "" the default order
     year: int | None = None
     status: str = ""  # an InvoiceStatus value or "overdue"
     category_id: int | None = None
@@ -31,6 +45,8 @@ class InvoiceFilters:
 
     def as_args(self) -> dict[str, Any]:
         pairs = (
+            ("q", self.q),
+            ("sort", self.sort),
             ("year", self.year),
             ("status", self.status),
             ("category", self.category_id),
@@ -58,7 +74,12 @@ def filters_from_args(args) -> InvoiceFilters:
     status = args.get("status", "")
     if status not in {s.value for s in InvoiceStatus} | {"overdue"}:
         status = ""
+    sort = args.get("sort", "")
+    if sort.removeprefix("-") not in SORTS:
+        sort = ""
     return InvoiceFilters(
+        q=" ".join(args.get("q", "").split())[:SEARCH_MAX],
+        sort=sort,
         year=int(year) if year.isdigit() else None,
         status=status,
         category_id=int(category) if category.isdigit() else None,
@@ -70,6 +91,16 @@ def filters_from_args(args) -> InvoiceFilters:
 
 def _filtered(filters: InvoiceFilters):
     stmt = select(Invoice)
+    if filters.q:
+        needle = filters.q.lower()
+        conditions = [
+            func.lower(Invoice.customer_name).contains(needle, autoescape=True),
+            func.lower(Invoice.number).contains(needle, autoescape=True),
+        ]
+        compact = filters.q.replace(" ", "")
+        if compact.isdigit():  # "974 760 673" as it is printed, or the first digits of one
+            conditions.append(Invoice.orgnr.startswith(compact, autoescape=True))
+        stmt = stmt.where(or_(*conditions))
     if filters.year:
         stmt = stmt.where(Invoice.year == filters.year)
     if filters.status == "overdue":
@@ -97,15 +128,19 @@ def _filtered(filters: InvoiceFilters):
 
 
 def search_invoices(filters: InvoiceFilters) -> tuple[Page, dict[str, int]]:
-    """One page of invoices, overdue first (oldest due date first), then newest; the count of every match and
-    the sums of all but void invoices (worth nothing to the accounts), unless void ones are what was asked for."""
+    """One page of invoices in the order asked for (``filters.sort``), by default overdue first (oldest due date
+    first), then newest; the count of every match and the sums of all but void invoices (worth nothing to the
+    accounts), unless void ones are what was asked for."""
     stmt = _filtered(filters)
-    is_overdue = and_(Invoice.status == InvoiceStatus.OPEN, Invoice.due_on < today())
-    page = paginate(
-        stmt.options(selectinload(Invoice.organisation)).order_by(
-            case((is_overdue, 0), else_=1), case((is_overdue, Invoice.due_on), else_=None), Invoice.id.desc()
-        )
-    )
+    if filters.sort:
+        column = SORTS[filters.sort.removeprefix("-")]
+        # Drafts have no number or due date: last either way, the same on PostgreSQL and SQLite.
+        direction = column.desc() if filters.sort.startswith("-") else column.asc()
+        order = (direction.nulls_last(), Invoice.id.desc())
+    else:
+        is_overdue = and_(Invoice.status == InvoiceStatus.OPEN, Invoice.due_on < today())
+        order = (case((is_overdue, 0), else_=1), case((is_overdue, Invoice.due_on), else_=None), Invoice.id.desc())
+    page = paginate(stmt.order_by(*order))
     counted = Invoice.status != InvoiceStatus.VOID if filters.status != InvoiceStatus.VOID.value else true()
 
     def total(column):

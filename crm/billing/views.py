@@ -13,7 +13,7 @@ from crm.audit.details import register_audit_details
 from crm.auth.access import member_required, public, staff_required
 from crm.auth.models import Role
 from crm.billing import listing, services
-from crm.billing.forms import CreditNoteForm, ReissueForm, RunForm, VoidForm
+from crm.billing.forms import CreditNoteForm, ReissueForm, RunForm, StartRunForm, VoidForm
 from crm.billing.models import BillingRun, Invoice, InvoiceStatus, RunItemStatus
 from crm.billing.stripe_gateway import WebhookSignatureError, verify_webhook
 from crm.billing.webhooks import record_stripe_event, security_logger
@@ -149,17 +149,18 @@ def credit(invoice_id: int):
     return redirect(url_for(".invoice", invoice_id=invoice_id))
 
 
-@bp.route("/export.csv")
+@bp.route("/export.<fmt>")
 @staff_required(*FINANCE)
-def export():
-    from crm.billing.export import invoices_csv
+def export(fmt: str):
+    from crm.billing.export import invoice_export_rows
+    from crm.exports import FORMATS, table_response
 
+    if fmt not in FORMATS:
+        abort(404)
     filters = listing.filters_from_args(request.args)
-    body = invoices_csv(filters)
-    name = f"invoices-{filters.year or 'all'}.csv"
-    return current_app.response_class(
-        body, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )
+    headers, rows = invoice_export_rows(filters)
+    name = f"fakturaer-{filters.year or 'alle'}"
+    return table_response(headers, rows, fmt=fmt, filename=name, sheet_title=_("Invoices"))
 
 
 # --- staff: billing runs ------------------------------------------------------------------------------------
@@ -171,25 +172,35 @@ def run_preview():
     form = RunForm(request.args, meta={"csrf": False})
     year = form.year.data if form.validate() else services.today().year
     rows = services.preview_billing_run(year)
-    billable = [row for row in rows if row.reason is None]
-    return render_template(
-        "billing/run_preview.html",
-        year=year,
-        rows=rows,
-        billable=billable,
-        total_ore=sum(row.fee.amount_ore for row in billable if row.fee),
-        form=RunForm(year=year),
-    )
+    return render_template("billing/run_preview.html", year=year, rows=rows, summary=services.summarise_preview(rows))
+
+
+@bp.route("/runs/confirm")
+@staff_required(*FINANCE)
+def run_confirm():
+    """The step between the preview and sending: it states how many invoices go out and their total, and the
+    start form carries both, so the run refuses if they changed meanwhile (no JavaScript needed)."""
+    form = RunForm(request.args, meta={"csrf": False})
+    if not form.validate():
+        flash(_("Choose a valid year."), "danger")
+        return redirect(url_for(".run_preview"))
+    summary = services.summarise_preview(services.preview_billing_run(form.year.data))
+    if not summary.count:
+        flash(_("Nobody can be invoiced for %(year)s.", year=form.year.data), "warning")
+        return redirect(url_for(".run_preview", year=form.year.data))
+    start_form = StartRunForm(year=form.year.data, count=summary.count, total_ore=summary.gross_ore)
+    return render_template("billing/run_confirm.html", year=form.year.data, summary=summary, form=start_form)
 
 
 @bp.route("/runs", methods=["POST"])
 @staff_required(*FINANCE)
 def run_start():
-    form = RunForm()
+    form = StartRunForm()
     if not form.validate_on_submit():
-        flash(_("Choose a valid year."), "danger")
-        return redirect(url_for(".run_preview"))
-    outcome = attempt(lambda: services.start_billing_run(form.year.data, actor=current_user))
+        flash(_("Confirm the number of invoices and the total first."), "danger")
+        return redirect(url_for(".run_preview", year=form.year.data) if form.year.data else url_for(".run_preview"))
+    confirmed = (form.count.data, form.total_ore.data)
+    outcome = attempt(lambda: services.start_billing_run(form.year.data, actor=current_user, confirmed=confirmed))
     if not outcome.ok:
         return redirect(url_for(".run_preview", year=form.year.data))
     flash(_("The billing run has started."), "success")

@@ -8,6 +8,7 @@ hold the billing tables.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -108,10 +109,22 @@ def test_finance_previews_starts_and_follows_a_billing_run(billing_app, page):
     page.goto(base_url + "staff/billing/runs/new?year=2026")
     expect(page.get_by_role("heading", name="Fakturering 2026")).to_be_visible()
     expect(page.get_by_text("5 medlemskap blir fakturert")).to_be_visible()
+    preview_total = re.search(
+        r"til sammen (\d[\d\s]*\skr)", page.get_by_text("5 medlemskap blir fakturert").inner_text()
+    )
+    assert preview_total is not None
     assert serious_accessibility_problems(page) == []
     page.screenshot(path=ARTIFACTS / "billing-run-preview.png", full_page=True)
 
     page.get_by_role("button", name="Start faktureringen").click()
+    # Nothing is sent before finance confirms the count and the total the run will bill.
+    expect(page.get_by_role("heading", name="Bekreft faktureringen 2026")).to_be_visible()
+    total = page.locator("#confirm-summary")
+    expect(total).to_have_text(f"5 fakturaer for 2026 blir sendt, til sammen {preview_total[1]}.")
+    assert stripe.objects("invoice") == []
+    assert serious_accessibility_problems(page) == []
+    page.screenshot(path=ARTIFACTS / "billing-run-confirm.png", full_page=True)
+    page.get_by_role("button", name="Send 5 fakturaer").click()
     expect(page.locator('[data-count="remaining"]')).to_have_text("5")
     assert serious_accessibility_problems(page) == []
 

@@ -28,6 +28,7 @@ from crm.billing.services.invoices import (
 from crm.billing.services.reissue import reissue_invoice, reissue_refusal
 from crm.billing.services.runs import (
     PreviewRow,
+    RunSummary,
     billable_memberships,
     finish_run_if_done,
     invoiced_membership_ids,
@@ -35,6 +36,7 @@ from crm.billing.services.runs import (
     retry_failed_items,
     run_progress,
     start_billing_run,
+    summarise_preview,
 )
 from crm.members.services import today
 
@@ -42,6 +44,7 @@ __all__ = [
     "BILLABLE_STATUSES",
     "REMINDER_DAYS",
     "PreviewRow",
+    "RunSummary",
     "apply_stripe_invoice",
     "billable_memberships",
     "build_invoice",
@@ -69,6 +72,7 @@ __all__ = [
     "run_progress",
     "send_due_reminders",
     "start_billing_run",
+    "summarise_preview",
     "today",
     "void_invoice",
 ]
