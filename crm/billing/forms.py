@@ -29,6 +29,10 @@ class ReissueForm(FlaskForm):
     """Only the CSRF token: reissuing takes no input (the new invoice uses the organisation's current details)."""
 
 
+class SendDraftForm(FlaskForm):
+    """Only the CSRF token: a draft is sent as it was written."""
+
+
 class KronerField(DecimalField):
     """An amount in kroner as Norwegians type it: a decimal comma and spaces between thousands are fine."""
 

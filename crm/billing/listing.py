@@ -182,16 +182,39 @@ EVENT_LABELS = {
     "billing.invoice.credited": _l("Credit note issued"),
     "billing.invoice.credit_failed": _l("Credit note refused by Stripe"),
     "billing.invoice.reissued": _l("Reissued as a new invoice"),
+    "billing.invoice.send_requested": _l("Sent on to Stripe"),
 }
+
+# The invoice's own milestones (column, label, the Stripe events that already report it): its history starts when
+# it was written, also for invoices from before anything was audited and the offline demo's.
+MILESTONES = (
+    ("finalized_at", _l("Finalised and sent"), {"invoice.finalized", "invoice.sent"}),
+    ("reminder_7_sent_at", _l("Reminder sent"), set()),
+    ("reminder_21_sent_at", _l("Second reminder sent"), set()),
+    ("paid_at", _l("Paid"), {"invoice.paid"}),
+    ("receipt_sent_at", _l("Receipt sent"), set()),
+    ("voided_at", _l("Voided"), {"invoice.voided", "billing.invoice.voided"}),
+)
 
 
 def invoice_events(invoice: Invoice) -> list[dict[str, Any]]:
-    """Stripe events about the invoice and staff actions on it, newest first."""
-    history: list[dict[str, Any]] = []
+    """The invoice's history, newest first: its creation and milestones, Stripe events about it and staff actions
+    on it (a milestone that an event or action already reports is left out)."""
+    history: list[dict[str, Any]] = [
+        {
+            "at": invoice.created_at,
+            "what": _l("Invoice created"),
+            "who": invoice.created_by.full_name if invoice.created_by else _l("automatically"),
+        }
+    ]
+    stripe_events: list[StripeEvent] = []
     if invoice.stripe_invoice_id:
-        for event in db.session.scalars(
-            select(StripeEvent).where(StripeEvent.object_id == invoice.stripe_invoice_id).order_by(StripeEvent.id)
-        ):
+        stripe_events = list(
+            db.session.scalars(
+                select(StripeEvent).where(StripeEvent.object_id == invoice.stripe_invoice_id).order_by(StripeEvent.id)
+            )
+        )
+        for event in stripe_events:
             history.append(
                 {
                     "at": event.received_at,
@@ -219,7 +242,14 @@ def invoice_events(invoice: Invoice) -> list[dict[str, Any]]:
                 "reason": reason,
             }
         )
-    return sorted(history, key=lambda item: item["at"], reverse=True)
+    reported = {event.type for event in stripe_events} | {entry.action for entry in entries}
+    for column, label, reported_by in MILESTONES:
+        at = getattr(invoice, column)
+        if at is not None and not reported_by & reported:
+            history.append({"at": at, "what": label, "who": None})
+    # Creation comes first whatever the clocks say (Stripe stamps whole seconds, we stamp microseconds).
+    created, *rest = history
+    return [*sorted(rest, key=lambda item: item["at"], reverse=True), created]
 
 
 @dataclass

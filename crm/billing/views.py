@@ -13,7 +13,7 @@ from crm.audit.details import register_audit_details
 from crm.auth.access import member_required, public, staff_required
 from crm.auth.models import Role
 from crm.billing import listing, services
-from crm.billing.forms import CreditNoteForm, ReissueForm, RunForm, StartRunForm, VoidForm
+from crm.billing.forms import CreditNoteForm, ReissueForm, RunForm, SendDraftForm, StartRunForm, VoidForm
 from crm.billing.models import BillingRun, Invoice, InvoiceStatus, RunItemStatus
 from crm.billing.stripe_gateway import WebhookSignatureError, verify_webhook
 from crm.billing.webhooks import record_stripe_event, security_logger
@@ -92,6 +92,8 @@ def invoice(invoice_id: int):
         void_form=VoidForm(),
         credit_form=CreditNoteForm(),
         reissue_form=ReissueForm(),
+        send_form=SendDraftForm(),
+        is_local_draft=services.is_local_draft(found),
         replacement=listing.replacements([found]).get(found.id),
         reissue_refusal=services.reissue_refusal(found) if found.status is InvoiceStatus.VOID else None,
         today=services.today(),
@@ -146,6 +148,30 @@ def credit(invoice_id: int):
     amount = form.amount_ore()
     if attempt(lambda: services.issue_credit_note(found, amount, actor=current_user, reason=form.reason.data)).ok:
         flash(_("The credit note is being issued at Stripe."), "success")
+    return redirect(url_for(".invoice", invoice_id=invoice_id))
+
+
+@bp.route("/invoices/<int:invoice_id>/send", methods=["POST"])
+@staff_required(*FINANCE)
+def send_draft(invoice_id: int):
+    found = db.get_or_404(Invoice, invoice_id)
+    if not SendDraftForm().validate_on_submit():
+        abort(400)
+    if attempt(lambda: services.send_draft_invoice(found, actor=current_user)).ok:
+        flash(_("The invoice is being sent through Stripe."), "success")
+    return redirect(url_for(".invoice", invoice_id=invoice_id))
+
+
+@bp.route("/invoices/<int:invoice_id>/void-draft", methods=["POST"])
+@staff_required(*FINANCE)
+def void_draft(invoice_id: int):
+    found = db.get_or_404(Invoice, invoice_id)
+    form = VoidForm()
+    if not form.validate_on_submit():
+        flash(_("Give a reason."), "danger")
+        return redirect(url_for(".invoice", invoice_id=invoice_id))
+    if attempt(lambda: services.void_draft_invoice(found, actor=current_user, reason=form.reason.data)).ok:
+        flash(_("The draft invoice is voided."), "success")
     return redirect(url_for(".invoice", invoice_id=invoice_id))
 
 
@@ -310,12 +336,14 @@ def init_app(app: Flask) -> None:
             "billing.invoice.void_failed": _l("Invoice void refused by Stripe"),
             "billing.invoice.credit_failed": _l("Credit note refused by Stripe"),
             "billing.invoice.reissued": _l("Invoice reissued"),
+            "billing.invoice.send_requested": _l("Draft invoice sent on"),
         },
         targets={"invoices": _l("Invoice"), "billing_runs": _l("Billing run")},
         labels={
             "voided_number": _l("Voided invoice"),
             "sequence": _l("Invoice for the year, no."),
             "error": _l("Error"),
+            "step": _l("Stripe step"),
         },
         hidden=("billing.invoice.reissued:new_invoice_id",),
     )

@@ -522,3 +522,126 @@ def test_searching_and_sorting_the_invoice_list_runs_a_constant_number_of_querie
     with count_queries() as many:
         client.get(f"/staff/billing/invoices?{args}")
     assert many.count == few.count, "\n".join(many.statements)
+
+
+def test_an_overdue_invoice_in_the_portal_says_so_and_links_to_paying_it(app, client, stripe_server):
+    from datetime import timedelta
+
+    from crm.billing.services import get_or_create_invoice
+    from crm.members.services import today
+
+    organisation = make_billable()
+    invoice = bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+    user = _member_of(organisation)
+    db.session.commit()
+    login(client, user)
+    page = client.get("/portal/invoices/").text
+    assert "Forfalt – betal nå" not in page  # not yet due: the plain pay link
+    assert f'<a href="{invoice.hosted_invoice_url}" rel="noopener">Betal</a>' in page
+
+    invoice.due_on = today() - timedelta(days=12)
+    db.session.commit()
+    page = client.get("/portal/invoices/").text
+    pay_now = (
+        f'<a class="btn btn-danger btn-sm" href="{invoice.hosted_invoice_url}" rel="noopener">Forfalt – betal nå</a>'
+    )
+    assert pay_now in page
+    assert "12 dager over forfall" in page
+
+    # Not at Stripe (the offline demo's): no link to give, so words instead.
+    other = make_billable()
+    offline, _ = get_or_create_invoice(other.membership, YEAR, InvoiceKind.MEMBERSHIP)
+    offline.status, offline.number, offline.due_on = InvoiceStatus.OPEN, "DEMO-1", today() - timedelta(days=3)
+    member = _member_of(other)
+    db.session.commit()
+    member_client = app.test_client()
+    login(member_client, member)
+    page = member_client.get("/portal/invoices/").text
+    due = offline.due_on.strftime("%d.%m.%Y")
+    assert f"Forfalt siden {due}: betal etter betalingsinformasjonen på fakturaen." in page
+    assert "3 dager over forfall" in page
+
+
+def test_a_just_created_and_sent_invoice_has_a_history_from_its_creation(app, client, stripe_server):
+    staff = make_staff(Role.FINANCE, full_name="Fia Finans")
+    invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP, staff.id)
+    db.session.commit()
+    login(client, staff)
+    page = client.get(f"/staff/billing/invoices/{invoice.id}").text
+    history = page.split(">Historikk</h2>", 1)[1]
+    assert "Ingen hendelser ennå" not in history
+    assert history.index("Ferdigstilt og sendt") < history.index("Faktura opprettet · Fia Finans")  # newest first
+
+
+def test_a_draft_invoice_not_at_stripe_is_sent_from_its_page(app, client, stripe_server):
+    from crm.billing.services import get_or_create_invoice
+
+    invoice, _ = get_or_create_invoice(make_billable().membership, YEAR, InvoiceKind.MEMBERSHIP)  # its job was lost
+    staff = make_staff(Role.FINANCE, full_name="Fia Finans")
+    db.session.commit()
+    login(client, staff)
+    page = client.get(f"/staff/billing/invoices/{invoice.id}").text
+    assert "Utkast: ikke sendt til medlemmet" in page
+    assert f'action="/staff/billing/invoices/{invoice.id}/send"' in page
+    assert f'action="/staff/billing/invoices/{invoice.id}/void-draft"' in page
+    assert "Faktura opprettet · automatisk" in page and "Ingen hendelser ennå" not in page
+
+    response = client.post(f"/staff/billing/invoices/{invoice.id}/send", data={"csrf_token": csrf_token(client)})
+    assert response.status_code == 302
+    run_jobs(app)
+    db.session.refresh(invoice)
+    assert invoice.status is InvoiceStatus.OPEN and len(stripe_server.objects("invoice")) == 1
+    page = client.get(f"/staff/billing/invoices/{invoice.id}").text
+    assert "Sendt videre til Stripe · Fia Finans" in page and "Ferdigstilt og sendt" in page
+    assert "/send" not in page  # open now: nothing to send
+    refused = client.post(
+        f"/staff/billing/invoices/{invoice.id}/send", data={"csrf_token": csrf_token(client)}, follow_redirects=True
+    )
+    assert "Bare et fakturautkast kan sendes herfra." in refused.text
+    assert client.post(f"/staff/billing/invoices/{invoice.id}/send").status_code == 400  # no CSRF token
+
+
+def test_a_draft_invoice_not_at_stripe_is_voided_with_a_reason_and_never_sent(app, client, stripe_server):
+    from crm.billing.jobs import send_invoice_to_stripe
+    from crm.billing.services import get_or_create_invoice
+
+    invoice, _ = get_or_create_invoice(make_billable().membership, YEAR, InvoiceKind.MEMBERSHIP)
+    staff = make_staff(Role.FINANCE, full_name="Fia Finans")
+    db.session.commit()
+    login(client, staff)
+    url = f"/staff/billing/invoices/{invoice.id}/void-draft"
+    page = client.post(url, data={"reason": " ", "csrf_token": csrf_token(client)}, follow_redirects=True).text
+    assert "Oppgi en begrunnelse." in page
+    db.session.refresh(invoice)
+    assert invoice.status is InvoiceStatus.DRAFT
+
+    page = client.post(url, data={"reason": "Feil kategori", "csrf_token": csrf_token(client)}, follow_redirects=True)
+    assert "Fakturautkastet er annullert." in page.text
+    db.session.refresh(invoice)
+    assert invoice.status is InvoiceStatus.VOID and invoice.voided_at is not None
+    assert "Fakturaen ble annullert · Fia Finans · Feil kategori" in page.text
+    assert f"/staff/billing/invoices/{invoice.id}/reissue" in page.text  # the voided invoice's next step
+    send_invoice_to_stripe(invoice.id)  # a job still queued for it
+    assert stripe_server.objects("invoice") == []
+
+
+def test_a_draft_already_at_stripe_is_only_sent_on_not_voided_here(app, client, stripe_server):
+    from crm.billing.services import get_or_create_invoice, next_stripe_step
+
+    invoice, _ = get_or_create_invoice(make_billable().membership, YEAR, InvoiceKind.MEMBERSHIP)
+    next_stripe_step(invoice)  # created at Stripe, then the job died
+    staff = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, staff)
+    page = client.get(f"/staff/billing/invoices/{invoice.id}").text
+    assert "opprettet i Stripe, men ikke ferdigstilt" in page
+    assert "/void-draft" not in page and f"/invoices/{invoice.id}/send" in page
+    url = f"/staff/billing/invoices/{invoice.id}/void-draft"
+    page = client.post(url, data={"reason": "Feil", "csrf_token": csrf_token(client)}, follow_redirects=True).text
+    assert "Utkastet er allerede opprettet i Stripe" in page
+    db.session.refresh(invoice)
+    assert invoice.status is InvoiceStatus.DRAFT
+    client.post(f"/staff/billing/invoices/{invoice.id}/send", data={"csrf_token": csrf_token(client)})
+    run_jobs(app)
+    db.session.refresh(invoice)
+    assert invoice.status is InvoiceStatus.OPEN and len(stripe_server.objects("invoice")) == 1  # resumed, once

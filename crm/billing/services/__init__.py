@@ -11,6 +11,7 @@ from crm.billing.services.corrections import (
     send_due_reminders,
     void_invoice,
 )
+from crm.billing.services.drafts import is_local_draft, send_draft_invoice, void_draft_invoice
 from crm.billing.services.invoices import (
     BILLABLE_STATUSES,
     apply_stripe_invoice,
@@ -59,6 +60,7 @@ __all__ = [
     "finish_run_if_done",
     "get_or_create_invoice",
     "invoiced_membership_ids",
+    "is_local_draft",
     "issue_credit_note",
     "latest_invoice",
     "line_vat",
@@ -70,9 +72,11 @@ __all__ = [
     "reissue_refusal",
     "retry_failed_items",
     "run_progress",
+    "send_draft_invoice",
     "send_due_reminders",
     "start_billing_run",
     "summarise_preview",
     "today",
+    "void_draft_invoice",
     "void_invoice",
 ]
