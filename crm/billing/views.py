@@ -197,8 +197,18 @@ def export(fmt: str):
 def run_preview():
     form = RunForm(request.args, meta={"csrf": False})
     year = form.year.data if form.validate() else services.today().year
+    from crm.members.fee_forms import CopyFeeYearForm
+    from crm.members.services import fee_rollover_source
+
     rows = services.preview_billing_run(year)
-    return render_template("billing/run_preview.html", year=year, rows=rows, summary=services.summarise_preview(rows))
+    return render_template(
+        "billing/run_preview.html",
+        year=year,
+        rows=rows,
+        summary=services.summarise_preview(rows),
+        fee_rollover_from=fee_rollover_source(year),  # a new year without fees: offer to copy last year's
+        copy_form=CopyFeeYearForm(),
+    )
 
 
 @bp.route("/runs/confirm")

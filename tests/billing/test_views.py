@@ -645,3 +645,34 @@ def test_a_draft_already_at_stripe_is_only_sent_on_not_voided_here(app, client, 
     run_jobs(app)
     db.session.refresh(invoice)
     assert invoice.status is InvoiceStatus.OPEN and len(stripe_server.objects("invoice")) == 1  # resumed, once
+
+
+def test_the_billing_preview_of_a_year_without_fees_offers_to_copy_last_years(app, client):
+    from crm.members.models import FeeSchedule
+
+    make_billable()  # with the fee schedules of YEAR
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+    assert 'id="fee-rollover"' not in client.get(f"/staff/billing/runs/new?year={YEAR}").text
+
+    preview = client.get(f"/staff/billing/runs/new?year={YEAR + 1}").text
+    offer = preview.split('id="fee-rollover"', 1)[1].split("</section>", 1)[0]
+    assert f"{YEAR + 1} har ingen kontingentsatser ennå" in offer
+    assert f'action="/staff/members/fees/{YEAR}/copy"' in offer
+    assert f'name="next" value="/staff/billing/runs/new?year={YEAR + 1}"' in offer
+    assert "0 medlemskap blir fakturert" in preview
+
+    data = {
+        "csrf_token": csrf_token(client),
+        "index_percent": "3,5",
+        "next": f"/staff/billing/runs/new?year={YEAR + 1}",
+    }
+    page = client.post(f"/staff/members/fees/{YEAR}/copy", data=data, follow_redirects=True).text
+    assert "kontingentsatser ble kopiert fra 2026 til 2027 med en indeks på 3,5 %" in page
+    assert "1 medlemskap blir fakturert" in page and 'id="fee-rollover"' not in page  # back on the preview
+    assert db.session.scalar(select(FeeSchedule.id).where(FeeSchedule.year == YEAR + 1).limit(1)) is not None
+
+    bad = {**data, "index_percent": "tre"}
+    page = client.post(f"/staff/members/fees/{YEAR + 1}/copy", data=bad, follow_redirects=True).text
+    assert "Fakturering 2027" in page  # a refusal also returns to where the copy was asked
