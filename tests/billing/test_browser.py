@@ -147,6 +147,16 @@ def test_finance_previews_starts_and_follows_a_billing_run(billing_app, page):
     page.get_by_role("link", name="Fakturaer 2026").click()
     expect(page.get_by_role("heading", name="Fakturaer")).to_be_visible()
     assert serious_accessibility_problems(page) == []
+    # Sorted by customer from its column heading, then searched by organisation number as printed.
+    page.get_by_role("link", name="Kunde").click()
+    expect(page.locator("tbody tr").first).to_contain_text("Bedrift 1 AS")
+    expect(page.locator("th[aria-sort=ascending]")).to_contain_text("Kunde")
+    page.get_by_label("Søk").fill("810 000 147")
+    page.get_by_role("button", name="Filtrer").click()
+    expect(page.locator("tbody tr")).to_have_count(1)
+    expect(page.locator("tbody tr")).to_contain_text("Bedrift 2 AS")
+    page.screenshot(path=ARTIFACTS / "billing-invoices-searched.png", full_page=True)
+    assert serious_accessibility_problems(page) == []
     page.locator("tbody tr", has_text="Bedrift 2 AS").get_by_role("link").click()
     expect(page.get_by_role("heading", name="Annuller fakturaen")).to_be_visible()
     lines = page.locator("#invoice-lines tbody tr")
