@@ -188,7 +188,7 @@ EVENT_LABELS = {
 # The invoice's own milestones (column, label, the Stripe events that already report it): its history starts when
 # it was written, also for invoices from before anything was audited and the offline demo's.
 MILESTONES = (
-    ("finalized_at", _l("Finalised and sent"), {"invoice.finalized", "invoice.sent"}),
+    ("finalized_at", _l("Finalised at Stripe"), {"invoice.finalized"}),
     ("reminder_7_sent_at", _l("Reminder sent"), set()),
     ("reminder_21_sent_at", _l("Second reminder sent"), set()),
     ("paid_at", _l("Paid"), {"invoice.paid"}),

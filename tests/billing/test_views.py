@@ -570,7 +570,7 @@ def test_a_just_created_and_sent_invoice_has_a_history_from_its_creation(app, cl
     page = client.get(f"/staff/billing/invoices/{invoice.id}").text
     history = page.split(">Historikk</h2>", 1)[1]
     assert "Ingen hendelser ennå" not in history
-    assert history.index("Ferdigstilt og sendt") < history.index("Faktura opprettet · Fia Finans")  # newest first
+    assert history.index("Ferdigstilt hos Stripe") < history.index("Faktura opprettet · Fia Finans")  # newest first
 
 
 def test_a_draft_invoice_not_at_stripe_is_sent_from_its_page(app, client, stripe_server):
@@ -592,7 +592,7 @@ def test_a_draft_invoice_not_at_stripe_is_sent_from_its_page(app, client, stripe
     db.session.refresh(invoice)
     assert invoice.status is InvoiceStatus.OPEN and len(stripe_server.objects("invoice")) == 1
     page = client.get(f"/staff/billing/invoices/{invoice.id}").text
-    assert "Sendt videre til Stripe · Fia Finans" in page and "Ferdigstilt og sendt" in page
+    assert "Sendt videre til Stripe · Fia Finans" in page and "Ferdigstilt hos Stripe" in page
     assert "/send" not in page  # open now: nothing to send
     refused = client.post(
         f"/staff/billing/invoices/{invoice.id}/send", data={"csrf_token": csrf_token(client)}, follow_redirects=True
