@@ -119,8 +119,12 @@ def test_a_billing_run_is_refused_with_503_while_redis_is_down_and_nothing_is_wr
     db.session.commit()
     login(client, user)
     audit_before = _count(AuditEntry)
+    from crm.billing.services import preview_billing_run, summarise_preview
+
+    summary = summarise_preview(preview_billing_run(YEAR))  # what the confirmation page would carry
+    confirmed = {"year": YEAR, "count": summary.count, "total_ore": summary.gross_ore}
     with redis_down():
-        response = client.post("/staff/billing/runs", data={"year": YEAR, "csrf_token": csrf_token(client)})
+        response = client.post("/staff/billing/runs", data={**confirmed, "csrf_token": csrf_token(client)})
     assert response.status_code == 503
     assert message in response.text
     assert _count(BillingRun) == 0

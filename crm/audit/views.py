@@ -22,7 +22,7 @@ from crm.audit.forms import AuditFilterForm
 from crm.audit.services import AuditFilter, audit_entries_query, export_audit_entries
 from crm.auth.access import staff_required
 from crm.auth.models import Role, User
-from crm.csv_export import to_csv
+from crm.exports import to_csv
 from crm.extensions import db
 from crm.i18n import format_datetime_no
 from crm.pagination import paginate

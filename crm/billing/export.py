@@ -1,70 +1,50 @@
-"""CSV export of invoices for the accounting system."""
+"""Export of the (filtered) invoices for the accounting system, as CSV or XLSX (``crm.exports`` writes both, as
+for the member list): Norwegian headings, amounts in kroner with two decimals, dates as 31.12.2026, and the EHF
+flag and Peppol id for public-sector customers that receive EHF."""
 
 from __future__ import annotations
 
-import csv
-import io
+from decimal import Decimal
+from typing import Any
+
+from flask_babel import gettext as _
 
 from crm.billing.listing import InvoiceFilters, filtered_invoices
-
-COLUMNS = (
-    "invoice_number",
-    "invoice_date",
-    "due_date",
-    "orgnr",
-    "customer",
-    "year",
-    "kind",
-    "net_nok",
-    "vat_nok",
-    "gross_nok",
-    "credited_nok",
-    "status",
-    "paid_date",
-    "stripe_customer_id",
-    "stripe_invoice_id",
-    "ehf",
-    "peppol_id",
-    "buyer_reference",
-)
+from crm.i18n import OSLO
 
 
-def _nok(ore: int) -> str:
-    return f"{ore // 100}.{ore % 100:02d}" if ore >= 0 else f"-{_nok(-ore)}"
+def _kroner(ore: int) -> Decimal:
+    return Decimal(ore).scaleb(-2)
 
 
-def _safe(value: str) -> str:
-    # A spreadsheet would run a cell that starts with these as a formula.
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
-def invoices_csv(filters: InvoiceFilters) -> str:
-    """One row per invoice (amounts in kroner with two decimals, dates ISO); the EHF flag and Peppol id for
-    public-sector customers that receive EHF."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(COLUMNS)
-    for invoice in filtered_invoices(filters):
-        writer.writerow(
-            [
-                invoice.number or "",
-                invoice.issued_on.isoformat() if invoice.issued_on else "",
-                invoice.due_on.isoformat() if invoice.due_on else "",
-                invoice.orgnr or "",
-                _safe(invoice.customer_name),
-                invoice.year,
-                invoice.kind.value,
-                _nok(invoice.net_ore),
-                _nok(invoice.vat_ore),
-                _nok(invoice.gross_ore),
-                _nok(invoice.credited_ore),
-                invoice.status.value,
-                invoice.paid_at.date().isoformat() if invoice.paid_at else "",
-                invoice.stripe_customer_id or "",
-                invoice.stripe_invoice_id or "",
-                "yes" if invoice.ehf else "no",
-                f"0192:{invoice.orgnr}" if invoice.ehf and invoice.orgnr else "",
-                _safe(invoice.buyer_reference or ""),
-            ]
-        )
-    return out.getvalue()
+def invoice_export_rows(filters: InvoiceFilters) -> tuple[list[str], list[list[Any]]]:
+    """Every invoice matching ``filters`` (search included, in invoice-number order) as one row."""
+    headers = [
+        _("Invoice number"), _("Invoice date"), _("Due date"), _("Organisation number"), _("Customer"), _("Year"),
+        _("Kind"), _("Net (NOK)"), _("VAT (NOK)"), _("Gross (NOK)"), _("Credited (NOK)"), _("Status"),
+        _("Paid on"), _("Stripe customer"), _("Stripe invoice"), _("EHF"), _("Peppol ID"), _("Buyer reference"),
+    ]  # fmt: skip
+    rows = [
+        [
+            invoice.number,
+            invoice.issued_on,
+            invoice.due_on,
+            invoice.orgnr,
+            invoice.customer_name,
+            invoice.year,
+            str(invoice.kind.label),
+            _kroner(invoice.net_ore),
+            _kroner(invoice.vat_ore),
+            _kroner(invoice.gross_ore),
+            _kroner(invoice.credited_ore),
+            str(invoice.status.label),
+            invoice.paid_at.astimezone(OSLO).date() if invoice.paid_at else None,  # the Oslo day it was paid
+            invoice.stripe_customer_id,
+            invoice.stripe_invoice_id,
+            _("Yes") if invoice.ehf else _("No"),
+            f"0192:{invoice.orgnr}" if invoice.ehf and invoice.orgnr else None,
+            invoice.buyer_reference,
+        ]
+        for invoice in filtered_invoices(filters)
+    ]
+    return headers, rows

@@ -7,7 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DecimalField, IntegerField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
 
 from crm.forms import OnceForm
 
@@ -17,7 +17,11 @@ class RunForm(FlaskForm):
 
 
 class RunStartForm(OnceForm, RunForm):
-    """Start a billing run: sent twice (a double click), it shows the run the first sending started."""
+    """Start a billing run. It carries the count and total staff confirmed, so the run refuses to bill anything
+    else; sent twice (a double click), it shows the run the first sending started."""
+
+    count = IntegerField(validators=[InputRequired(), NumberRange(min=0, max=1_000_000)])
+    total_ore = IntegerField(validators=[InputRequired(), NumberRange(min=0, max=10**13)])
 
 
 class VoidForm(FlaskForm):
@@ -26,6 +30,10 @@ class VoidForm(FlaskForm):
 
 class ReissueForm(FlaskForm):
     """Only the CSRF token: reissuing takes no input (the new invoice uses the organisation's current details)."""
+
+
+class SendDraftForm(FlaskForm):
+    """Only the CSRF token: a draft is sent as it was written."""
 
 
 class KronerField(DecimalField):

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, case, func, select, true
+from sqlalchemy import and_, case, func, or_, select, true
 from sqlalchemy.orm import selectinload
 
 from crm.audit.models import AuditEntry
@@ -20,9 +20,23 @@ from crm.members.services import today
 from crm.pagination import Page, paginate
 from crm.request_args import date_arg, id_arg, year_arg
 
+SEARCH_MAX = 100  # characters of the search text that are used
+
+# The invoice list's sortable columns; "-key" sorts descending. Anything else: overdue first, then newest.
+SORTS = {
+    "number": Invoice.number,
+    "customer": func.lower(Invoice.customer_name),
+    "year": Invoice.year,
+    "due": Invoice.due_on,
+    "gross": Invoice.gross_ore,
+    "status": Invoice.status,
+}
+
 
 @dataclass
 class InvoiceFilters:
+    q: str = ""  # customer name, organisation number (spaces allowed) or invoice number
+    sort: str = ""  # a key of SORTS, "-" before it for descending; "" the default order
     year: int | None = None
     status: str = ""  # an InvoiceStatus value or "overdue"
     category_id: int | None = None
@@ -32,6 +46,8 @@ class InvoiceFilters:
 
     def as_args(self) -> dict[str, Any]:
         pairs = (
+            ("q", self.q),
+            ("sort", self.sort),
             ("year", self.year),
             ("status", self.status),
             ("category", self.category_id),
@@ -50,7 +66,12 @@ def filters_from_args(args) -> InvoiceFilters:
     status = args.get("status", "")
     if status not in {s.value for s in InvoiceStatus} | {"overdue"}:
         status = ""
+    sort = args.get("sort", "")
+    if sort.removeprefix("-") not in SORTS:
+        sort = ""
     return InvoiceFilters(
+        q=" ".join(args.get("q", "").split())[:SEARCH_MAX],
+        sort=sort,
         year=year_arg(args=args),
         status=status,
         category_id=id_arg("category", args=args),
@@ -62,6 +83,16 @@ def filters_from_args(args) -> InvoiceFilters:
 
 def _filtered(filters: InvoiceFilters):
     stmt = select(Invoice)
+    if filters.q:
+        needle = filters.q.lower()
+        conditions = [
+            func.lower(Invoice.customer_name).contains(needle, autoescape=True),
+            func.lower(Invoice.number).contains(needle, autoescape=True),
+        ]
+        compact = filters.q.replace(" ", "")
+        if compact.isdigit():  # "974 760 673" as it is printed, or the first digits of one
+            conditions.append(Invoice.orgnr.startswith(compact, autoescape=True))
+        stmt = stmt.where(or_(*conditions))
     if filters.year:
         stmt = stmt.where(Invoice.year == filters.year)
     if filters.status == "overdue":
@@ -89,15 +120,19 @@ def _filtered(filters: InvoiceFilters):
 
 
 def search_invoices(filters: InvoiceFilters) -> tuple[Page, dict[str, int]]:
-    """One page of invoices, overdue first (oldest due date first), then newest; the count of every match and
-    the sums of all but void invoices (worth nothing to the accounts), unless void ones are what was asked for."""
+    """One page of invoices in the order asked for (``filters.sort``), by default overdue first (oldest due date
+    first), then newest; the count of every match and the sums of all but void invoices (worth nothing to the
+    accounts), unless void ones are what was asked for."""
     stmt = _filtered(filters)
-    is_overdue = and_(Invoice.status == InvoiceStatus.OPEN, Invoice.due_on < today())
-    page = paginate(
-        stmt.options(selectinload(Invoice.organisation)).order_by(
-            case((is_overdue, 0), else_=1), case((is_overdue, Invoice.due_on), else_=None), Invoice.id.desc()
-        )
-    )
+    if filters.sort:
+        column = SORTS[filters.sort.removeprefix("-")]
+        # Drafts have no number or due date: last either way, the same on PostgreSQL and SQLite.
+        direction = column.desc() if filters.sort.startswith("-") else column.asc()
+        order = (direction.nulls_last(), Invoice.id.desc())
+    else:
+        is_overdue = and_(Invoice.status == InvoiceStatus.OPEN, Invoice.due_on < today())
+        order = (case((is_overdue, 0), else_=1), case((is_overdue, Invoice.due_on), else_=None), Invoice.id.desc())
+    page = paginate(stmt.order_by(*order))
     counted = Invoice.status != InvoiceStatus.VOID if filters.status != InvoiceStatus.VOID.value else true()
 
     def total(column):
@@ -139,16 +174,39 @@ EVENT_LABELS = {
     "billing.invoice.credited": _l("Credit note issued"),
     "billing.invoice.credit_failed": _l("Credit note refused by Stripe"),
     "billing.invoice.reissued": _l("Reissued as a new invoice"),
+    "billing.invoice.send_requested": _l("Sent on to Stripe"),
 }
+
+# The invoice's own milestones (column, label, the Stripe events that already report it): its history starts when
+# it was written, also for invoices from before anything was audited and the offline demo's.
+MILESTONES = (
+    ("finalized_at", _l("Finalised at Stripe"), {"invoice.finalized"}),
+    ("reminder_7_sent_at", _l("Reminder sent"), set()),
+    ("reminder_21_sent_at", _l("Second reminder sent"), set()),
+    ("paid_at", _l("Paid"), {"invoice.paid"}),
+    ("receipt_sent_at", _l("Receipt sent"), set()),
+    ("voided_at", _l("Voided"), {"invoice.voided", "billing.invoice.voided"}),
+)
 
 
 def invoice_events(invoice: Invoice) -> list[dict[str, Any]]:
-    """Stripe events about the invoice and staff actions on it, newest first."""
-    history: list[dict[str, Any]] = []
+    """The invoice's history, newest first: its creation and milestones, Stripe events about it and staff actions
+    on it (a milestone that an event or action already reports is left out)."""
+    history: list[dict[str, Any]] = [
+        {
+            "at": invoice.created_at,
+            "what": _l("Invoice created"),
+            "who": invoice.created_by.full_name if invoice.created_by else _l("automatically"),
+        }
+    ]
+    stripe_events: list[StripeEvent] = []
     if invoice.stripe_invoice_id:
-        for event in db.session.scalars(
-            select(StripeEvent).where(StripeEvent.object_id == invoice.stripe_invoice_id).order_by(StripeEvent.id)
-        ):
+        stripe_events = list(
+            db.session.scalars(
+                select(StripeEvent).where(StripeEvent.object_id == invoice.stripe_invoice_id).order_by(StripeEvent.id)
+            )
+        )
+        for event in stripe_events:
             history.append(
                 {
                     "at": event.received_at,
@@ -176,7 +234,14 @@ def invoice_events(invoice: Invoice) -> list[dict[str, Any]]:
                 "reason": reason,
             }
         )
-    return sorted(history, key=lambda item: item["at"], reverse=True)
+    reported = {event.type for event in stripe_events} | {entry.action for entry in entries}
+    for column, label, reported_by in MILESTONES:
+        at = getattr(invoice, column)
+        if at is not None and not reported_by & reported:
+            history.append({"at": at, "what": label, "who": None})
+    # Creation comes first whatever the clocks say (Stripe stamps whole seconds, we stamp microseconds).
+    created, *rest = history
+    return [*sorted(rest, key=lambda item: item["at"], reverse=True), created]
 
 
 @dataclass

@@ -14,7 +14,7 @@ from crm.audit.details import names_from, register_audit_details
 from crm.auth.access import member_required, public, staff_required
 from crm.auth.models import Role
 from crm.billing import listing, services
-from crm.billing.forms import CreditNoteForm, ReissueForm, RunForm, RunStartForm, VoidForm
+from crm.billing.forms import CreditNoteForm, ReissueForm, RunForm, RunStartForm, SendDraftForm, VoidForm
 from crm.billing.models import BillingRun, CreditNote, Invoice, InvoiceStatus, RunItemStatus
 from crm.billing.stripe_gateway import WebhookSignatureError, is_test_mode, verify_webhook
 from crm.billing.webhooks import record_stripe_event, security_logger
@@ -94,6 +94,8 @@ def invoice(invoice_id: int):
         void_form=VoidForm(),
         credit_form=CreditNoteForm(),
         reissue_form=ReissueForm(),
+        send_form=SendDraftForm(),
+        is_local_draft=services.is_local_draft(found),
         replacement=listing.replacements([found]).get(found.id),
         reissue_refusal=services.reissue_refusal(found) if found.status is InvoiceStatus.VOID else None,
         today=services.today(),
@@ -151,17 +153,42 @@ def credit(invoice_id: int):
     return redirect(url_for(".invoice", invoice_id=invoice_id))
 
 
-@bp.route("/export.csv")
+@bp.route("/invoices/<int:invoice_id>/send", methods=["POST"])
 @staff_required(*FINANCE)
-def export():
-    from crm.billing.export import invoices_csv
+def send_draft(invoice_id: int):
+    found = db.get_or_404(Invoice, invoice_id)
+    if not SendDraftForm().validate_on_submit():
+        abort(400)
+    if attempt(lambda: services.send_draft_invoice(found, actor=current_user)).ok:
+        flash(_("The invoice is being sent through Stripe."), "success")
+    return redirect(url_for(".invoice", invoice_id=invoice_id))
 
+
+@bp.route("/invoices/<int:invoice_id>/void-draft", methods=["POST"])
+@staff_required(*FINANCE)
+def void_draft(invoice_id: int):
+    found = db.get_or_404(Invoice, invoice_id)
+    form = VoidForm()
+    if not form.validate_on_submit():
+        flash(_("Give a reason."), "danger")
+        return redirect(url_for(".invoice", invoice_id=invoice_id))
+    if attempt(lambda: services.void_draft_invoice(found, actor=current_user, reason=form.reason.data)).ok:
+        flash(_("The draft invoice is voided."), "success")
+    return redirect(url_for(".invoice", invoice_id=invoice_id))
+
+
+@bp.route("/export.<fmt>")
+@staff_required(*FINANCE)
+def export(fmt: str):
+    from crm.billing.export import invoice_export_rows
+    from crm.exports import FORMATS, table_response
+
+    if fmt not in FORMATS:
+        abort(404)
     filters = listing.filters_from_args(request.args)
-    body = invoices_csv(filters)
-    name = f"invoices-{filters.year or 'all'}.csv"
-    return current_app.response_class(
-        body, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )
+    headers, rows = invoice_export_rows(filters)
+    name = f"fakturaer-{filters.year or 'alle'}"
+    return table_response(headers, rows, fmt=fmt, filename=name, sheet_title=_("Invoices"))
 
 
 # --- staff: billing runs ------------------------------------------------------------------------------------
@@ -172,16 +199,35 @@ def export():
 def run_preview():
     form = RunForm(request.args, meta={"csrf": False})
     year = form.year.data if form.validate() else services.today().year
+    from crm.members.fee_forms import CopyFeeYearForm
+    from crm.members.services import fee_rollover_source
+
     rows = services.preview_billing_run(year)
-    billable = [row for row in rows if row.reason is None]
     return render_template(
         "billing/run_preview.html",
         year=year,
         rows=rows,
-        billable=billable,
-        total_ore=sum(row.fee.amount_ore for row in billable if row.fee),
-        form=RunStartForm(year=year),
+        summary=services.summarise_preview(rows),
+        fee_rollover_from=fee_rollover_source(year),  # a new year without fees: offer to copy last year's
+        copy_form=CopyFeeYearForm(),
     )
+
+
+@bp.route("/runs/confirm")
+@staff_required(*FINANCE)
+def run_confirm():
+    """The step between the preview and sending: it states how many invoices go out and their total, and the
+    start form carries both, so the run refuses if they changed meanwhile (no JavaScript needed)."""
+    form = RunForm(request.args, meta={"csrf": False})
+    if not form.validate():
+        flash(_("Choose a valid year."), "danger")
+        return redirect(url_for(".run_preview"))
+    summary = services.summarise_preview(services.preview_billing_run(form.year.data))
+    if not summary.count:
+        flash(_("Nobody can be invoiced for %(year)s.", year=form.year.data), "warning")
+        return redirect(url_for(".run_preview", year=form.year.data))
+    start_form = RunStartForm(year=form.year.data, count=summary.count, total_ore=summary.gross_ore)
+    return render_template("billing/run_confirm.html", year=form.year.data, summary=summary, form=start_form)
 
 
 @bp.route("/runs", methods=["POST"])
@@ -189,9 +235,10 @@ def run_preview():
 def run_start():
     form = RunStartForm()
     if not form.validate_on_submit():
-        flash(_("Choose a valid year."), "danger")
-        return redirect(url_for(".run_preview"))
-    start = partial(services.start_billing_run, form.year.data, actor=current_user)
+        flash(_("Confirm the number of invoices and the total first."), "danger")
+        return redirect(url_for(".run_preview", year=form.year.data) if form.year.data else url_for(".run_preview"))
+    confirmed = (form.count.data, form.total_ore.data)
+    start = partial(services.start_billing_run, form.year.data, actor=current_user, confirmed=confirmed)
     outcome = attempt(lambda: create_once(form.submission.data, BillingRun, start))
     if not outcome.ok:
         return redirect(url_for(".run_preview", year=form.year.data))
@@ -309,6 +356,7 @@ def init_app(app: Flask) -> None:
             "billing.invoice.void_failed": _l("Invoice void refused by Stripe"),
             "billing.invoice.credit_failed": _l("Credit note refused by Stripe"),
             "billing.invoice.reissued": _l("Invoice reissued"),
+            "billing.invoice.send_requested": _l("Draft invoice sent on"),
         },
         targets={"invoices": _l("Invoice"), "billing_runs": _l("Billing run")},
         namers={
@@ -325,6 +373,7 @@ def init_app(app: Flask) -> None:
             "voided_number": _l("Voided invoice"),
             "sequence": _l("Invoice for the year, no."),
             "error": _l("Error"),
+            "step": _l("Stripe step"),
         },
         hidden=("billing.invoice.reissued:new_invoice_id",),
     )

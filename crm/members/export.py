@@ -1,13 +1,7 @@
-"""Export of the (filtered) member list to CSV and XLSX.
-
-CSV is UTF-8 with a byte-order mark and semicolons, which is what Excel with Norwegian settings opens
-directly (``crm.csv_export``). Cells that a spreadsheet would run as a formula (starting with = + - @) are
-prefixed with an apostrophe in both formats.
-"""
+"""Export of the (filtered) member list to CSV and XLSX (written by ``crm.exports``, as every export is)."""
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 from flask_babel import gettext as _
@@ -15,13 +9,9 @@ from sqlalchemy.orm import selectinload
 
 from crm.audit.services import record_audit
 from crm.auth.models import User
-from crm.csv_export import safe_cell as _safe
-from crm.csv_export import to_csv
 from crm.extensions import db
 from crm.members.listing import MemberFilters, listed_organisations
 from crm.members.models import Contact, ContactRole, Organisation
-
-__all__ = ["export_rows", "record_export", "to_csv", "to_xlsx"]
 
 
 def _main_contact(organisation: Organisation) -> Contact | None:
@@ -70,29 +60,6 @@ def export_rows(filters: MemberFilters) -> tuple[list[str], list[list[Any]]]:
             ]
         )
     return headers, rows
-
-
-def to_xlsx(headers: list[str], rows: list[list[Any]]) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    workbook = Workbook()
-    sheet = workbook.active
-    sheet.title = _("Members")[:31]
-    sheet.append(headers)
-    for row in rows:
-        sheet.append([_safe(value) for value in row])
-    bold = Font(bold=True)
-    for cell in sheet[1]:
-        cell.font = bold
-    for column in sheet.iter_cols(min_row=2):
-        for cell in column:
-            if hasattr(cell.value, "strftime"):
-                cell.number_format = "DD.MM.YYYY"
-    sheet.freeze_panes = "A2"
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
 
 
 def record_export(filters: MemberFilters, *, fmt: str, count: int, actor: User) -> None:

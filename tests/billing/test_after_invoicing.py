@@ -7,11 +7,10 @@ import io
 from datetime import date, timedelta
 
 from click.testing import CliRunner
+from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from crm.billing.export import invoices_csv
 from crm.billing.jobs import bill_membership
-from crm.billing.listing import InvoiceFilters
 from crm.billing.models import InvoiceKind, InvoiceStatus
 from crm.billing.reconcile import reconcile
 from crm.billing.services import overdue_invoices, send_due_reminders
@@ -76,24 +75,60 @@ def test_the_reconcile_command(app, stripe_server):
     assert "0 differences" in result.output
 
 
-def test_the_export_lists_invoices_with_amounts_and_the_ehf_flag(app, stripe_server, monkeypatch):
+def _export_csv(client, query: str = "") -> list[dict[str, str]]:
+    """The CSV export's rows by heading, read as Excel with Norwegian settings reads it."""
+    response = client.get(f"/staff/billing/export.csv{query}")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    return list(csv.DictReader(io.StringIO(response.data.decode("utf-8-sig")), delimiter=";"))
+
+
+def _login_finance(client):
+    from crm.auth.models import Role
+    from tests.factories import make_staff
+    from tests.helpers import login
+
+    user = make_staff(Role.FINANCE)
+    db.session.commit()
+    login(client, user)
+
+
+def test_the_export_lists_invoices_with_norwegian_headings_amounts_and_the_ehf_flag(
+    app, client, stripe_server, monkeypatch
+):
     monkeypatch.setitem(app.config, "BILLING_FEE_VAT", "vat_25")
     company = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
     public = bill_membership(
         make_billable(ehf_receiver=True, name="=Kommune").membership.id, YEAR, InvoiceKind.MEMBERSHIP
     )
+    _login_finance(client)
 
-    rows = list(csv.DictReader(io.StringIO(invoices_csv(InvoiceFilters(year=YEAR)))))
-
-    by_number = {row["invoice_number"]: row for row in rows}
+    response = client.get(f"/staff/billing/export.csv?year={YEAR}")
+    assert response.headers["Content-Disposition"] == f'attachment; filename="fakturaer-{YEAR}.csv"'
+    assert response.data.decode("utf-8-sig").startswith("Fakturanummer;Fakturadato;Forfallsdato;Organisasjonsnummer")
+    by_number = {row["Fakturanummer"]: row for row in _export_csv(client, f"?year={YEAR}")}
     row = by_number[company.number]
-    assert row["net_nok"] == f"{company.net_ore // 100}.00"
-    assert row["vat_nok"] == f"{company.vat_ore // 100}.{company.vat_ore % 100:02d}"
-    assert row["stripe_invoice_id"] == company.stripe_invoice_id
-    assert row["ehf"] == "no"
-    assert by_number[public.number]["ehf"] == "yes"
-    assert by_number[public.number]["peppol_id"] == f"0192:{public.orgnr}"
-    assert by_number[public.number]["customer"] == "'=Kommune"  # no formula in a spreadsheet
+    assert row["Netto (NOK)"] == f"{company.net_ore // 100},00"  # a decimal comma
+    assert row["MVA (NOK)"] == f"{company.vat_ore // 100},{company.vat_ore % 100:02d}"
+    assert row["Fakturadato"] == company.issued_on.strftime("%d.%m.%Y")
+    assert row["Status"] == "Åpen" and row["Type"] == "Årskontingent"
+    assert row["Stripe-faktura"] == company.stripe_invoice_id
+    assert row["EHF"] == "Nei"
+    assert by_number[public.number]["EHF"] == "Ja"
+    assert by_number[public.number]["Peppol-ID"] == f"0192:{public.orgnr}"
+    assert by_number[public.number]["Kunde"] == "'=Kommune"  # no formula in a spreadsheet
+
+    response = client.get(f"/staff/billing/export.xlsx?year={YEAR}")
+    assert response.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    sheet = load_workbook(io.BytesIO(response.data)).active
+    assert sheet.title == "Fakturaer"
+    headings = [cell.value for cell in sheet[1]]
+    assert headings[:3] == ["Fakturanummer", "Fakturadato", "Forfallsdato"]
+    cells = {row[0].value: row for row in sheet.iter_rows(min_row=2)}
+    gross = cells[company.number][headings.index("Brutto (NOK)")]
+    assert gross.value == company.gross_ore / 100 and gross.number_format == "#,##0.00"  # a number, not text
+    assert cells[company.number][headings.index("Fakturadato")].value.date() == company.issued_on
+    assert cells[public.number][headings.index("Kunde")].value == "'=Kommune"
+    assert client.get("/staff/billing/export.pdf").status_code == 404
 
 
 def test_the_export_covers_a_period_by_invoice_date(app, client, stripe_server):
@@ -110,7 +145,7 @@ def test_the_export_covers_a_period_by_invoice_date(app, client, stripe_server):
     before = client.get(f"/staff/billing/export.csv?to={day - timedelta(days=1)}").text
     assert invoice.number in inside
     assert invoice.number not in before
-    assert before.startswith("invoice_number,invoice_date")
+    assert before.startswith("\ufeffFakturanummer;Fakturadato")
 
 
 def test_reconcile_reports_a_stripe_invoice_with_no_local_row(app, stripe_server):

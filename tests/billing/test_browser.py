@@ -8,6 +8,7 @@ hold the billing tables.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -108,10 +109,22 @@ def test_finance_previews_starts_and_follows_a_billing_run(billing_app, page):
     page.goto(base_url + "staff/billing/runs/new?year=2026")
     expect(page.get_by_role("heading", name="Fakturering 2026")).to_be_visible()
     expect(page.get_by_text("5 medlemskap blir fakturert")).to_be_visible()
+    preview_total = re.search(
+        r"til sammen (\d[\d\s]*\skr)", page.get_by_text("5 medlemskap blir fakturert").inner_text()
+    )
+    assert preview_total is not None
     assert serious_accessibility_problems(page) == []
     page.screenshot(path=ARTIFACTS / "billing-run-preview.png", full_page=True)
 
     page.get_by_role("button", name="Start faktureringen").click()
+    # Nothing is sent before finance confirms the count and the total the run will bill.
+    expect(page.get_by_role("heading", name="Bekreft faktureringen 2026")).to_be_visible()
+    total = page.locator("#confirm-summary")
+    expect(total).to_have_text(f"5 fakturaer for 2026 blir sendt, til sammen {preview_total[1]}.")
+    assert stripe.objects("invoice") == []
+    assert serious_accessibility_problems(page) == []
+    page.screenshot(path=ARTIFACTS / "billing-run-confirm.png", full_page=True)
+    page.get_by_role("button", name="Send 5 fakturaer").click()
     expect(page.locator('[data-count="remaining"]')).to_have_text("5")
     assert serious_accessibility_problems(page) == []
 
@@ -133,6 +146,16 @@ def test_finance_previews_starts_and_follows_a_billing_run(billing_app, page):
 
     page.get_by_role("link", name="Fakturaer 2026").click()
     expect(page.get_by_role("heading", name="Fakturaer")).to_be_visible()
+    assert serious_accessibility_problems(page) == []
+    # Sorted by customer from its column heading, then searched by organisation number as printed.
+    page.get_by_role("link", name="Kunde").click()
+    expect(page.locator("tbody tr").first).to_contain_text("Bedrift 1 AS")
+    expect(page.locator("th[aria-sort=ascending]")).to_contain_text("Kunde")
+    page.get_by_label("Søk").fill("810 000 147")
+    page.get_by_role("button", name="Filtrer").click()
+    expect(page.locator("tbody tr")).to_have_count(1)
+    expect(page.locator("tbody tr")).to_contain_text("Bedrift 2 AS")
+    page.screenshot(path=ARTIFACTS / "billing-invoices-searched.png", full_page=True)
     assert serious_accessibility_problems(page) == []
     page.locator("tbody tr", has_text="Bedrift 2 AS").get_by_role("link").click()
     expect(page.get_by_role("heading", name="Annuller fakturaen")).to_be_visible()

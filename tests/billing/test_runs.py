@@ -7,7 +7,7 @@ from datetime import date
 from sqlalchemy import func, select
 
 from crm.auth.models import Role
-from crm.billing.models import BillingRunStatus, Invoice, InvoiceKind, RunItemStatus
+from crm.billing.models import BillingRun, BillingRunStatus, Invoice, InvoiceKind, RunItemStatus
 from crm.billing.services import (
     get_or_create_invoice,
     preview_billing_run,
@@ -73,6 +73,25 @@ def test_a_run_of_200_with_stripe_down_part_of_the_time_ends_with_200_invoices(a
     assert counts[RunItemStatus.FAILED] == 0
     db.session.refresh(run)
     assert run.status is BillingRunStatus.FINISHED
+
+
+def test_a_run_starts_only_with_the_count_and_total_it_will_bill(app):
+    import pytest
+
+    from crm.billing.services import summarise_preview
+    from crm.errors import DomainError
+
+    make_billable()
+    make_billable(invoice_email=None)
+    summary = summarise_preview(preview_billing_run(YEAR))
+    assert summary.count == 1 and summary.gross_ore == summary.net_ore > 0  # the fee is outside VAT by default
+    with pytest.raises(DomainError, match="ville nå sende 1 faktura,"):
+        start_billing_run(YEAR, actor=_finance(), confirmed=(1, summary.gross_ore + 100))
+    with pytest.raises(DomainError):
+        start_billing_run(YEAR, actor=_finance(), confirmed=(2, summary.gross_ore))
+    assert db.session.scalar(select(func.count()).select_from(BillingRun)) == 0
+    run = start_billing_run(YEAR, actor=_finance(), confirmed=(1, summary.gross_ore))
+    assert [item.status for item in run.items].count(RunItemStatus.QUEUED) == 1
 
 
 def test_starting_the_same_run_twice_never_bills_twice(app, stripe_server):

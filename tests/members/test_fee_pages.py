@@ -496,3 +496,33 @@ def test_the_index_field_reads_a_decimal_comma(app):
     with app.test_request_context(method="POST", data={"index_percent": "−2,25"}):
         form = CopyFeeYearForm(meta={"csrf": False})
         assert form.validate() and form.index_percent.data == Decimal("-2.25")
+
+
+# --- the turn of the year ----------------------------------------------------------------------------------
+
+
+def test_a_new_year_without_schedules_offers_to_copy_the_previous_year_at_the_top(client, coordinator, schedules):
+    page = client.get(f"{FEES}?year={YEAR + 1}").text
+    offer = page.split('id="fee-rollover"', 1)[1].split("</section>", 1)[0]
+    assert page.index('id="fee-rollover"') < page.index('id="category-')  # above the categories, not below
+    assert "2027 har ingen kontingentsatser ennå" in offer
+    assert f'action="{FEES}/{YEAR}/copy"' in offer and "Kopier 2026 til 2027" in offer
+    assert 'name="next"' not in offer
+
+    data = {"csrf_token": _token(client), "index_percent": "4"}
+    response = client.post(f"{FEES}/{YEAR}/copy", data=data)
+    assert response.headers["Location"].endswith(f"{FEES}?year={YEAR + 1}")
+    assert db.session.scalar(select(func.count()).select_from(FeeSchedule).filter_by(year=YEAR + 1)) == 5
+    assert 'id="fee-rollover"' not in client.get(f"{FEES}?year={YEAR + 1}").text  # done: nothing more to offer
+
+
+def test_the_previous_years_page_links_to_its_copy_form_and_older_gaps_offer_nothing(client, coordinator, schedules):
+    page = client.get(f"{FEES}?year={YEAR}").text
+    assert '<a href="#copy-title">Kopier 2026 til 2027 med en indeks</a>' in page
+    assert 'id="fee-rollover"' not in client.get(f"{FEES}?year={YEAR + 2}").text  # 2027 must be made first
+
+
+def test_the_copy_returns_only_to_a_page_of_this_site(client, coordinator, schedules):
+    data = {"csrf_token": _token(client), "index_percent": "4", "next": "//evil.example/"}
+    response = client.post(f"{FEES}/{YEAR}/copy", data=data)
+    assert response.headers["Location"].endswith(f"{FEES}?year={YEAR + 1}")

@@ -11,6 +11,7 @@ from crm.billing.services.corrections import (
     send_due_reminders,
     void_invoice,
 )
+from crm.billing.services.drafts import is_local_draft, send_draft_invoice, void_draft_invoice
 from crm.billing.services.invoices import (
     BILLABLE_STATUSES,
     apply_stripe_invoice,
@@ -34,6 +35,7 @@ from crm.billing.services.payments import (
 from crm.billing.services.reissue import reissue_invoice, reissue_refusal
 from crm.billing.services.runs import (
     PreviewRow,
+    RunSummary,
     billable_memberships,
     finish_run_if_done,
     invoiced_membership_ids,
@@ -41,6 +43,7 @@ from crm.billing.services.runs import (
     retry_failed_items,
     run_progress,
     start_billing_run,
+    summarise_preview,
 )
 from crm.members.services import today
 
@@ -48,6 +51,7 @@ __all__ = [
     "BILLABLE_STATUSES",
     "REMINDER_DAYS",
     "PreviewRow",
+    "RunSummary",
     "apply_stripe_credit_note",
     "apply_stripe_invoice",
     "billable_memberships",
@@ -64,6 +68,7 @@ __all__ = [
     "get_or_create_invoice",
     "invoiced_membership_ids",
     "invoices_paid_by",
+    "is_local_draft",
     "issue_credit_note",
     "latest_invoice",
     "line_vat",
@@ -77,8 +82,11 @@ __all__ = [
     "reissue_refusal",
     "retry_failed_items",
     "run_progress",
+    "send_draft_invoice",
     "send_due_reminders",
     "start_billing_run",
+    "summarise_preview",
     "today",
+    "void_draft_invoice",
     "void_invoice",
 ]

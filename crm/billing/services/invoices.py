@@ -231,6 +231,8 @@ def _past_idempotency_window(invoice: Invoice) -> bool:
 def next_stripe_step(invoice: Invoice, gateway: StripeGateway | None = None) -> bool:
     """Do the next Stripe step of ``invoice`` (customer + create, add lines, finalise, send) and record it.
     Returns False when nothing is left to do. Each step is idempotent at Stripe by its key."""
+    if invoice.status is InvoiceStatus.VOID:
+        return False  # a draft voided before Stripe saw it (void_draft_invoice) never goes there
     gateway = gateway or get_gateway()
     key = invoice.idempotency_base
     if invoice.stripe_step == "none":

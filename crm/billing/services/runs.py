@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -21,9 +22,16 @@ from crm.billing.models import (
     InvoiceStatus,
     RunItemStatus,
 )
-from crm.billing.services.invoices import BILLABLE_STATUSES, cannot_invoice_reason, voided_reason
+from crm.billing.services.invoices import (
+    BILLABLE_STATUSES,
+    cannot_invoice_reason,
+    fee_vat_treatment,
+    line_vat,
+    voided_reason,
+)
 from crm.errors import DomainError
 from crm.extensions import db
+from crm.i18n import format_money
 from crm.jobs import require_jobs_available
 from crm.members.fees import FeeCalculation, calculate_fee
 from crm.members.models import Membership, Organisation
@@ -104,21 +112,60 @@ def preview_billing_run(year: int) -> list[PreviewRow]:
     return rows
 
 
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run would bill: how many invoices and their sums, VAT per line as ``build_invoice`` computes it."""
+
+    count: int
+    net_ore: int
+    gross_ore: int
+
+    @property
+    def vat_ore(self) -> int:
+        return self.gross_ore - self.net_ore
+
+
+def summarise_preview(rows: list[PreviewRow]) -> RunSummary:
+    """The invoices a run started now would make from ``rows`` (those without a reason), and their totals."""
+    treatment = fee_vat_treatment()
+    billable = [row for row in rows if row.reason is None and row.fee is not None]
+    components = [component.amount_ore for row in billable for component in row.fee.components]  # type: ignore[union-attr]
+    net = sum(components)
+    return RunSummary(len(billable), net, net + sum(line_vat(amount, treatment) for amount in components))
+
+
 # --- billing runs -----------------------------------------------------------------------------------------
 
 
-def start_billing_run(year: int, *, actor: User) -> BillingRun:
+def start_billing_run(year: int, *, actor: User, confirmed: tuple[int, int] | None = None) -> BillingRun:
     """Create a run for ``year`` with one item per billable membership and enqueue a job per item on the
     ``billing`` queue (after commit). Memberships that cannot be invoiced, or already are, are skipped
     with the reason. Starting again never bills twice: the invoice row per (membership, year) decides.
+
+    ``confirmed`` is the (count, gross total in øre) that staff confirmed; raises ``DomainError`` (nothing
+    started) when the run would now bill anything else, e.g. a member was added or a fee changed meanwhile.
     Raises ``ServiceUnavailable`` (writing nothing) when Redis, and so every job of the run, is unavailable."""
     if year < 2000 or year > 2100:
         raise DomainError(_("Choose a valid year."), field="year")
     require_jobs_available()
+    rows = preview_billing_run(year)
+    if confirmed is not None:
+        summary = summarise_preview(rows)
+        if (summary.count, summary.gross_ore) != tuple(confirmed):
+            raise DomainError(
+                ngettext(
+                    "The billing run has changed since you confirmed it: it would now send %(num)s invoice, "
+                    "%(total)s in total. Check the preview and confirm again.",
+                    "The billing run has changed since you confirmed it: it would now send %(num)s invoices, "
+                    "%(total)s in total. Check the preview and confirm again.",
+                    summary.count,
+                    total=format_money(summary.gross_ore),
+                )
+            )
     run = BillingRun(year=year, created_by=actor)
     db.session.add(run)
     queued = 0
-    for row in preview_billing_run(year):
+    for row in rows:
         item = BillingRunItem(membership_id=row.membership.id, error=row.reason)
         item.status = RunItemStatus.SKIPPED if row.reason else RunItemStatus.QUEUED
         run.items.append(item)

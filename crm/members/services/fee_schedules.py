@@ -84,12 +84,27 @@ class FeeYearOverview:
     categories: list[MembershipCategory]
     schedules: dict[int, FeeSchedule]  # by category id
 
+    @property
+    def copy_from(self) -> int | None:
+        """The year to copy into this one at the turn of the year (see ``fee_rollover_source``)."""
+        return _rollover_source(self.year, self.years)
+
 
 # --- reading --------------------------------------------------------------------------------------------
 
 
 def fee_schedule_years() -> list[int]:
     return list(db.session.scalars(select(FeeSchedule.year).distinct().order_by(FeeSchedule.year)))
+
+
+def _rollover_source(year: int, years: list[int]) -> int | None:
+    return year - 1 if year not in years and year - 1 in years else None
+
+
+def fee_rollover_source(year: int) -> int | None:
+    """The previous year, when ``year`` has no fee schedules and the previous year has: the year staff copy, with
+    an index, at the turn of the year. None otherwise."""
+    return _rollover_source(year, fee_schedule_years())
 
 
 def default_fee_year(this_year: int) -> int:

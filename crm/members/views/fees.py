@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from crm.auth.access import staff_required
+from crm.auth.access import safe_next_url, staff_required
 from crm.errors import Outcome, attempt
 from crm.extensions import db
 from crm.members import services
@@ -132,13 +132,13 @@ def copy_fee_year(year: int):
     form = CopyFeeYearForm()
     if not form.validate_on_submit():
         flash(" ".join(str(error) for error in form.index_percent.errors) or _("Check the index."), "danger")
-        return redirect(url_for("members.fees", year=year))
+        return redirect(safe_next_url(url_for("members.fees", year=year)))
     index = form.index_percent.data
     # The submission records the first copy; sent again, the form finds it instead of "already exist".
     copy = partial(copy_fee_schedules, year, year + 1, index, actor=current_user)
     copied = attempt(lambda: create_once(form.submission.data, FeeSchedule, lambda: copy()[0]))
     if not copied.ok:
-        return redirect(url_for("members.fees", year=year))
+        return redirect(safe_next_url(url_for("members.fees", year=year)))
     flash(
         _(
             "%(count)s fee schedules were copied from %(from_year)s to %(to_year)s with an index of %(index)s %%.",
@@ -149,4 +149,5 @@ def copy_fee_year(year: int):
         ),
         "success",
     )
-    return redirect(url_for("members.fees", year=year + 1))
+    # The copy is offered on the fee page and on the billing preview of the new year; back to where it was asked.
+    return redirect(safe_next_url(url_for("members.fees", year=year + 1)))

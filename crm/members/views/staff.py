@@ -7,7 +7,6 @@ from decimal import Decimal
 from functools import partial
 
 from flask import (
-    Response,
     abort,
     flash,
     redirect,
@@ -117,22 +116,17 @@ def index():
 @bp.route("/export.<fmt>")
 @staff_required()
 def export(fmt: str):
-    from crm.members.export import export_rows, record_export, to_csv, to_xlsx
+    from crm.exports import FORMATS, table_response
+    from crm.members.export import export_rows, record_export
 
-    if fmt not in ("csv", "xlsx"):
+    if fmt not in FORMATS:
         abort(404)
     filters = _filters_from_args()
     headers, rows = export_rows(filters)
     record_export(filters, fmt=fmt, count=len(rows), actor=current_user)
     db.session.commit()
-    body = to_csv(headers, rows) if fmt == "csv" else to_xlsx(headers, rows)
-    mimetype = (
-        "text/csv; charset=utf-8"
-        if fmt == "csv"
-        else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    )
-    filename = f"medlemmer-{services.today().isoformat()}.{fmt}"
-    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    filename = f"medlemmer-{services.today().isoformat()}"
+    return table_response(headers, rows, fmt=fmt, filename=filename, sheet_title=_("Members"))
 
 
 @bp.route("/new", methods=["GET", "POST"])
