@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from crm.billing.local_stripe import StripeServer
+from crm.billing.local_stripe import API_VERSION, StripeServer
 from crm.billing.stripe_gateway import verify_webhook
 
 KEY, SECRET = "sk_test_local", "whsec_local"
@@ -49,7 +49,10 @@ class Receiver(ThreadingHTTPServer):
 
 def _api(server: StripeServer, path: str, data: str = "") -> dict:
     request = urllib.request.Request(
-        server.url + path, data=data.encode(), method="POST", headers={"Authorization": f"Bearer {KEY}"}
+        server.url + path,
+        data=data.encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {KEY}", "Stripe-Version": API_VERSION},
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read())
