@@ -6,6 +6,7 @@ One ``python -m crm.devserver`` (embedded Redis, web server, worker, local Strip
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -44,6 +45,8 @@ def test_a_billing_run_completes_and_a_member_pays_in_test_mode(make_run, page):
     page.goto(f"{base}/staff/billing/runs/new?year={YEAR}")
     expect(page.locator(".stripe-test-mode")).to_have_text("Stripe-testmodus")
     page.get_by_role("button", name="Start faktureringen").click()
+    expect(page.locator("#confirm-summary")).to_contain_text("blir sendt, til sammen")
+    page.get_by_role("button", name=re.compile(r"^Send \d+ faktura")).click()
     expect(page.locator('[data-count="remaining"]')).to_have_text("0", timeout=150_000)
     expect(page.locator('[data-count="failed"]')).to_have_text("0")
     assert int(page.locator('[data-count="done"]').inner_text()) > 0
