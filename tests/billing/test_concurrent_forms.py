@@ -43,7 +43,7 @@ def test_a_billing_run_started_twice_is_one_run(app, client, stripe_server):
     double click made two runs, each enqueuing a job per membership."""
     make_billable()
     _finance(client)
-    form = form_values(client.get(f"/staff/billing/runs/new?year={YEAR}").text, "/staff/billing/runs")
+    form = form_values(client.get(f"/staff/billing/runs/confirm?year={YEAR}").text, "/staff/billing/runs")
     answers = [client.post("/staff/billing/runs", data=form) for _ in range(2)]
     run = db.session.scalar(select(BillingRun))
     assert [a.status_code for a in answers] == [302, 302]
