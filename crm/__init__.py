@@ -51,7 +51,7 @@ def create_app(config: type[Config] | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     from crm.extensions import babel, csrf, db, limiter, login_manager, mail, migrate, redis
     from crm.i18n import compile_catalogs, select_locale, select_timezone
-    from crm.redis_setup import connect_redis, limiter_storage_uri
+    from crm.redis_setup import connect_redis, limiter_storage_uri, redis_options
 
     try:
         compile_catalogs(Path(app.root_path) / "translations")
@@ -67,6 +67,7 @@ def register_extensions(app: Flask) -> None:
         _configure_engine(db.engine)
     redis.connection, redis.url = connect_redis(app.config["REDIS_URL"], app.config["EMBEDDED_REDIS_PATH"])
     app.config["RATELIMIT_STORAGE_URI"] = limiter_storage_uri(redis.url)
+    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", redis_options())
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "crm-limiter")
     # Redis down must not take login and the public application with it: the same limits are then counted in
     # this process's memory (Flask-Limiter checks Redis again with a growing pause and switches back), and a

@@ -37,13 +37,14 @@ def committed() -> Iterator[None]:
 @click.option("--no-scheduler", is_flag=True, help="Do not run periodic jobs in this worker.")
 def worker_command(queues: str, burst: bool, no_scheduler: bool) -> None:
     """Run an RQ worker with the scheduler (retries, periodic jobs) in an app context."""
-    from crm.jobs import QUEUE_NAMES, enqueue_due_periodic_jobs, make_worker
+    from crm.jobs import QUEUE_NAMES, enqueue_due_periodic_jobs, make_worker, use_worker_redis
 
     names = tuple(name.strip() for name in queues.split(",") if name.strip())
     unknown = [name for name in names if name not in QUEUE_NAMES]
     if unknown:
         raise click.UsageError(f"Unknown queue(s): {', '.join(unknown)}")
     app = current_app._get_current_object()
+    use_worker_redis(app)
     worker = make_worker(app, names)
     stop = threading.Event()
 

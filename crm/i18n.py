@@ -38,6 +38,13 @@ def to_oslo(value: datetime) -> datetime:
     return value.astimezone(OSLO)
 
 
+def oslo_date(value: datetime) -> date:
+    """The Europe/Oslo calendar day of an aware moment: the one day a Norwegian reads off it (a Stripe timestamp at
+    23:30 UTC is already the next day in Oslo, winter and summer time alike). Every date taken from a timestamp
+    (a due date, an invoice date, the day something was paid) goes through here."""
+    return to_oslo(value).date()
+
+
 def format_date_no(value: date | datetime | None) -> str:
     """``31.12.2026``; datetimes are shown in Europe/Oslo."""
     if value is None:

@@ -161,6 +161,17 @@ class AppWorker(SimpleWorker):
             return super().perform_job(job, queue, *args, **kwargs)
 
 
+def use_worker_redis(app: Flask) -> None:
+    """Give this process (a worker) the worker's Redis connection: without the web's command timeout, which would
+    cut RQ's blocking dequeue short (``redis_options``)."""
+    from crm.redis_setup import connect_redis
+
+    web_connection = redis.connection
+    redis.connection, redis.url = connect_redis(redis.url, app.config["EMBEDDED_REDIS_PATH"], worker=True)
+    if web_connection is not None:
+        web_connection.close()
+
+
 def make_worker(app: Flask | None = None, queues: tuple[str, ...] = QUEUE_NAMES) -> AppWorker:
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     return AppWorker([get_queue(name) for name in queues], connection=redis(), app=app)

@@ -14,6 +14,28 @@ from redis.retry import Retry
 
 logger = logging.getLogger(__name__)
 
+# A Redis that hangs (accepts connections, never answers) must not hang every request with it: a request's Redis
+# call gives up within seconds, and the limiter falls back to memory as it does when Redis refuses. (redis-py
+# retries a refused or dropped connection, not a read that timed out, so one hanging call costs one timeout.)
+CONNECT_TIMEOUT_SECONDS = 2
+WEB_COMMAND_TIMEOUT_SECONDS = 2
+HEALTH_CHECK_INTERVAL_SECONDS = 30
+
+
+def redis_options(*, worker: bool = False) -> dict[str, object]:
+    """Connection options for ``redis.Redis.from_url`` (the app's connection) and the limiter's storage.
+
+    The worker's connection has no command timeout of our own: RQ's dequeue blocks in ``BLPOP`` for minutes, and
+    RQ sets the socket timeout it needs (longer than that wait) on the connection it is given."""
+    options: dict[str, object] = {
+        "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "health_check_interval": HEALTH_CHECK_INTERVAL_SECONDS,
+    }
+    if not worker:
+        options["socket_timeout"] = WEB_COMMAND_TIMEOUT_SECONDS
+    return options
+
+
 _embedded_servers: dict[str, object] = {}
 
 
@@ -33,10 +55,11 @@ def start_embedded_redis(db_path: str) -> str:
     return f"unix://{server.socket_file}"
 
 
-def connect_redis(url: str, embedded_path: str) -> tuple[redis_lib.Redis, str]:
+def connect_redis(url: str, embedded_path: str, *, worker: bool = False) -> tuple[redis_lib.Redis, str]:
+    """The process's Redis connection (``redis_options``) and its URL: ``url``, or the embedded server's."""
     if not url:
         url = start_embedded_redis(embedded_path)
-    return redis_lib.Redis.from_url(url), url
+    return redis_lib.Redis.from_url(url, **redis_options(worker=worker)), url
 
 
 def limiter_storage_uri(url: str) -> str:

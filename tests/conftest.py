@@ -254,29 +254,32 @@ def _closed_port() -> int:
 @pytest.fixture
 def redis_down(app):
     """``with redis_down(): ...``: Redis refuses every connection inside the block. The app's connection and the
-    rate limiter's storage point at a closed local port (a real refused connection, not a stand-in); after the
-    block both are back, as when Redis returns."""
+    rate limiter's storage, made as the app makes them, point at a closed local port (a real refused connection,
+    not a stand-in), or at ``url`` (``redis_down(url)``: e.g. a server that never answers); after the block both
+    are back, as when Redis returns."""
     from contextlib import contextmanager
 
-    import redis as redis_lib
     from limits.storage import storage_from_string
     from limits.strategies import STRATEGIES
 
     from crm.extensions import limiter
+    from crm.redis_setup import connect_redis, limiter_storage_uri
 
     @contextmanager
-    def outage():
-        url = f"redis://127.0.0.1:{_closed_port()}/0"
-        storage = storage_from_string(url)
+    def outage(url: str | None = None):
+        url = url or f"redis://127.0.0.1:{_closed_port()}/0"
+        connection, _url = connect_redis(url, app.config["EMBEDDED_REDIS_PATH"])
+        storage = storage_from_string(limiter_storage_uri(url), **app.config.get("RATELIMIT_STORAGE_OPTIONS", {}))
         strategy = STRATEGIES[app.config.get("RATELIMIT_STRATEGY", "fixed-window")]
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(redis, "connection", redis_lib.Redis.from_url(url, socket_connect_timeout=1))
+            patch.setattr(redis, "connection", connection)
             patch.setattr(limiter, "_storage", storage)
             patch.setattr(limiter, "_limiter", strategy(storage))
             patch.setattr(limiter, "_storage_dead", False)
             try:
                 yield url
             finally:
+                connection.close()
                 if getattr(limiter, "_fallback_storage", None) is not None:
                     limiter._fallback_storage.reset()  # the local counts of this outage must not reach the next
 

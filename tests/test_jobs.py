@@ -74,3 +74,25 @@ def test_a_failing_job_is_retried_with_backoff_until_it_succeeds(app):
     expected = DEFAULT_RETRY.intervals[:2]
     assert all(abs(wait - interval) <= 2 for wait, interval in zip(waits, expected, strict=True)), (waits, expected)
     assert DEFAULT_RETRY.intervals == sorted(DEFAULT_RETRY.intervals) and DEFAULT_RETRY.max >= 3
+
+
+def test_the_web_connection_gives_up_on_a_silent_redis_and_the_workers_leaves_rq_its_blocking_wait(app, monkeypatch):
+    from crm.extensions import redis
+    from crm.jobs import make_worker, use_worker_redis
+    from crm.redis_setup import CONNECT_TIMEOUT_SECONDS, WEB_COMMAND_TIMEOUT_SECONDS, connect_redis
+
+    web, _url = connect_redis(redis.url, app.config["EMBEDDED_REDIS_PATH"])
+    assert web.connection_pool.connection_kwargs["socket_timeout"] == WEB_COMMAND_TIMEOUT_SECONDS
+    assert app.config["RATELIMIT_STORAGE_OPTIONS"]["socket_timeout"] == WEB_COMMAND_TIMEOUT_SECONDS
+    web.close()
+    monkeypatch.setattr(redis, "connection", connect_redis(redis.url, app.config["EMBEDDED_REDIS_PATH"])[0])
+
+    use_worker_redis(app)
+
+    options = redis().connection_pool.connection_kwargs
+    assert options["socket_connect_timeout"] == CONNECT_TIMEOUT_SECONDS and options["health_check_interval"] > 0
+    assert options.get("socket_timeout") is None, "no command timeout of ours under RQ's BLPOP"
+    worker = make_worker(app)
+    assert options["socket_timeout"] > worker.dequeue_timeout, "RQ's own, longer than its blocking wait"
+    assert redis().ping()
+    redis().close()

@@ -148,3 +148,49 @@ def test_a_stripe_event_received_while_redis_is_down_is_processed_within_a_minut
     run_jobs(app)
     db.session.refresh(row)
     assert row.processed_at is not None
+
+
+@pytest.fixture
+def silent_redis():
+    """The URL of a local TCP server that accepts connections (the kernel completes them) but never reads or
+    answers: a Redis that hangs rather than refuses."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    listener.close()  # the connections it never accepted are reset, so nothing is left waiting on it
+
+
+@pytest.fixture
+def deadline():
+    """``deadline(seconds)``: fail the test (rather than hang the suite) if it is still running after ``seconds``."""
+    import signal
+
+    class StillWaiting(BaseException):  # not an Exception: no error handler on the way may swallow it
+        pass
+
+    def expired(signum, frame):
+        raise StillWaiting("still waiting for Redis")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    yield lambda seconds: signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def test_login_works_within_seconds_while_redis_accepts_connections_but_never_answers(
+    app, redis_down, silent_redis, deadline
+):
+    import time
+
+    user = make_staff(Role.ADVISER)
+    db.session.commit()
+    with redis_down(silent_redis), app.test_client() as client:
+        deadline(20)
+        started = time.monotonic()
+        login(client, user)  # password, enrolment and code; the limiter counts in memory meanwhile
+        assert client.get("/staff/").status_code == 200
+        elapsed = time.monotonic() - started
+    assert elapsed < 15, f"login took {elapsed:.1f} s"  # 6 s here: each hanging call gives up after 2 s

@@ -10,7 +10,7 @@ from typing import Any
 from flask_babel import gettext as _
 
 from crm.billing.listing import InvoiceFilters, filtered_invoices
-from crm.i18n import OSLO
+from crm.i18n import oslo_date
 
 
 def _kroner(ore: int) -> Decimal:
@@ -38,7 +38,7 @@ def invoice_export_rows(filters: InvoiceFilters) -> tuple[list[str], list[list[A
             _kroner(invoice.gross_ore),
             _kroner(invoice.credited_ore),
             str(invoice.status.label),
-            invoice.paid_at.astimezone(OSLO).date() if invoice.paid_at else None,  # the Oslo day it was paid
+            oslo_date(invoice.paid_at) if invoice.paid_at else None,  # the Oslo day it was paid
             invoice.stripe_customer_id,
             invoice.stripe_invoice_id,
             _("Yes") if invoice.ehf else _("No"),

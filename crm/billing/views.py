@@ -96,6 +96,7 @@ def invoice(invoice_id: int):
         reissue_form=ReissueForm(),
         send_form=SendDraftForm(),
         is_local_draft=services.is_local_draft(found),
+        never_at_stripe=services.never_at_stripe(found),
         replacement=listing.replacements([found]).get(found.id),
         reissue_refusal=services.reissue_refusal(found) if found.status is InvoiceStatus.VOID else None,
         today=services.today(),
@@ -135,7 +136,10 @@ def void(invoice_id: int):
         flash(_("Give a reason."), "danger")
         return redirect(url_for(".invoice", invoice_id=invoice_id))
     if attempt(lambda: services.void_invoice(found, actor=current_user, reason=form.reason.data)).ok:
-        flash(_("The invoice is being voided at Stripe."), "success")
+        if found.status is InvoiceStatus.VOID:
+            flash(_("The invoice is voided, without Stripe: Stripe never had it."), "success")
+        else:
+            flash(_("The invoice is being voided at Stripe."), "success")
     return redirect(url_for(".invoice", invoice_id=invoice_id))
 
 
@@ -148,7 +152,10 @@ def credit(invoice_id: int):
         flash(_("Give an amount and a reason."), "danger")
         return redirect(url_for(".invoice", invoice_id=invoice_id))
     issue = partial(services.issue_credit_note, found, form.amount_ore(), actor=current_user, reason=form.reason.data)
-    if attempt(lambda: create_once(form.submission.data, CreditNote, issue)).ok:
+    outcome = attempt(lambda: create_once(form.submission.data, CreditNote, issue))
+    if outcome.ok and services.never_at_stripe(found):
+        flash(_("The credit note is issued, without Stripe: Stripe never had the invoice."), "success")
+    elif outcome.ok:
         flash(_("The credit note is being issued at Stripe."), "success")
     return redirect(url_for(".invoice", invoice_id=invoice_id))
 

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from crm.audit.models import AuditEntry
 from crm.auth.models import Role
 from crm.billing.jobs import bill_membership, issue_credit_note_job, void_invoice_job
-from crm.billing.models import CreditNote, CreditNoteStatus, InvoiceKind, InvoiceStatus
+from crm.billing.models import CreditNote, CreditNoteStatus, Invoice, InvoiceKind, InvoiceStatus
 from crm.billing.reconcile import reconcile
 from crm.billing.services import issue_credit_note, void_invoice
 from crm.errors import DomainError
@@ -259,3 +259,151 @@ def test_the_sweeper_enqueues_lost_void_and_credit_note_jobs(app, stripe_server)
     db.session.refresh(note)
     assert invoice.status is InvoiceStatus.VOID and note.status is CreditNoteStatus.ISSUED
     assert promote_scheduled_jobs() == 0
+
+
+# --- invoices that Stripe never had (the offline demo's) -------------------------------------------------------
+
+
+def _demo_invoices() -> dict[InvoiceStatus, Invoice]:
+    """The offline demo's invoices (made here, no Stripe id) of three memberships: paid, open and overdue-open."""
+    from crm.billing.demo import load_billing_demo
+
+    for _ in range(3):
+        make_billable()
+    load_billing_demo()
+    db.session.commit()
+    invoices = db.session.scalars(select(Invoice).order_by(Invoice.id)).all()
+    assert [i.status for i in invoices] == [InvoiceStatus.PAID, InvoiceStatus.OPEN, InvoiceStatus.OPEN]
+    assert not any(i.stripe_invoice_id for i in invoices)
+    return {InvoiceStatus.PAID: invoices[0], InvoiceStatus.OPEN: invoices[1]}
+
+
+def test_an_invoice_stripe_never_had_is_voided_and_credited_here_without_a_stripe_call(app, client, stripe_server):
+    demo = _demo_invoices()
+    user = make_staff(Role.FINANCE, full_name="Fia Finans")
+    db.session.commit()
+    login(client, user)
+    open_invoice, paid_invoice = demo[InvoiceStatus.OPEN], demo[InvoiceStatus.PAID]
+    page = _page(client, open_invoice)
+    assert 'id="never-at-stripe"' in page and f'action="/staff/billing/invoices/{open_invoice.id}/void"' in page
+
+    voided = client.post(
+        f"/staff/billing/invoices/{open_invoice.id}/void",
+        data={"reason": "Feil kategori", "csrf_token": csrf_token(client)},
+        follow_redirects=True,
+    )
+    credited = client.post(
+        f"/staff/billing/invoices/{paid_invoice.id}/credit",
+        data={"amount": "100", "reason": "Rabatt", "csrf_token": csrf_token(client)},
+        follow_redirects=True,
+    )
+
+    assert stripe_server.total_requests() == 0
+    assert get_queue("billing").count == 0, "no job: nothing is left for Stripe"
+    assert "Fakturaen er annullert, uten Stripe: Stripe har aldri hatt den." in voided.text
+    assert "Kreditnotaen er utstedt, uten Stripe: Stripe har aldri hatt fakturaen." in credited.text
+    db.session.refresh(open_invoice)
+    db.session.refresh(paid_invoice)
+    assert open_invoice.status is InvoiceStatus.VOID and open_invoice.voided_at is not None
+    assert not open_invoice.void_pending
+    [void_entry] = _audit("billing.invoice.voided")
+    assert (void_entry.actor_id, void_entry.target_id) == (user.id, str(open_invoice.id))
+    assert void_entry.details == {"number": open_invoice.number, "reason": "Feil kategori", "without_stripe": True}
+    [note] = paid_invoice.credit_notes
+    assert (note.status, note.amount_ore, note.number) == (
+        CreditNoteStatus.ISSUED,
+        10_000,
+        f"{paid_invoice.number}-CN1",
+    )
+    assert paid_invoice.credited_ore == 10_000 and paid_invoice.status is InvoiceStatus.PAID
+    [credit_entry] = _audit("billing.invoice.credited")
+    assert credit_entry.actor_id == user.id and credit_entry.details["without_stripe"] is True
+    assert "Annullert" in _page(client, open_invoice)
+    assert 'id="invoice-progress"' not in _page(client, paid_invoice)
+    # The sweeper finds nothing to send on either.
+    from datetime import timedelta
+
+    from crm.billing.jobs import requeue_lost_jobs
+    from crm.models import utcnow
+
+    assert not any(requeue_lost_jobs(now=utcnow() + timedelta(hours=1)).values())
+
+
+def test_a_credit_note_that_leaves_nothing_to_pay_settles_an_invoice_stripe_never_had(app, stripe_server):
+    invoice = _demo_invoices()[InvoiceStatus.OPEN]
+    user = make_staff(Role.FINANCE)
+    half = invoice.gross_ore // 2
+    issue_credit_note(invoice, half, actor=user, reason="Rabatt")
+    assert invoice.status is InvoiceStatus.OPEN and invoice.outstanding_ore == invoice.gross_ore - half
+    second = issue_credit_note(invoice, invoice.gross_ore - half, actor=user, reason="Feil faktura")
+    db.session.commit()
+    assert second.number == f"{invoice.number}-CN2"
+    assert invoice.status is InvoiceStatus.PAID and invoice.paid_at is not None and invoice.paid_ore == 0
+    with pytest.raises(DomainError, match="høyst det som gjenstår"):
+        issue_credit_note(invoice, 1, actor=user, reason="Mer")
+    db.session.rollback()
+    assert stripe_server.total_requests() == 0
+
+
+def test_an_invoice_at_stripe_is_still_voided_and_credited_through_stripe(app, stripe_server):
+    invoice, user = _open_invoice()
+    note = issue_credit_note(invoice, 10_000, actor=user, reason="Rabatt")
+    db.session.commit()
+    assert note.status is CreditNoteStatus.PENDING and get_queue("billing").count == 1
+    run_jobs(app)
+    db.session.refresh(note)
+    assert note.status is CreditNoteStatus.ISSUED and note.stripe_credit_note_id
+    void_invoice(invoice, actor=user, reason="Feil")
+    db.session.commit()
+    assert invoice.void_pending and invoice.status is InvoiceStatus.OPEN, "left to the job"
+    calls = stripe_server.total_requests()
+    run_jobs(app)
+    db.session.refresh(invoice)
+    assert invoice.status is InvoiceStatus.VOID and stripe_server.total_requests() > calls
+    assert stripe_server.invoice(invoice.stripe_invoice_id)["status"] == "void"
+    assert "without_stripe" not in _audit("billing.invoice.voided")[0].details
+
+
+# --- uncollectible invoices -----------------------------------------------------------------------------------
+
+
+def test_an_uncollectible_invoice_can_be_voided_at_stripe(app, client, stripe_server):
+    from crm.billing.services import apply_stripe_invoice
+    from crm.billing.stripe_gateway import get_gateway
+
+    invoice, user = _open_invoice()
+    data = get_gateway().mark_uncollectible(invoice.stripe_invoice_id, f"{invoice.idempotency_base}:uncollectible")
+    apply_stripe_invoice(invoice, data)
+    db.session.commit()
+    assert invoice.status is InvoiceStatus.UNCOLLECTIBLE
+    login(client, user)
+    page = _page(client, invoice)
+    assert f'action="/staff/billing/invoices/{invoice.id}/void"' in page
+    assert f'action="/staff/billing/invoices/{invoice.id}/credit"' not in page, "Stripe credits only open or paid"
+
+    response = client.post(
+        f"/staff/billing/invoices/{invoice.id}/void",
+        data={"reason": "Konkurs", "csrf_token": csrf_token(client)},
+        follow_redirects=True,
+    )
+    assert "Fakturaen annulleres nå hos Stripe." in response.text
+    run_jobs(app)
+
+    db.session.refresh(invoice)
+    assert invoice.status is InvoiceStatus.VOID and not invoice.void_pending and invoice.void_error is None
+    assert stripe_server.invoice(invoice.stripe_invoice_id)["status"] == "void"
+    [entry] = _audit("billing.invoice.voided")
+    assert entry.details == {"number": invoice.number, "reason": "Konkurs"}
+
+
+def test_a_paid_or_void_invoice_cannot_be_voided(app, stripe_server):
+    invoice, user = _open_invoice()
+    stripe_server.pay(invoice.stripe_invoice_id)
+    from crm.billing.reconcile import reconcile as fix
+
+    fix(YEAR, fix=True)
+    db.session.refresh(invoice)
+    assert invoice.status is InvoiceStatus.PAID
+    with pytest.raises(DomainError, match="Bare en åpen eller ikke innkrevbar faktura kan annulleres"):
+        void_invoice(invoice, actor=user, reason="Feil")
+    db.session.rollback()

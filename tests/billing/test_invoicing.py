@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -200,3 +200,42 @@ def test_a_draft_waiting_out_an_outage_is_not_finalised_by_stripe_and_is_sent_on
     assert finished.stripe_step == "sent"
     bill_membership(organisation.membership.id, YEAR, InvoiceKind.MEMBERSHIP)
     assert len(stripe_server.events("invoice.sent")) == 1, "a repeated job sends nothing more"
+
+
+@pytest.mark.parametrize(
+    ("stripe_now", "issued_on", "due_on"),
+    [
+        # Winter time (UTC+1): 23:30 UTC is half past midnight the next day in Oslo, 22:30 UTC still the same day.
+        (datetime(2026, 1, 15, 23, 30, tzinfo=UTC), date(2026, 1, 16), date(2026, 2, 15)),
+        (datetime(2026, 1, 15, 22, 30, tzinfo=UTC), date(2026, 1, 15), date(2026, 2, 14)),
+        # Summer time (UTC+2): 22:30 UTC is already the next day.
+        (datetime(2026, 6, 15, 22, 30, tzinfo=UTC), date(2026, 6, 16), date(2026, 7, 16)),
+    ],
+)
+def test_the_invoice_and_due_dates_are_the_oslo_days_of_stripes_timestamps(
+    app, stripe_server, monkeypatch, stripe_now, issued_on, due_on
+):
+    import time
+
+    monkeypatch.setitem(app.config, "BILLING_DAYS_UNTIL_DUE", 30)
+    stripe_server.advance(int(stripe_now.timestamp()) - int(time.time()))  # Stripe's clock at that moment
+
+    invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP)
+
+    remote = stripe_server.invoice(invoice.stripe_invoice_id)
+    assert remote["status_transitions"]["finalized_at"] - int(stripe_now.timestamp()) < 60
+    assert (invoice.issued_on, invoice.due_on) == (issued_on, due_on)
+
+
+@pytest.mark.parametrize(
+    ("moment", "day"),
+    [
+        (datetime(2026, 3, 28, 23, 30, tzinfo=UTC), date(2026, 3, 29)),  # the night summer time starts
+        (datetime(2026, 10, 24, 22, 30, tzinfo=UTC), date(2026, 10, 25)),  # the night it ends (still UTC+2)
+        (datetime(2026, 10, 25, 22, 30, tzinfo=UTC), date(2026, 10, 25)),  # the evening after (UTC+1)
+    ],
+)
+def test_oslo_date_is_the_day_in_oslo_across_the_clock_changes(moment, day):
+    from crm.i18n import oslo_date
+
+    assert oslo_date(moment) == day

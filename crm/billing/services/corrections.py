@@ -36,19 +36,37 @@ def _locked(invoice: Invoice) -> Invoice:
     return invoice
 
 
+# Stripe voids an open invoice and one marked uncollectible (written off) alike; a paid one only takes credit notes.
+VOIDABLE = (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
+CREDITABLE = (InvoiceStatus.OPEN, InvoiceStatus.PAID)
+
+
+def never_at_stripe(invoice: Invoice) -> bool:
+    """An invoice finalised here that Stripe never had (the offline demo's): no Stripe id, and past the draft stage.
+    A draft without an id may still be on its way to Stripe (its job resumes at ``stripe_step``; see
+    ``is_local_draft``), but only Stripe's answer moves a real invoice out of draft, and that answer carries the id.
+    Voiding or crediting such an invoice is done here, with no Stripe call."""
+    return not invoice.stripe_invoice_id and invoice.status is not InvoiceStatus.DRAFT
+
+
 def void_invoice(invoice: Invoice, *, actor: User, reason: str) -> None:
-    """Record staff's request to void an open invoice and enqueue, after commit, the job that voids it at Stripe
-    (``complete_void``); no Stripe call here. Raises ``DomainError`` (nothing changed) without a reason, unless the
-    invoice is open and at Stripe, or while a void or a credit note of it is still being sent to Stripe."""
+    """Record staff's request to void an open or uncollectible invoice and enqueue, after commit, the job that
+    voids it at Stripe (``complete_void``); no Stripe call here. An invoice that Stripe never had
+    (``never_at_stripe``) is voided here and now instead. Raises ``DomainError`` (nothing changed) without a
+    reason, unless the invoice is open or uncollectible, or while a void or a credit note of it is still being
+    sent to Stripe."""
     if not (reason and reason.strip()):
         raise DomainError(_("Give a reason."), field="reason")
     invoice = _locked(invoice)
     if invoice.void_pending:
         raise DomainError(_("The invoice is already being voided at Stripe."))
-    if invoice.status is not InvoiceStatus.OPEN or not invoice.stripe_invoice_id:
-        raise DomainError(_("Only an open invoice can be voided."))
+    if invoice.status not in VOIDABLE:
+        raise DomainError(_("Only an open or uncollectible invoice can be voided."))
     if invoice.pending_credit_notes:
         raise DomainError(_("A credit note of the invoice is still being sent to Stripe: try again shortly."))
+    if never_at_stripe(invoice):
+        _void_without_stripe(invoice, actor=actor, reason=reason.strip())
+        return
     invoice.void_requested_at = utcnow()
     invoice.void_requested_by_id = actor.id
     invoice.void_reason = reason.strip()
@@ -64,6 +82,20 @@ def void_invoice(invoice: Invoice, *, actor: User, reason: str) -> None:
 
     enqueue_void(invoice)
     logger.info("void of invoice %s requested by %s", invoice.id, actor.email)
+
+
+def _void_without_stripe(invoice: Invoice, *, actor: User, reason: str) -> None:
+    invoice.status = InvoiceStatus.VOID
+    invoice.voided_at = utcnow()
+    invoice.void_error = None
+    db.session.flush()
+    record_audit(
+        "billing.invoice.voided",
+        actor=actor,
+        target=invoice,
+        details={"number": invoice.number, "reason": reason, "without_stripe": True},
+    )
+    logger.info("invoice %s, never at Stripe, voided here by %s", invoice.id, actor.email)
 
 
 def complete_void(invoice: Invoice) -> None:
@@ -110,14 +142,16 @@ def issue_credit_note(invoice: Invoice, amount_ore: int, *, actor: User, reason:
     """Write a pending credit note for part or all of an open or paid invoice, reserve its amount on the invoice
     (``credited_ore``, so what is left to credit counts pending notes) and enqueue, after commit, the job that
     issues it at Stripe (``complete_credit_note``); no Stripe call here. Two submits at once cannot over-credit:
-    the second waits for the first's row lock and sees its reservation.
+    the second waits for the first's row lock and sees its reservation. A note of an invoice that Stripe never had
+    (``never_at_stripe``) is issued here and now instead, numbered after the invoice; one that leaves nothing to
+    pay settles the open invoice, as Stripe does.
 
     Raises ``DomainError`` (nothing changed) for a missing reason, a non-positive amount or more than what is left
-    to credit, unless the invoice is open or paid at Stripe, or while a void of it is pending."""
+    to credit, unless the invoice is open or paid, or while a void of it is pending."""
     if not (reason and reason.strip()):
         raise DomainError(_("Give a reason."), field="reason")
     invoice = _locked(invoice)
-    if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.PAID) or not invoice.stripe_invoice_id:
+    if invoice.status not in CREDITABLE:
         raise DomainError(_("Only an open or paid invoice can be credited."))
     if invoice.void_pending:
         raise DomainError(_("The invoice is being voided at Stripe, so it cannot be credited."))
@@ -131,13 +165,23 @@ def issue_credit_note(invoice: Invoice, amount_ore: int, *, actor: User, reason:
     )
     invoice.credit_notes.append(note)
     invoice.credited_ore += amount_ore
+    local = never_at_stripe(invoice)
+    if local:
+        note.status = CreditNoteStatus.ISSUED
+        note.number = f"{invoice.number}-CN{len(invoice.credit_notes)}"
+        if invoice.status is InvoiceStatus.OPEN and invoice.outstanding_ore == 0:
+            invoice.status, invoice.paid_at = InvoiceStatus.PAID, utcnow()
     db.session.flush()
     record_audit(
         "billing.invoice.credited",
         actor=actor,
         target=invoice,
-        details={"number": invoice.number, "amount_ore": amount_ore, "reason": note.reason},
+        details={"number": invoice.number, "amount_ore": amount_ore, "reason": note.reason}
+        | ({"without_stripe": True} if local else {}),
     )
+    if local:
+        logger.info("credit note %s of invoice %s (never at Stripe) issued by %s", note.id, invoice.id, actor.email)
+        return note
     from crm.billing.jobs import enqueue_credit_note
 
     enqueue_credit_note(note.id)

@@ -29,6 +29,7 @@ from crm.billing.models import (
 from crm.billing.stripe_gateway import StripeGateway, get_gateway
 from crm.errors import DomainError
 from crm.extensions import db
+from crm.i18n import oslo_date
 from crm.mail.services import queue_email
 from crm.members.fees import calculate_fee
 from crm.members.models import Membership, MembershipStatus, Organisation
@@ -342,9 +343,9 @@ def apply_stripe_invoice(invoice: Invoice, data: dict, *, force: bool = False) -
             changed.append(field)
     if transitions.get("finalized_at") and invoice.finalized_at is None:
         invoice.finalized_at = _ts(transitions["finalized_at"])
-        invoice.issued_on = invoice.finalized_at.date() if invoice.finalized_at else None
+        invoice.issued_on = oslo_date(invoice.finalized_at) if invoice.finalized_at else None
     if data.get("due_date") and invoice.due_on is None:
-        invoice.due_on = _ts(data["due_date"]).date()  # type: ignore[union-attr]
+        invoice.due_on = oslo_date(_ts(data["due_date"]))  # type: ignore[arg-type]
     if invoice.stripe_step in ("none", "created", "lines") and invoice.status is not InvoiceStatus.DRAFT:
         invoice.stripe_step = "finalized"  # finalised at Stripe; the job still sends it
     if "total" in data and invoice.status is not InvoiceStatus.DRAFT and data["total"] != invoice.gross_ore:

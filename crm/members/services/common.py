@@ -13,7 +13,7 @@ from stdnum.exceptions import ValidationError
 from stdnum.no import orgnr as stdnum_orgnr
 
 from crm.errors import Conflict, DomainError
-from crm.i18n import OSLO
+from crm.i18n import oslo_date
 from crm.models import utcnow
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def clean_postcode(values: dict[str, Any], prefix: str) -> None:
 
 
 def today() -> date:
-    return utcnow().astimezone(OSLO).date()
+    return oslo_date(utcnow())
 
 
 def add_years(day: date, years: int) -> date:
