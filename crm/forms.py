@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from wtforms import HiddenField, IntegerField
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from wtforms import HiddenField, IntegerField, ValidationError
 from wtforms.validators import Length, NumberRange, Optional
 from wtforms.widgets import HiddenInput
 
+from crm.request_args import FIRST_YEAR, LAST_YEAR
 from crm.submissions import new_submission_token
+
+
+def within_calendar(form: Any, field: Any) -> None:
+    """A validator for every date field: a year from 2000 to 2100. A day at the calendar's edge (0001-01-01,
+    9999-12-31) has no Oslo midnight, next day or deadline to compute, and no member means one."""
+    if field.data and not FIRST_YEAR <= field.data.year <= LAST_YEAR:
+        raise ValidationError(_l("Choose a date between %(first)s and %(last)s.", first=FIRST_YEAR, last=LAST_YEAR))
 
 
 class VersionedForm:

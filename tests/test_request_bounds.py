@@ -22,7 +22,10 @@ from tests.helpers import login
 ARGUMENT = re.compile(r"<(?:([^:<>]+):)?([^<>]+)>")
 
 # Every query parameter some list, filter or export reads as a number (or as a date or an id).
-NUMERIC_PARAMS = ("page", "per_page", "year", "category", "adviser", "sector", "template", "target_id", "from", "to")
+NUMERIC_PARAMS = (
+    "page", "per_page", "year", "category", "adviser", "sector", "template", "target_id", "from", "to",
+    "date_from", "date_to",  # the audit log's dates: 9999-12-31 has no next day, 0001-01-01 no Oslo midnight
+)  # fmt: skip
 HOSTILE_VALUES = ("99999999999999999999", "-5", "0", "abc", "1e3", "²", "12.5", "", "9999-12-31", "0001-01-01")
 STAFF_ROLES = (Role.ADMIN, Role.ADVISER, Role.COORDINATOR, Role.FINANCE)
 
@@ -122,3 +125,50 @@ def test_the_invoice_list_ignores_a_year_out_of_range(client, world):
     login(client, world["staff"])
     response = client.get("/staff/billing/invoices?year=99999999999999999999")
     assert response.status_code == 200
+
+
+def _all_subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _all_subclasses(sub)
+
+
+def test_every_date_field_of_every_form_is_bounded(app):
+    """A date from a form is a number too: 9999-12-31 has no next day and 0001-01-01 no Oslo midnight, so a
+    deadline, a period's end or a filter computed from one would answer 500. Every form's date field takes
+    ``within_calendar``; walking the form classes keeps forms that later features add covered."""
+    from flask_wtf import FlaskForm
+    from wtforms import DateField
+    from wtforms.fields.core import UnboundField
+
+    from crm.forms import within_calendar
+
+    unbounded = []
+    for form in set(_all_subclasses(FlaskForm)):
+        if not form.__module__.startswith("crm."):
+            continue
+        for name in dir(form):
+            field = getattr(form, name, None)
+            if isinstance(field, UnboundField) and issubclass(field.field_class, DateField):
+                validators = field.kwargs.get("validators") or (field.args[1] if len(field.args) > 1 else ())
+                if within_calendar not in validators:
+                    unbounded.append(f"{form.__module__}.{form.__name__}.{name}")
+    assert unbounded == []
+
+
+def test_a_date_beyond_the_calendar_is_a_field_error_and_saves_nothing(client):
+    from crm.advisory.models import CaseTimeEntry
+    from tests.advisory.helpers import build_world
+    from tests.helpers import form_values
+
+    world = build_world()
+    case = make_case(world["a"], requester=world["req"], actor=world["req_user"])
+    db.session.commit()
+    login(client, world["adviser"])
+    form = form_values(client.get(f"/staff/advisory/{case.id}").text, f"/staff/advisory/{case.id}/time")
+    for day in ("9999-12-31", "0001-01-01"):
+        form["time-minutes"], form["time-spent_on"] = "30", day
+        response = client.post(f"/staff/advisory/{case.id}/time", data=form, follow_redirects=True)
+        assert response.status_code < 500
+        assert "Velg en dato mellom 2000 og 2100." in response.text
+    assert db.session.scalar(select(CaseTimeEntry.id).where(CaseTimeEntry.case_id == case.id)) is None

@@ -23,7 +23,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from crm.advisory.attachments import ACCEPT
 from crm.advisory.models import OECD_STEPS, CaseStatus, CaseType, Theme, Urgency, Visibility
-from crm.forms import OnceForm, VersionedForm
+from crm.forms import OnceForm, VersionedForm, within_calendar
 
 
 def _today() -> date:
@@ -53,7 +53,7 @@ class CaseForm(OnceForm, FlaskForm):
     )
     received_on = DateField(
         _l("Date the information request was received"),
-        validators=[Optional()],
+        validators=[Optional(), within_calendar],
         description=_l("For information requests under the Transparency Act: the answer is due three weeks later."),
     )
     subject = StringField(_l("Subject"), validators=[DataRequired(), Length(max=200)])
@@ -140,7 +140,7 @@ class StatusForm(FlaskForm):
 
 class TimeEntryForm(OnceForm, FlaskForm):
     minutes = IntegerField(_l("Minutes"), validators=[DataRequired(), NumberRange(min=1, max=1440)])
-    spent_on = DateField(_l("Date"), default=_today, validators=[DataRequired()])
+    spent_on = DateField(_l("Date"), default=_today, validators=[DataRequired(), within_calendar])
     note = StringField(_l("What was done"), validators=[Optional(), Length(max=500)])
     submit = SubmitField(_l("Log time"))
 
@@ -160,8 +160,8 @@ class ReplyTemplateForm(OnceForm, VersionedForm, FlaskForm):
 class AbsenceForm(OnceForm, VersionedForm, FlaskForm):
     adviser_id = SelectField(_l("Adviser"), coerce=int)
     backup_id = SelectField(_l("Backup"), coerce=int)
-    starts_on = DateField(_l("From"), validators=[DataRequired()])
-    ends_on = DateField(_l("To"), validators=[DataRequired()])
+    starts_on = DateField(_l("From"), validators=[DataRequired(), within_calendar])
+    ends_on = DateField(_l("To"), validators=[DataRequired(), within_calendar])
     note = StringField(_l("Note"), validators=[Optional(), Length(max=200)])
     submit = SubmitField(_l("Save"))
 

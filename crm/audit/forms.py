@@ -3,6 +3,8 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField
 from wtforms.validators import Length, Optional, ValidationError
 
+from crm.forms import within_calendar
+
 
 class AuditFilterForm(FlaskForm):
     """A GET filter: it changes nothing, so it carries no CSRF token."""
@@ -16,8 +18,8 @@ class AuditFilterForm(FlaskForm):
     # filters, so the links in the log's "Target" column work for every entry.
     target_type = SelectField(_l("Target type"), validators=[Optional(), Length(max=50)], validate_choice=False)
     target_id = StringField(_l("Target id"), validators=[Optional(), Length(max=64)])
-    date_from = DateField(_l("From date"), validators=[Optional()])
-    date_to = DateField(_l("To date"), validators=[Optional()])
+    date_from = DateField(_l("From date"), validators=[Optional(), within_calendar])
+    date_to = DateField(_l("To date"), validators=[Optional(), within_calendar])
 
     def validate_date_to(self, field: DateField) -> None:
         if field.data and self.date_from.data and field.data < self.date_from.data:

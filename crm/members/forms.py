@@ -25,7 +25,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
 
-from crm.forms import OnceForm, VersionedForm
+from crm.forms import OnceForm, VersionedForm, within_calendar
 from crm.members.models import ContactRole, MembershipStatus, OrganisationKind, TransparencyScope
 
 
@@ -159,17 +159,17 @@ class ContactForm(OnceForm, VersionedForm, ValuesForm):
 
 
 class DeactivateContactForm(FlaskForm):
-    left_on = DateField(_l("Left on"), default=_today, validators=[DataRequired()])
+    left_on = DateField(_l("Left on"), default=_today, validators=[DataRequired(), within_calendar])
     submit = SubmitField(_l("Mark as left"))
 
 
 class StatusForm(FlaskForm):
     # Any value is passed on: the service refuses a transition the lifecycle does not allow, with its reason.
     to_status = SelectField(_l("New status"), validators=[DataRequired()], validate_choice=False)
-    on_date = DateField(_l("Date"), default=_today, validators=[DataRequired()])
+    on_date = DateField(_l("Date"), default=_today, validators=[DataRequired(), within_calendar])
     end_on = DateField(
         _l("Membership ends on"),
-        validators=[Optional()],
+        validators=[Optional(), within_calendar],
         description=_l("Only when notice is given; default 31 December."),
     )
     reason = TextAreaField(_l("Reason"), validators=[Optional(), Length(max=2000)])
@@ -183,7 +183,7 @@ class MembershipForm(VersionedForm, FlaskForm):
     category_id = SelectField(_l("Category"), coerce=int)
     adviser_id = SelectField(_l("Adviser"), coerce=int)
     principles_version = StringField(_l("Principles version"), validators=[Optional(), Length(max=20)])
-    principles_accepted_on = DateField(_l("Principles accepted on"), validators=[Optional()])
+    principles_accepted_on = DateField(_l("Principles accepted on"), validators=[Optional(), within_calendar])
     submit = SubmitField(_l("Save"))
 
 
