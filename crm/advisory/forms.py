@@ -101,7 +101,7 @@ class MessageForm(OnceForm, FlaskForm):
     submit = SubmitField(_l("Send"))
 
 
-class UploadForm(FlaskForm):
+class UploadForm(OnceForm, FlaskForm):
     files = _files_field(_l("Add files"))
     submit = SubmitField(_l("Upload"))
 

@@ -220,3 +220,43 @@ def test_a_new_case_sent_twice_opens_one_case(client, member_world):
     assert [a.status_code for a in answers] == [302, 302]
     assert answers[0].location == answers[1].location == f"/portal/advisory/{case.id}"
     assert db.session.scalar(select(func.count()).select_from(Case)) == 1
+
+
+# --- files uploaded twice ------------------------------------------------------------------------------------
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def _attachments(case) -> int:
+    from crm.advisory.models import CaseAttachment
+
+    return db.session.scalar(select(func.count()).select_from(CaseAttachment).filter_by(case_id=case.id))
+
+
+def _upload_twice(client, page: str, action: str) -> list:
+    import io
+
+    form = _open(client, page, action=action)  # with its one-time token, so that a second sending finds the first
+    files = [("rapport.pdf", PDF), ("vedlegg.pdf", PDF + b"%2\n")]
+    return [
+        client.post(
+            action,
+            data={**form.to_dict(), "upload-files": [(io.BytesIO(data), name) for name, data in files]},
+            content_type="multipart/form-data",
+        )
+        for _ in range(2)
+    ]
+
+
+def test_files_uploaded_twice_by_staff_are_stored_once(client, world):
+    case = _case(world)
+    answers = _upload_twice(client, f"/staff/advisory/{case.id}", f"/staff/advisory/{case.id}/files")
+    assert [a.status_code for a in answers] == [302, 302] and answers[0].location == answers[1].location
+    assert _attachments(case) == 2
+
+
+def test_files_uploaded_twice_by_a_member_are_stored_once(client, member_world):
+    case = _case(member_world)
+    answers = _upload_twice(client, f"/portal/advisory/{case.id}", f"/portal/advisory/{case.id}/files")
+    assert [a.status_code for a in answers] == [302, 302] and answers[0].location == answers[1].location
+    assert _attachments(case) == 2
