@@ -333,3 +333,20 @@ def test_a_status_change_from_a_page_without_the_opened_status_goes_ahead(client
     assert client.post(f"/staff/advisory/{case.id}/status", data=mine).status_code == 302
     db.session.refresh(case)
     assert case.status is CaseStatus.IN_PROGRESS
+
+
+def test_a_reassignment_that_loses_the_race_to_a_colleagues_is_refused(world):
+    """This request read the case (assigned to the adviser) and its form says the same; a concurrent request
+    unassigns the case before this one writes. The check reads the row again (under a lock on PostgreSQL), so it
+    sees the colleague's change instead of the request's own copy."""
+    from crm.advisory.models import Case
+    from crm.errors import StaleEdit
+
+    case = _case(world)
+    adviser = world["adviser"]
+    services.reassign_case(case, assignee=adviser, note=None, actor=adviser)
+    db.session.commit()
+    assert case.assignee_id == adviser.id  # this request has read the row
+    db.session.execute(Case.__table__.update().where(Case.id == case.id).values(assignee_id=None))
+    with pytest.raises(StaleEdit):
+        services.reassign_case(case, assignee=world["backup"], note=None, actor=adviser, assigned_was=adviser.id)
