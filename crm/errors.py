@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,6 +73,32 @@ def check_version(record: Any, version: int | None) -> None:
         from crm.models import utcnow
 
         record.updated_at = utcnow()
+
+
+class Unchecked(enum.Enum):
+    """``UNCHECKED``: no form asks for a ``check_unchanged`` (an import, a job, a rule). ``None`` cannot say
+    that: it is a value the check compares (an unassigned case)."""
+
+    UNCHECKED = "unchecked"
+
+
+UNCHECKED = Unchecked.UNCHECKED
+
+
+def check_unchanged(record: Any, attribute: str, opened: Any) -> None:
+    """Refuse (``StaleEdit``) a save from a form opened when ``record.<attribute>`` was ``opened`` (a case's
+    assignee, a status) now that it is something else: the check for a change to one value of a row that has no
+    version, or whose version also counts saves that do not touch that value. ``UNCHECKED`` means no check.
+
+    The value is read again under a row lock (PostgreSQL; SQLite lets one writer in at a time anyway): of two
+    saves from forms opened at the same value, the second waits for the first's commit and is refused."""
+    if opened is UNCHECKED:
+        return
+    from crm.extensions import db
+
+    db.session.refresh(record, with_for_update=True)
+    if getattr(record, attribute) != opened:
+        raise StaleEdit()
 
 
 def commit_action(action: Callable[[], Any]) -> Any:

@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
+    HiddenField,
     IntegerField,
     MultipleFileField,
     RadioField,
@@ -19,7 +20,8 @@ from wtforms import (
     ValidationError,
     widgets,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, Optional
+from wtforms.widgets import HiddenInput
 
 from crm.advisory.attachments import ACCEPT
 from crm.advisory.models import OECD_STEPS, CaseStatus, CaseType, Theme, Urgency, Visibility
@@ -101,7 +103,7 @@ class MessageForm(OnceForm, FlaskForm):
     submit = SubmitField(_l("Send"))
 
 
-class UploadForm(FlaskForm):
+class UploadForm(OnceForm, FlaskForm):
     files = _files_field(_l("Add files"))
     submit = SubmitField(_l("Upload"))
 
@@ -129,12 +131,16 @@ class NoteForm(OnceForm, FlaskForm):
 
 class ReassignForm(FlaskForm):
     assignee_id = SelectField(_l("Assignee"), coerce=int)
+    # The assignee (0: unassigned) when the form was opened: a colleague's reassignment since is not overwritten.
+    assigned_was = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(min=0, max=2**31 - 1)])
     note = TextAreaField(_l("Note (internal)"), validators=[Optional(), Length(max=2000)])
     submit = SubmitField(_l("Reassign"))
 
 
 class StatusForm(FlaskForm):
     status = SelectField(_l("New status"))
+    # The status when the form was opened: a change by a colleague since makes the form outdated.
+    status_was = HiddenField(validators=[Optional(), AnyOf([s.value for s in CaseStatus])])
     submit = SubmitField(_l("Change status"))
 
 

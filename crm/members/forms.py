@@ -13,6 +13,7 @@ from wtforms import (
     DateField,
     DecimalField,
     EmailField,
+    HiddenField,
     IntegerField,
     SelectField,
     SelectMultipleField,
@@ -23,7 +24,7 @@ from wtforms import (
     ValidationError,
     widgets,
 )
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
+from wtforms.validators import AnyOf, DataRequired, Email, Length, NumberRange, Optional, Regexp
 
 from crm.forms import OnceForm, VersionedForm, within_calendar
 from crm.members.models import ContactRole, MembershipStatus, OrganisationKind, TransparencyScope
@@ -173,6 +174,8 @@ class StatusForm(FlaskForm):
         description=_l("Only when notice is given; default 31 December."),
     )
     reason = TextAreaField(_l("Reason"), validators=[Optional(), Length(max=2000)])
+    # The membership's status when the form was opened: a change by a colleague since makes the form outdated.
+    status_was = HiddenField(validators=[Optional(), AnyOf([s.value for s in MembershipStatus])])
     submit = SubmitField(_l("Change status"))
 
     def set_choices(self, allowed: list[MembershipStatus]) -> None:

@@ -220,3 +220,133 @@ def test_a_new_case_sent_twice_opens_one_case(client, member_world):
     assert [a.status_code for a in answers] == [302, 302]
     assert answers[0].location == answers[1].location == f"/portal/advisory/{case.id}"
     assert db.session.scalar(select(func.count()).select_from(Case)) == 1
+
+
+# --- files uploaded twice ------------------------------------------------------------------------------------
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def _attachments(case) -> int:
+    from crm.advisory.models import CaseAttachment
+
+    return db.session.scalar(select(func.count()).select_from(CaseAttachment).filter_by(case_id=case.id))
+
+
+def _upload_twice(client, page: str, action: str) -> list:
+    import io
+
+    form = _open(client, page, action=action)  # with its one-time token, so that a second sending finds the first
+    files = [("rapport.pdf", PDF), ("vedlegg.pdf", PDF + b"%2\n")]
+    return [
+        client.post(
+            action,
+            data={**form.to_dict(), "upload-files": [(io.BytesIO(data), name) for name, data in files]},
+            content_type="multipart/form-data",
+        )
+        for _ in range(2)
+    ]
+
+
+def test_files_uploaded_twice_by_staff_are_stored_once(client, world):
+    case = _case(world)
+    answers = _upload_twice(client, f"/staff/advisory/{case.id}", f"/staff/advisory/{case.id}/files")
+    assert [a.status_code for a in answers] == [302, 302] and answers[0].location == answers[1].location
+    assert _attachments(case) == 2
+
+
+def test_files_uploaded_twice_by_a_member_are_stored_once(client, member_world):
+    case = _case(member_world)
+    answers = _upload_twice(client, f"/portal/advisory/{case.id}", f"/portal/advisory/{case.id}/files")
+    assert [a.status_code for a in answers] == [302, 302] and answers[0].location == answers[1].location
+    assert _attachments(case) == 2
+
+
+# --- assignee and status changed by a colleague meanwhile ------------------------------------------------------
+
+
+def _case_page_form(client, case, section: str):
+    return _open(client, f"/staff/advisory/{case.id}", action=f"/staff/advisory/{case.id}/{section}")
+
+
+@pytest.mark.parametrize("opened_assigned", [True, False], ids=["was-assigned", "was-unassigned"])
+def test_a_reassignment_from_an_outdated_form_does_not_overwrite_a_colleagues(client, world, opened_assigned):
+    case = _case(world)
+    adviser, backup = world["adviser"], world["backup"]
+    services.reassign_case(case, assignee=adviser if opened_assigned else None, note=None, actor=adviser)
+    mine = _case_page_form(client, case, "reassign")
+    # Meanwhile a colleague moves the case: unassigns it, or takes it (None and an adviser are both an assignee).
+    services.reassign_case(case, assignee=None if opened_assigned else backup, note=None, actor=backup)
+    db.session.commit()
+    colleagues = case.assignee_id
+
+    mine["reassign-assignee_id"], mine["reassign-note"] = str(backup.id if opened_assigned else adviser.id), "Tar den"
+    response = client.post(f"/staff/advisory/{case.id}/reassign", data=mine)
+
+    assert response.status_code == 409 and STALE in response.text
+    shown = form_values(response.text, f"/staff/advisory/{case.id}/reassign")  # the current assignee, to go on from
+    assert shown["reassign-assignee_id"] == shown["reassign-assigned_was"] == str(colleagues or 0)
+    db.session.refresh(case)
+    assert case.assignee_id == colleagues and _messages(case, body="Tar den") == 0
+    shown["reassign-assignee_id"] = str(adviser.id)  # the re-shown form is current: sending it now works
+    assert client.post(f"/staff/advisory/{case.id}/reassign", data=shown).status_code == 302
+    db.session.refresh(case)
+    assert case.assignee_id == adviser.id
+
+
+def test_a_reassignment_from_a_page_without_the_opened_assignee_goes_ahead(client, world):
+    """A page opened before the form carried its assignee is sent as before."""
+    case = _case(world)
+    mine = _case_page_form(client, case, "reassign")
+    mine.pop("reassign-assigned_was", None)
+    mine["reassign-assignee_id"] = str(world["backup"].id)
+    assert client.post(f"/staff/advisory/{case.id}/reassign", data=mine).status_code == 302
+    db.session.refresh(case)
+    assert case.assignee_id == world["backup"].id
+
+
+def test_a_status_change_from_an_outdated_form_is_refused(client, world):
+    from crm.advisory.models import CaseStatus
+
+    case = _case(world)
+    mine = _case_page_form(client, case, "status")
+    services.change_status(case, CaseStatus.WAITING_FOR_MEMBER, actor=world["backup"])
+    db.session.commit()
+
+    mine["status-status"] = CaseStatus.RESOLVED.value  # a next step from the status the form was opened at
+    response = client.post(f"/staff/advisory/{case.id}/status", data=mine)
+
+    assert response.status_code == 409 and STALE in response.text
+    shown = form_values(response.text, f"/staff/advisory/{case.id}/status")
+    assert shown["status-status_was"] == CaseStatus.WAITING_FOR_MEMBER.value
+    db.session.refresh(case)
+    assert case.status is CaseStatus.WAITING_FOR_MEMBER
+
+
+def test_a_status_change_from_a_page_without_the_opened_status_goes_ahead(client, world):
+    from crm.advisory.models import CaseStatus
+
+    case = _case(world)
+    mine = _case_page_form(client, case, "status")
+    mine.pop("status-status_was", None)
+    mine["status-status"] = CaseStatus.IN_PROGRESS.value
+    assert client.post(f"/staff/advisory/{case.id}/status", data=mine).status_code == 302
+    db.session.refresh(case)
+    assert case.status is CaseStatus.IN_PROGRESS
+
+
+def test_a_reassignment_that_loses_the_race_to_a_colleagues_is_refused(world):
+    """This request read the case (assigned to the adviser) and its form says the same; a concurrent request
+    unassigns the case before this one writes. The check reads the row again (under a lock on PostgreSQL), so it
+    sees the colleague's change instead of the request's own copy."""
+    from crm.advisory.models import Case
+    from crm.errors import StaleEdit
+
+    case = _case(world)
+    adviser = world["adviser"]
+    services.reassign_case(case, assignee=adviser, note=None, actor=adviser)
+    db.session.commit()
+    assert case.assignee_id == adviser.id  # this request has read the row
+    db.session.execute(Case.__table__.update().where(Case.id == case.id).values(assignee_id=None))
+    with pytest.raises(StaleEdit):
+        services.reassign_case(case, assignee=world["backup"], note=None, actor=adviser, assigned_was=adviser.id)

@@ -312,3 +312,33 @@ def test_a_fee_override_from_an_outdated_form_is_refused(client, staff):
     assert STALE in response.text and "Avtale med styret" in response.text
     db.session.refresh(membership)
     assert membership.fee_override_ore == 500_000
+
+
+def test_a_membership_status_change_from_an_outdated_form_is_refused(client, staff):
+    org = make_organisation(name="Alfa AS", status=MembershipStatus.ACTIVE)
+    membership = org.membership
+    url = f"/staff/members/{org.id}/status"
+    mine = _open(client, url)
+    colleague = make_staff(Role.COORDINATOR)
+    services.change_membership_status(membership, MembershipStatus.NOTICE_GIVEN, actor=colleague, reason="Oppsagt")
+    db.session.commit()
+
+    mine["to_status"], mine["reason"] = MembershipStatus.ENDED.value, "Sluttet"  # also a step from notice given
+    response = client.post(url, data=mine)
+
+    assert response.status_code == 409 and STALE in response.text
+    shown = form_values(response.text)  # the form is at the current status, to go on from
+    assert shown["status_was"] == MembershipStatus.NOTICE_GIVEN.value and not shown["reason"].strip()
+    db.session.refresh(membership)
+    assert membership.status is MembershipStatus.NOTICE_GIVEN
+
+
+def test_a_membership_status_change_from_a_page_without_the_opened_status_goes_ahead(client, staff):
+    org = make_organisation(name="Alfa AS", status=MembershipStatus.ACTIVE)
+    url = f"/staff/members/{org.id}/status"
+    mine = _open(client, url)
+    mine.pop("status_was", None)
+    mine["to_status"], mine["reason"] = MembershipStatus.NOTICE_GIVEN.value, "Oppsagt"
+    assert client.post(url, data=mine).status_code == 302
+    db.session.refresh(org.membership)
+    assert org.membership.status is MembershipStatus.NOTICE_GIVEN

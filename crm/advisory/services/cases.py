@@ -33,7 +33,7 @@ from crm.advisory.models import (
 from crm.advisory.services.admin import absence_on
 from crm.audit.services import record_audit
 from crm.auth.models import Role, User
-from crm.errors import DomainError, PermissionDenied
+from crm.errors import UNCHECKED, DomainError, PermissionDenied, Unchecked, check_unchanged
 from crm.extensions import db
 from crm.members.models import Contact, ContactRole, ContactRoleAssignment, Organisation
 from crm.members.services.portal import is_main_contact
@@ -206,8 +206,17 @@ def _apply_status(case: Case, new: CaseStatus, now: datetime) -> None:
     case.last_activity_at = now
 
 
-def change_status(case: Case, new: CaseStatus, *, actor: User, now: datetime | None = None) -> None:
-    """A staff status change, allowed by ``STAFF_TRANSITIONS``; raises ``DomainError`` otherwise."""
+def change_status(
+    case: Case,
+    new: CaseStatus,
+    *,
+    actor: User,
+    now: datetime | None = None,
+    status_was: CaseStatus | Unchecked = UNCHECKED,
+) -> None:
+    """A staff status change, allowed by ``STAFF_TRANSITIONS``; raises ``DomainError`` otherwise, and ``StaleEdit``
+    when the case has left ``status_was`` (the status its form was opened at) since."""
+    check_unchanged(case, "status", status_was)
     if new not in STAFF_TRANSITIONS[case.status]:
         raise DomainError(
             _("A case cannot go from “%(old)s” to “%(new)s”.", old=case.status.label, new=new.label), field="status"
@@ -226,8 +235,18 @@ def _move(case: Case, new: CaseStatus, *, actor: User, now: datetime) -> None:
     logger.info("case %s %s -> %s actor=%s", case.id, old.value, new.value, actor.id)
 
 
-def reassign_case(case: Case, *, assignee: User | None, note: str | None, actor: User) -> None:
-    """Give the case to another adviser (or back to the unassigned queue), with an optional internal note."""
+def reassign_case(
+    case: Case,
+    *,
+    assignee: User | None,
+    note: str | None,
+    actor: User,
+    assigned_was: int | Unchecked | None = UNCHECKED,
+) -> None:
+    """Give the case to another adviser (or back to the unassigned queue), with an optional internal note.
+    ``StaleEdit`` when the case's assignee is no longer ``assigned_was`` (the adviser id its form was opened
+    with, ``None`` for unassigned): a colleague reassigned it meanwhile, and that is not overwritten."""
+    check_unchanged(case, "assignee_id", assigned_was)
     if assignee is not None and not (assignee.is_enabled and assignee.has_role(Role.ADVISER, Role.ADMIN)):
         raise DomainError(_("Cases can only go to advisers."), field="assignee_id")
     old = case.assignee_id

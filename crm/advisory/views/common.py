@@ -11,6 +11,7 @@ from crm.advisory.models import Case, CaseAttachment, CaseMessage
 from crm.auth.models import User
 from crm.errors import DomainError, field_error
 from crm.extensions import db
+from crm.submissions import create_once
 
 bp = Blueprint("advisory", __name__, url_prefix="/staff/advisory")
 portal_bp = Blueprint("advisory_portal", __name__, url_prefix="/portal/advisory")
@@ -27,14 +28,19 @@ def check_all(files: list[FileStorage]) -> None:
     check_uploads(files)
 
 
-def store_all(case: Case, files: list[FileStorage], *, actor: User, message: CaseMessage | None = None) -> None:
-    for upload in files:
+def store_all(
+    case: Case, files: list[FileStorage], *, actor: User, message: CaseMessage | None = None
+) -> list[CaseAttachment]:
+    return [
         store_attachment(case, filename=upload.filename, stream=upload.stream, actor=actor, message=message)
+        for upload in files
+    ]
 
 
 def add_files(case: Case, form, *, actor: User) -> bool:
     """The upload form's files checked and stored on the case (not committed); False with the form's errors set
-    when the form is invalid, no file was chosen, or a file is refused."""
+    when the form is invalid, no file was chosen, or a file is refused. The same form sent again (a double click,
+    a browser retry) stores nothing more: its one-time token finds the first sending's files."""
     files = uploads(form)
     if not files:
         form.validate_on_submit()
@@ -44,7 +50,7 @@ def add_files(case: Case, form, *, actor: User) -> bool:
         return False
     try:
         check_all(files)
-        store_all(case, files, actor=actor)
+        create_once(form.submission.data, CaseAttachment, lambda: store_all(case, files, actor=actor)[0])
     except DomainError as exc:
         field_error(form, exc)
         return False

@@ -54,7 +54,7 @@ from crm.advisory.views.common import (
 from crm.audit.details import names_from, register_audit_details
 from crm.auth.access import staff_required
 from crm.auth.models import Role
-from crm.errors import DomainError, StaleEdit, attempt, commit_action, field_error
+from crm.errors import UNCHECKED, DomainError, StaleEdit, attempt, commit_action, field_error
 from crm.extensions import db
 from crm.mail.services import register_body_readers
 from crm.members.panels import register_panel
@@ -98,16 +98,30 @@ def queue():
     )
 
 
-def _reassign_form() -> ReassignForm:
-    form = ReassignForm(prefix="reassign")
+def _reassign_form(case: Case, *, current: bool = False) -> ReassignForm:
+    """The assignee form: the posted values, or (``current``: to show, or after a refused save) the saved ones.
+    A post without ``assigned_was`` (a page from before it) is checked against the case's own assignee."""
+    saved = {"assignee_id": case.assignee_id or 0, "assigned_was": case.assignee_id or 0}
+    form = (
+        ReassignForm(prefix="reassign", formdata=None, data=saved)
+        if current
+        else ReassignForm(prefix="reassign", data=saved)
+    )
     form.assignee_id.choices = [(0, _("Unassigned")), *((u.id, u.full_name) for u in services.advisers())]
     return form
 
 
-def _status_form(case: Case) -> StatusForm:
-    form = StatusForm(prefix="status")
+def _status_form(case: Case, *, current: bool = False) -> StatusForm:
+    """The status form, ``current`` as for ``_reassign_form``; ``status_was`` the status it was opened at."""
+    saved = {"status_was": case.status.value}
+    form = (
+        StatusForm(prefix="status", formdata=None, data=saved) if current else StatusForm(prefix="status", data=saved)
+    )
+    # The next steps from the status the form was opened at: a post from an outdated form reaches the service's
+    # check and its clear refusal, not "not a valid choice".
+    opened = next((s for s in CaseStatus if s.value == form.status_was.data), case.status)
     order = list(CaseStatus)
-    form.status.choices = [(s.value, s.label) for s in sorted(services.STAFF_TRANSITIONS[case.status], key=order.index)]
+    form.status.choices = [(s.value, s.label) for s in sorted(services.STAFF_TRANSITIONS[opened], key=order.index)]
     return form
 
 
@@ -127,9 +141,7 @@ def _render_case(case: Case, **forms):
         .options(selectinload(CaseMessage.author), selectinload(CaseMessage.attachments))
         .order_by(CaseMessage.created_at, CaseMessage.id)
     ).all()
-    reassign = forms.pop("reassign", None) or _reassign_form()
-    if request.method == "GET":
-        reassign.assignee_id.data = case.assignee_id or 0
+    reassign = forms.pop("reassign", None) or _reassign_form(case, current=True)
     return render_template(
         "advisory/staff_case.html",
         case=case,
@@ -137,7 +149,7 @@ def _render_case(case: Case, **forms):
         reply=reply,
         note=forms.pop("note", None) or NoteForm(prefix="note"),
         reassign=reassign,
-        status=forms.pop("status", None) or _status_form(case),
+        status=forms.pop("status", None) or _status_form(case, current=True),
         time=forms.pop("time", None) or TimeEntryForm(prefix="time"),
         upload=forms.pop("upload", None) or UploadForm(prefix="upload"),
         # Filled in here (placeholders are the server's business); app.js inserts the text at the cursor.
@@ -231,18 +243,31 @@ def note(case_id: int):
 @staff_required(*TEAM)
 def reassign(case_id: int):
     case = _case(case_id)
-    form = _reassign_form()
+    form = _reassign_form(case)
+    status = 400
     if form.validate_on_submit():
         from crm.auth.models import User
 
         assignee = db.session.get(User, form.assignee_id.data) if form.assignee_id.data else None
+        reassign = partial(
+            services.reassign_case,
+            case,
+            assignee=assignee,
+            note=form.note.data,
+            actor=current_user,
+            # 0 is "opened unassigned"; an empty field is no check (as a page from before the field).
+            assigned_was=UNCHECKED if form.assigned_was.data is None else form.assigned_was.data or None,
+        )
         try:
-            services.reassign_case(case, assignee=assignee, note=form.note.data, actor=current_user)
+            commit_action(reassign)
+        except StaleEdit as exc:
+            field_error(form, exc)
+            form, status = _reassign_form(case, current=True), exc.status_code
         except DomainError as exc:
             field_error(form, exc)
         else:
             return _done(case, _("The case is reassigned."))
-    return _render_case(case, reassign=form), 400
+    return _render_case(case, reassign=form), status
 
 
 @bp.route("/<int:case_id>/status", methods=["POST"])
@@ -250,14 +275,25 @@ def reassign(case_id: int):
 def change_status(case_id: int):
     case = _case(case_id)
     form = _status_form(case)
+    status = 400
     if form.validate_on_submit():
+        change = partial(
+            services.change_status,
+            case,
+            CaseStatus(form.status.data),
+            actor=current_user,
+            status_was=CaseStatus(form.status_was.data) if form.status_was.data else UNCHECKED,
+        )
         try:
-            services.change_status(case, CaseStatus(form.status.data), actor=current_user)
+            commit_action(change)
+        except StaleEdit as exc:
+            field_error(form, exc)
+            form, status = _status_form(case, current=True), exc.status_code
         except DomainError as exc:
             field_error(form, exc)
         else:
             return _done(case, _("The status is changed."))
-    return _render_case(case, status=form), 400
+    return _render_case(case, status=form), status
 
 
 @bp.route("/<int:case_id>/time", methods=["POST"])

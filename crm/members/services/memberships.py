@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from crm.audit.services import record_audit
 from crm.auth.models import User
-from crm.errors import DomainError, check_version
+from crm.errors import UNCHECKED, DomainError, Unchecked, check_unchanged, check_version
 from crm.extensions import db
 from crm.members.models import (
     Membership,
@@ -77,6 +77,7 @@ def change_membership_status(
     on_date: date | None = None,
     end_on: date | None = None,
     side_effects: bool = True,
+    status_was: MembershipStatus | Unchecked = UNCHECKED,
 ) -> MembershipEvent:
     """Move the membership along its lifecycle, recording the event and an audit entry.
 
@@ -87,8 +88,10 @@ def change_membership_status(
     registered listeners run (billing's pro-rata invoice); ``side_effects=False`` skips both, for history
     recorded after the fact such as demo data. The event's ``invited`` lists who was invited. Ending the
     membership ends their portal access by itself (the portal checks the status on every request).
-    Raises ``DomainError`` for a transition the lifecycle does not allow.
+    Raises ``DomainError`` for a transition the lifecycle does not allow, and ``StaleEdit`` when the membership
+    has left ``status_was`` (the status its form was opened at) since.
     """
+    check_unchanged(membership, "status", status_was)
     from_status = membership.status
     on_date = on_date or today()
     if to_status not in ALLOWED_TRANSITIONS[from_status]:

@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 from crm.auth.access import staff_required
 from crm.auth.models import Role, User
-from crm.errors import DomainError, Outcome, attempt, field_error
+from crm.errors import UNCHECKED, DomainError, Outcome, attempt
 from crm.extensions import db
 from crm.members import services
 from crm.members.brreg import BrregError, BrregSubUnit, BrregUnavailable, lookup
@@ -334,28 +334,42 @@ def invite_contact(contact_id: int):
 def change_status(organisation_id: int):
     organisation = db.get_or_404(Organisation, organisation_id)
     membership = organisation.membership
-    form = StatusForm()
-    form.set_choices(services.allowed_transitions(membership.status))
+    form = _membership_status_form(membership)
+    saved = Outcome(ok=False)
     if form.validate_on_submit():
-        try:
-            event = services.change_membership_status(
+        saved = save_form(
+            form,
+            lambda: services.change_membership_status(
                 membership,
                 _status_from_form(form.to_status.data),
                 actor=current_user,
                 reason=form.reason.data,
                 on_date=form.on_date.data,
                 end_on=form.end_on.data,
-            )
-        except DomainError as exc:
-            field_error(form, exc)
-        else:
-            invited = ", ".join(contact.name for contact in event.invited)
-            db.session.commit()
+                status_was=_status_from_form(form.status_was.data) if form.status_was.data else UNCHECKED,
+            ),
+        )
+        if saved.ok:
+            invited = ", ".join(contact.name for contact in saved.result.invited)
             flash(_("The membership is now: %(status)s.", status=membership.status.label), "success")
             if invited:
                 flash(_("A portal invitation was sent by email to %(names)s.", names=invited), "info")
             return redirect(url_for("members.show", organisation_id=organisation.id, tab="membership"))
-    return render_template("members/status_form.html", form=form, organisation=organisation, membership=membership)
+        if saved.stale:
+            form = _membership_status_form(membership, current=True)
+    return render_template(
+        "members/status_form.html", form=form, organisation=organisation, membership=membership
+    ), saved.status
+
+
+def _membership_status_form(membership, *, current: bool = False) -> StatusForm:
+    """The status form: the posted values, or (``current``: after a refused save) an empty one at the saved
+    status. ``status_was`` is the status it was opened at; a post without it (a page from before the field) is
+    checked against the membership's own status."""
+    saved = {"status_was": membership.status.value}
+    form = StatusForm(formdata=None, data=saved) if current else StatusForm(data=saved)
+    form.set_choices(services.allowed_transitions(membership.status))
+    return form
 
 
 def _status_from_form(value: str) -> MembershipStatus:
