@@ -87,6 +87,7 @@ def test_a_billing_run_completes_and_a_member_pays_in_test_mode(make_run, page):
     page.goto(f"{base}/staff/billing/invoices?year=2026&status=open")
     page.locator("tbody tr td:first-child > a:first-child").first.click()
     expect(page.locator("#never-at-stripe")).to_be_visible()
+    expect(page.get_by_text("Ferdigstilt her, uten Stripe")).to_be_visible()
     page.locator("#void-reason").fill("Dobbeltfakturert")
     page.get_by_role("button", name="Annuller fakturaen").click()
     expect(page.get_by_text("Fakturaen er annullert, uten Stripe: Stripe har aldri hatt den.")).to_be_visible()
