@@ -78,7 +78,8 @@ def _set_state(invoice: Invoice, status: InvoiceStatus, age: int, serial: int) -
     invoice.number = f"DEMO-{invoice.year}-{serial:04d}"
     invoice.issued_on = issued
     invoice.due_on = issued + timedelta(days=30)
-    invoice.finalized_at = _at(issued)
+    # Written on the invoice date, like a real one: its history would otherwise start when the demo was loaded.
+    invoice.created_at = invoice.finalized_at = _at(issued)
     invoice.stripe_step = "sent"  # a job for it has nothing left to do: no Stripe call, ever
     overdue = (now - invoice.due_on).days
     if status is S.OPEN and overdue >= 7:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 from crm.audit.models import AuditEntry
 from crm.auth.models import User
 from crm.billing.models import BillingRun, BillingRunItem, Invoice, InvoiceStatus, RunItemStatus, StripeEvent
+from crm.billing.services import never_at_stripe
 from crm.extensions import db
 from crm.i18n import OSLO
 from crm.members.models import Membership, MembershipCategory
@@ -237,6 +238,8 @@ def invoice_events(invoice: Invoice) -> list[dict[str, Any]]:
     reported = {event.type for event in stripe_events} | {entry.action for entry in entries}
     for column, label, reported_by in MILESTONES:
         at = getattr(invoice, column)
+        if column == "finalized_at" and never_at_stripe(invoice):
+            label = _l("Finalised here, without Stripe")  # the offline demo's invoices
         if at is not None and not reported_by & reported:
             history.append({"at": at, "what": label, "who": None})
     # Creation comes first whatever the clocks say (Stripe stamps whole seconds, we stamp microseconds).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from crm.billing.demo import load_billing_demo
-from crm.billing.listing import InvoiceFilters, search_invoices
+from crm.billing.listing import InvoiceFilters, invoice_events, search_invoices
 from crm.billing.models import CreditNote, Invoice, InvoiceStatus
 from crm.billing.services import today
 from crm.demo import load_demo
@@ -36,3 +36,18 @@ def test_loading_the_demo_queues_no_billing_jobs(app):
     load_demo()
     db.session.commit()
     assert get_queue("billing").count == 0
+
+
+def test_a_demo_invoice_s_history_starts_when_it_was_issued_and_never_claims_stripe(app):
+    # Stripe never had the demo's invoices (the page says "Ikke sendt til Stripe"), and they were written
+    # weeks ago, not when the demo was loaded.
+    load_demo()
+    invoice = db.session.scalars(
+        select(Invoice).where(Invoice.reminder_21_sent_at.is_not(None)).order_by(Invoice.id)
+    ).first()
+    with app.test_request_context("/"):
+        history = [(item["at"], str(item["what"])) for item in invoice_events(invoice)]
+    created_at, finalised_at = history[-1][0], dict((what, at) for at, what in history)["Ferdigstilt her, uten Stripe"]
+    assert "Ferdigstilt hos Stripe" not in {what for _, what in history}
+    assert history[-1][1] == "Faktura opprettet"
+    assert created_at <= finalised_at < dict((what, at) for at, what in history)["Påminnelse sendt"]

@@ -1,5 +1,7 @@
 """``make run`` with no Stripe key, as a newcomer meets it: a billing run completes through the local Stripe server,
-the pages say "test mode", and a member pays on the hosted invoice page, whose webhook marks the invoice paid.
+the pages say "test mode", finance voids one of the run's invoices and credits another at the local Stripe server
+(and voids one of the demo's own invoices, which Stripe never had, here), and a member pays on the hosted invoice
+page, whose webhook marks the invoice paid.
 
 One ``python -m crm.devserver`` (embedded Redis, web server, worker, local Stripe) on the demo data, in Chromium.
 """
@@ -52,6 +54,46 @@ def test_a_billing_run_completes_and_a_member_pays_in_test_mode(make_run, page):
     assert int(page.locator('[data-count="done"]').inner_text()) > 0
     assert serious_accessibility_problems(page) == []
     page.screenshot(path=ARTIFACTS / "make-run-billing-run.png", full_page=True)
+
+    # Two of the run's invoices (not the member's, who pays below) are corrected by the worker's billing job at
+    # the local Stripe server; the invoice page reloads itself (htmx) once the job is done.
+    page.goto(f"{base}/staff/billing/invoices?year={YEAR}&status=open")
+    others = page.locator("tbody tr", has_not_text=MEMBER.organisation).locator("td:first-child > a:first-child")
+    void_href, credit_href = others.nth(0).get_attribute("href"), others.nth(1).get_attribute("href")
+    status = page.locator("main .badge").first
+    asked: list[str] = []
+    page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+
+    page.goto(base + void_href)
+    page.locator("#void-reason").fill("Feil mottaker")
+    page.get_by_role("button", name="Annuller fakturaen").click()
+    expect(page.get_by_text("Fakturaen annulleres nå hos Stripe.")).to_be_visible()
+    expect(status).to_have_text("Annullert", timeout=60_000)
+    expect(page.get_by_role("heading", name="Lag ny faktura")).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "make-run-voided.png", full_page=True)
+
+    page.goto(base + credit_href)
+    page.locator("#credit-amount").fill("1000")
+    page.locator("#credit-reason").fill("Avtalt rabatt")
+    page.get_by_role("button", name="Utsted kreditnota").click()
+    expect(page.get_by_text("Kreditnotaen utstedes nå hos Stripe.")).to_be_visible()
+    issued = page.locator("#credit-notes li:not(.credit-pending):not(.credit-failed)")
+    expect(issued).to_contain_text("1 000 kr – Avtalt rabatt", timeout=60_000)
+    expect(status).to_have_text("Åpen")
+    assert serious_accessibility_problems(page) == []
+    page.screenshot(path=ARTIFACTS / "make-run-credited.png", full_page=True)
+
+    # The demo's own invoices never reached Stripe: voiding one is done here, at once.
+    page.goto(f"{base}/staff/billing/invoices?year=2026&status=open")
+    page.locator("tbody tr td:first-child > a:first-child").first.click()
+    expect(page.locator("#never-at-stripe")).to_be_visible()
+    expect(page.get_by_text("Ferdigstilt her, uten Stripe")).to_be_visible()
+    page.locator("#void-reason").fill("Dobbeltfakturert")
+    page.get_by_role("button", name="Annuller fakturaen").click()
+    expect(page.get_by_text("Fakturaen er annullert, uten Stripe: Stripe har aldri hatt den.")).to_be_visible()
+    expect(status).to_have_text("Annullert")
+    page.screenshot(path=ARTIFACTS / "make-run-demo-voided.png", full_page=True)
+    assert len(asked) == 2 and " i Stripe? " in asked[0] and " i Stripe? " not in asked[1], asked
     page.get_by_role("button", name="Logg ut").click()
     expect(page.get_by_role("button", name="Logg ut")).to_have_count(0)
 
