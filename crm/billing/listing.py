@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, func, or_, select, true
 from sqlalchemy.orm import selectinload
 
+from crm.audit.details import audit_action_label
 from crm.audit.models import AuditEntry
 from crm.auth.models import User
 from crm.billing.models import BillingRun, BillingRunItem, Invoice, InvoiceStatus, RunItemStatus, StripeEvent
@@ -160,8 +161,16 @@ def categories() -> list[MembershipCategory]:
     return list(db.session.scalars(select(MembershipCategory).order_by(MembershipCategory.sort_order)))
 
 
-# What the invoice page's history says for a Stripe event type or an audit action (others show as they are).
+# What the invoice page's history says for a Stripe event type or an audit action: words, never the code (an event
+# type Stripe adds later reads STRIPE_EVENT; an audit action without a label here reads as the audit log names it).
+STRIPE_EVENT = _l("Changed at Stripe")
 EVENT_LABELS = {
+    "invoice.created": _l("Created at Stripe"),
+    "invoice.updated": _l("Changed at Stripe"),
+    "invoice.deleted": _l("Deleted at Stripe"),
+    "invoice.overdue": _l("Overdue at Stripe"),
+    "invoice.payment_succeeded": _l("Payment received by Stripe"),
+    "invoice.finalization_failed": _l("Stripe could not finalise it"),
     "invoice.finalized": _l("Finalised at Stripe"),
     "invoice.sent": _l("Sent by Stripe"),
     "invoice.paid": _l("Paid"),
@@ -211,7 +220,7 @@ def invoice_events(invoice: Invoice) -> list[dict[str, Any]]:
             history.append(
                 {
                     "at": event.received_at,
-                    "what": EVENT_LABELS.get(event.type, event.type),
+                    "what": EVENT_LABELS.get(event.type, STRIPE_EVENT),
                     "who": "Stripe",
                     "processed": event.processed_at,
                 }
@@ -229,7 +238,7 @@ def invoice_events(invoice: Invoice) -> list[dict[str, Any]]:
         history.append(
             {
                 "at": entry.at,
-                "what": EVENT_LABELS.get(entry.action, entry.action),
+                "what": EVENT_LABELS.get(entry.action) or audit_action_label(entry.action),
                 # The staff member's name; the stored label (their email) if the account is gone.
                 "who": names.get(entry.actor_id) or entry.actor_label,
                 "reason": reason,

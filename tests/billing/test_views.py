@@ -618,6 +618,25 @@ def test_an_overdue_invoice_in_the_portal_says_so_and_links_to_paying_it(app, cl
     assert "3 dager over forfall" in page
 
 
+def test_the_invoice_history_names_every_stripe_event_in_words(app, client, stripe_server):
+    """Stripe sends more invoice events than we act on (invoice.created, invoice.updated, and types it adds later):
+    the history says each in words, never its code."""
+    from crm.billing.models import StripeEvent
+
+    staff = make_staff(Role.FINANCE)
+    invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP, staff.id)
+    for number, event_type in enumerate(("invoice.created", "invoice.updated", "invoice.some_future_event")):
+        db.session.add(
+            StripeEvent(stripe_event_id=f"evt_words_{number}", type=event_type, object_id=invoice.stripe_invoice_id,
+                        payload={"type": event_type})
+        )  # fmt: skip
+    db.session.commit()
+    login(client, staff)
+    history = client.get(f"/staff/billing/invoices/{invoice.id}").text.split(">Historikk</h2>", 1)[1]
+    assert "Opprettet hos Stripe" in history and history.count("Endret hos Stripe") == 2
+    assert "invoice." not in history
+
+
 def test_a_just_created_and_sent_invoice_has_a_history_from_its_creation(app, client, stripe_server):
     staff = make_staff(Role.FINANCE, full_name="Fia Finans")
     invoice = bill_membership(make_billable().membership.id, YEAR, InvoiceKind.MEMBERSHIP, staff.id)
