@@ -67,8 +67,10 @@ def test_a_billing_run_completes_and_a_member_pays_in_test_mode(make_run, page):
     page.goto(base + void_href)
     page.locator("#void-reason").fill("Feil mottaker")
     page.get_by_role("button", name="Annuller fakturaen").click()
-    expect(page.get_by_text("Fakturaen annulleres nå hos Stripe.")).to_be_visible()
+    # The job may finish before the page is drawn (then its reload drops the "being voided" message): the history
+    # shows that the request was recorded first and the job voided it at Stripe after.
     expect(status).to_have_text("Annullert", timeout=60_000)
+    expect(page.locator("main")).to_contain_text("Annullering bestilt")
     expect(page.get_by_role("heading", name="Lag ny faktura")).to_be_visible()
     page.screenshot(path=ARTIFACTS / "make-run-voided.png", full_page=True)
 
@@ -76,7 +78,6 @@ def test_a_billing_run_completes_and_a_member_pays_in_test_mode(make_run, page):
     page.locator("#credit-amount").fill("1000")
     page.locator("#credit-reason").fill("Avtalt rabatt")
     page.get_by_role("button", name="Utsted kreditnota").click()
-    expect(page.get_by_text("Kreditnotaen utstedes nå hos Stripe.")).to_be_visible()
     issued = page.locator("#credit-notes li:not(.credit-pending):not(.credit-failed)")
     expect(issued).to_contain_text("1 000 kr – Avtalt rabatt", timeout=60_000)
     expect(status).to_have_text("Åpen")
