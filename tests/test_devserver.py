@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -13,14 +15,16 @@ from pathlib import Path
 import psutil
 import pytest
 
+from crm.billing.local_stripe import API_VERSION
 from crm.demo import DEMO_LOGINS
+from crm.devserver import LOCAL_STRIPE_KEY
 from tests.apps import ROOT, app_process_env, free_port
 
 
 class DevServer:
-    def __init__(self, instance: Path) -> None:
+    def __init__(self, instance: Path, port: int | None = None) -> None:
         self.instance = instance
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.lines: list[str] = []
         self.process = subprocess.Popen(
@@ -69,8 +73,8 @@ class DevServer:
 def devserver(tmp_path):
     servers: list[DevServer] = []
 
-    def start() -> DevServer:
-        servers.append(DevServer(tmp_path / "instance"))
+    def start(port: int | None = None) -> DevServer:
+        servers.append(DevServer(tmp_path / "instance", port))
         return servers[-1]
 
     yield start
@@ -140,3 +144,42 @@ def test_when_a_child_dies_the_other_is_stopped_and_the_exit_is_non_zero(devserv
     _gone, alive = psutil.wait_procs(family, timeout=10)
     assert alive == [], [p.cmdline() for p in alive]
     assert "worker exited" in server.output
+
+
+def stripe_api(url: str, data: str | None = None) -> dict:
+    headers = {"Authorization": f"Bearer {LOCAL_STRIPE_KEY}", "Stripe-Version": API_VERSION}
+    request = urllib.request.Request(url, data=data.encode() if data else None, headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_the_local_stripe_server_keeps_its_port_and_its_state_across_a_restart(devserver):
+    server = devserver()
+    server.wait_for("is running at")
+    stripe_url = f"http://127.0.0.1:{server.port + 1000}"  # LOCAL_STRIPE_PORT's default: PORT + 1000
+    assert f"local Stripe test server at {stripe_url} " in server.output
+    customer = stripe_api(stripe_url + "/v1/customers", "name=Bedrift+AS")
+    state_file = server.instance / "local-stripe.json"
+    assert customer["id"] in state_file.read_text()
+    server.process.send_signal(signal.SIGINT)
+    assert server.process.wait(timeout=30) == 0, server.output
+
+    again = devserver(server.port)
+    again.wait_for("is running at")
+    assert f"local Stripe test server at {stripe_url} " in again.output
+    assert stripe_api(f"{stripe_url}/v1/customers/{customer['id']}") == customer
+    again.process.send_signal(signal.SIGINT)
+    assert again.process.wait(timeout=30) == 0, again.output
+
+
+def test_make_run_stops_with_a_clear_message_when_the_local_stripe_port_is_taken(devserver):
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port + 1000))
+        taken.listen()
+        server = devserver(port)
+        assert server.process.wait(timeout=90) == 1, server.output
+    server.reader.join(timeout=10)  # all it printed
+    assert f"cannot listen on 127.0.0.1:{port + 1000}" in server.output
+    assert "LOCAL_STRIPE_PORT" in server.output
+    assert "started web server" not in server.output

@@ -23,7 +23,9 @@ endpoints the billing gateway uses, the way Stripe answers them:
 For ``make run`` (opt-in, the tests leave both off): ``webhook_url`` and ``webhook_secret`` make the server POST
 every event it records to the app's ``/stripe/webhook``, signed as Stripe signs them and in order, retrying one the
 app does not take; ``hosted_pages=True`` points ``hosted_invoice_url`` at a minimal invoice page served here
-(``/i/<invoice id>``, marked as test mode) whose button pays the invoice, as a customer would.
+(``/i/<invoice id>``, marked as test mode) whose button pays the invoice, as a customer would; ``state_file`` keeps
+the state (objects, events, idempotency keys, counters, clock, which events were delivered) in a JSON file, read at
+start and rewritten after every change, so that a restarted ``make run`` knows the invoices its database knows.
 
 Test controls: ``down()`` / ``up()`` (503 answers), ``refuse_connections()`` (the socket is closed
 without an answer), ``fail_next(n, status)`` (429 or 5xx for the next n requests, before any endpoint runs),
@@ -34,12 +36,13 @@ amount)``, ``delete_invoice``, request counters and timestamps.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import html
-import itertools
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -48,6 +51,7 @@ import urllib.request
 from collections import Counter
 from decimal import ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -109,22 +113,78 @@ class StripeError(Exception):
 
 
 class StripeState:
-    """The server's objects; every method runs under the server's lock."""
+    """The server's objects; every method runs under the server's lock. Plain data only (the id and number counters
+    are the next values, not iterators), so that ``as_json()`` / ``from_json()`` carry all of it across a restart."""
+
+    FORMAT = 1  # of as_json(); a file in another format is not read
 
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self.idempotent: dict[str, tuple[str, int, dict[str, Any]]] = {}
-        self._ids = itertools.count(1)
-        self._numbers = itertools.count(1)
+        self.next_id = 1
+        self.next_number = 1
         self.clock_offset = 0
         self.overdue_announced: set[str] = set()
+        self.events_delivered = 0  # how many of ``events`` the webhook delivery has posted (make run)
+
+    def as_json(self) -> str:
+        return json.dumps(
+            {
+                "format": self.FORMAT,
+                "objects": self.objects,
+                "events": self.events,
+                "idempotent": self.idempotent,
+                "next_id": self.next_id,
+                "next_number": self.next_number,
+                "clock_offset": self.clock_offset,
+                "overdue_announced": sorted(self.overdue_announced),
+                "events_delivered": self.events_delivered,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> StripeState:
+        """The state ``as_json()`` wrote; ``ValueError`` (``KeyError``, ``TypeError``) for anything else."""
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("format") != cls.FORMAT:
+            raise ValueError(f"not a local Stripe state file of format {cls.FORMAT}")
+        state = cls()
+        state.objects = {str(k): dict(v) for k, v in data["objects"].items()}
+        state.events = [dict(event) for event in data["events"]]
+        state.idempotent = {
+            str(k): (str(seen), int(status), dict(body)) for k, (seen, status, body) in data["idempotent"].items()
+        }
+        state.next_id, state.next_number = int(data["next_id"]), int(data["next_number"])
+        state.clock_offset = int(data["clock_offset"])
+        state.overdue_announced = {str(i) for i in data["overdue_announced"]}
+        state.events_delivered = int(data["events_delivered"])
+        if not 0 <= state.events_delivered <= len(state.events):
+            raise ValueError("events_delivered is out of range")
+        return state
+
+    def revision(self) -> tuple[int, ...]:
+        """Changes when the state does: every change records an event or takes an id, and the rest is counted here."""
+        return (
+            len(self.events),
+            self.next_id,
+            self.next_number,
+            len(self.idempotent),
+            self.clock_offset,
+            len(self.overdue_announced),
+            self.events_delivered,
+        )
 
     def now(self) -> int:
         return int(time.time()) + self.clock_offset
 
     def new_id(self, prefix: str) -> str:
-        return f"{prefix}_test{next(self._ids):08d}"
+        self.next_id += 1
+        return f"{prefix}_test{self.next_id - 1:08d}"
+
+    def new_number(self) -> str:
+        self.next_number += 1
+        return f"EHN-{self.next_number - 1:05d}"
 
     def of(self, object_type: str) -> list[dict[str, Any]]:
         return [o for o in self.objects.values() if o["object"] == object_type]
@@ -469,7 +529,7 @@ class StripeApp:
             raise StripeError(400, "crm/billing/local_stripe.py does not model invoices with a negative total.")
         now = self.state.now()
         invoice["status"] = "open"
-        invoice["number"] = f"EHN-{next(self.state._numbers):05d}"
+        invoice["number"] = self.state.new_number()
         invoice["status_transitions"]["finalized_at"] = now
         invoice["automatically_finalizes_at"] = None
         invoice["hosted_invoice_url"] = f"{self.hosted_base}/i/{invoice['id']}"
@@ -790,6 +850,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if key and (status < 500 or error_after is not None):
                     # Saved once the endpoint began, 5xx included, and replayed for that key (24 hours at Stripe).
                     srv.app.state.idempotent[key] = (f"{url.path}?{raw}", status, response)
+                srv._save_state()
         finally:
             if key:
                 with srv.lock:
@@ -824,6 +885,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._html(405, hosted_invoice_page(invoice))
                 if invoice["status"] in ("open", "uncollectible"):
                     srv.app.pay_invoice(invoice)
+                    srv._save_state()
                 self.send_response(303)
                 self.send_header("Location", f"/i/{invoice['id']}")
                 self.send_header("Content-Length", "0")
@@ -860,8 +922,9 @@ def hosted_invoice_page(invoice: dict[str, Any] | None) -> str:
     if invoice is None:
         title = "Fant ikke fakturaen"
         body = (
-            "<p>Den lokale Stripe-testserveren kjenner ikke denne fakturaen. Den glemmer fakturaene sine når den "
-            "stopper (når <code>make run</code> startes på nytt).</p>"
+            "<p>Den lokale Stripe-testserveren kjenner ikke denne fakturaen. Den husker fakturaene sine i "
+            "<code>local-stripe.json</code> i instansmappen; er filen slettet (eller <code>make clean</code> kjørt), "
+            "er de glemt.</p>"
         )
     else:
         title = f"Faktura {html.escape(invoice['number'] or invoice['id'])}"
@@ -911,12 +974,17 @@ class StripeServer:
         webhook_url: str | None = None,
         webhook_secret: str = "",
         hosted_pages: bool = False,
+        state_file: str | os.PathLike[str] | None = None,
     ) -> None:
         self.api_key = api_key
         self.webhook_url, self.webhook_secret, self.hosted_pages = webhook_url, webhook_secret, hosted_pages
         self.webhooks_delivered = 0
         self.lock = threading.RLock()
         self.app = StripeApp()
+        self.state_file = Path(state_file) if state_file is not None else None
+        if self.state_file is not None:
+            self.app.state = self._load_state(self.state_file)
+        self._saved_revision = self.app.state.revision()
         self.requests: Counter[tuple[str, str]] = Counter()
         self.versions: Counter[str | None] = Counter()  # the Stripe-Version headers received
         self.in_flight: set[str] = set()  # idempotency keys of requests still running
@@ -958,24 +1026,69 @@ class StripeServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
+    # --- the state file (make run) -------------------------------------------------------------
+
+    @staticmethod
+    def _load_state(path: Path) -> StripeState:
+        """The state saved in ``path``; an empty one when there is none, or when it cannot be read (the bad file is
+        renamed aside, so that it is not overwritten and can be looked at)."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return StripeState()
+        except OSError as exc:
+            logger.warning("local Stripe: cannot read %s (%s); starting empty", path, exc)
+            return StripeState()
+        try:
+            return StripeState.from_json(text)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+            with contextlib.suppress(OSError):
+                os.replace(path, aside)
+            logger.warning(
+                "local Stripe: %s is not a state it wrote (%s); kept as %s, starting empty", path, exc, aside
+            )
+            return StripeState()
+
+    def _save_state(self) -> None:
+        """Write the state to ``state_file`` if it changed since the last write (call under the lock): to a temporary
+        file first, then renamed over it, so a stop half way leaves the previous state, never half of one."""
+        if self.state_file is None or self.app.state.revision() == self._saved_revision:
+            return
+        temporary = self.state_file.with_name(f".{self.state_file.name}.{os.getpid()}.tmp")
+        try:
+            temporary.write_text(self.app.state.as_json(), encoding="utf-8")
+            os.replace(temporary, self.state_file)
+        except OSError as exc:  # a full disk must not stop billing in make run; the next change tries again
+            logger.warning("local Stripe: cannot save its state to %s: %s", self.state_file, exc)
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            return
+        self._saved_revision = self.app.state.revision()
+
     # --- webhook delivery (make run) ----------------------------------------------------------
 
     def _deliver_events(self) -> None:
         """POST every recorded event to ``webhook_url`` in order; one the app does not take (not started yet,
         down, an error status) is tried again, with a growing pause as Stripe does, before any later one."""
-        app, delivered, failures = None, 0, 0
+        failures = 0
         while not self._stopping.is_set():
             with self.lock:
-                if self.app is not app:  # reset(): a new set of events
-                    app, delivered = self.app, 0
-                pending = app.state.events[delivered:]
+                state = self.app.state
+                pending = state.events[state.events_delivered :]
             for event in pending:
                 if not self._post_event(event):
                     failures += 1
                     self._stopping.wait(min(30.0, 0.5 * 2**failures))
                     break
-                delivered, failures = delivered + 1, 0
+                failures = 0
                 self.webhooks_delivered += 1
+                with self.lock:
+                    if self.app.state is not state:  # reset(): a new set of events
+                        break
+                    # Saved, so that a restart posts only what was not delivered (the app ignores a repeat anyway).
+                    state.events_delivered += 1
+                    self._save_state()
             else:
                 self._stopping.wait(0.2)
 
@@ -1011,6 +1124,7 @@ class StripeServer:
             self.is_down = self.refusing = False
             self.failures = 0
             self.outage = None
+            self._save_state()
 
     def down(self) -> None:
         self.is_down = True
@@ -1048,33 +1162,44 @@ class StripeServer:
     def pay(self, invoice_id: str) -> dict[str, Any]:
         """The customer pays the invoice (as through the hosted invoice page)."""
         with self.lock:
-            return self.app.pay_invoice(self.app.state.get(invoice_id, "invoice"))
+            result = self.app.pay_invoice(self.app.state.get(invoice_id, "invoice"))
+            self._save_state()
+            return result
 
     def refund(self, invoice_id: str, amount: int | None = None) -> dict[str, Any]:
         """Refund ``amount`` (or all that is left) of the invoice's payment, as from Stripe's dashboard."""
         with self.lock:
             [charge] = self.app._charges_of(self.app.state.get(invoice_id, "invoice"))
-            return self.app.refund(charge, amount)
+            result = self.app.refund(charge, amount)
+            self._save_state()
+            return result
 
     def credit_note(self, invoice_id: str, amount: int, **params: Any) -> dict[str, Any]:
         """Issue a credit note as from Stripe's dashboard (``refund_amount=...``, ``out_of_band_amount=...``)."""
         with self.lock:
             form = {"invoice": invoice_id, "amount": str(amount), **{k: str(v) for k, v in params.items()}}
-            return self.app.create_credit_note(form)
+            result = self.app.create_credit_note(form)
+            self._save_state()
+            return result
 
     def void_credit_note(self, credit_note_id: str) -> dict[str, Any]:
         with self.lock:
-            return self.app.void_credit_note(self.app.state.get(credit_note_id, "credit_note"))
+            result = self.app.void_credit_note(self.app.state.get(credit_note_id, "credit_note"))
+            self._save_state()
+            return result
 
     def delete_invoice(self, invoice_id: str) -> dict[str, Any]:
         with self.lock:
-            return self.app.delete_invoice(self.app.state.get(invoice_id, "invoice"))
+            result = self.app.delete_invoice(self.app.state.get(invoice_id, "invoice"))
+            self._save_state()
+            return result
 
     def advance(self, seconds: int) -> None:
         """Move the server's clock on, and let Stripe's own work of that time happen."""
         with self.lock:
             self.app.state.clock_offset += seconds
             self.app.run_clock()
+            self._save_state()
 
     def slow_next(self, seconds: float) -> None:
         """The next request takes ``seconds`` at its endpoint (its idempotency key stays in use meanwhile)."""

@@ -58,6 +58,14 @@ def _api(server: StripeServer, path: str, data: str = "") -> dict:
         return json.loads(response.read())
 
 
+def _get(server: StripeServer, path: str) -> dict:
+    request = urllib.request.Request(
+        server.url + path, headers={"Authorization": f"Bearer {KEY}", "Stripe-Version": API_VERSION}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
 def _wait_for(condition, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -126,3 +134,92 @@ def test_without_the_options_nothing_is_posted_and_the_hosted_url_is_stripes_sha
         assert server.webhooks_delivered == 0
     finally:
         server.stop()
+
+
+def _idempotent_api(server: StripeServer, path: str, data: str, key: str) -> tuple[dict, bool]:
+    request = urllib.request.Request(
+        server.url + path,
+        data=data.encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {KEY}", "Stripe-Version": API_VERSION, "Idempotency-Key": key},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read()), response.headers.get("Idempotent-Replayed") == "true"
+
+
+def _number(stripe_id: str) -> int:
+    return int(stripe_id.rsplit("_test", 1)[1])
+
+
+def test_a_server_restarted_on_its_state_file_continues_where_the_last_one_stopped(tmp_path, receiver):
+    state_file = tmp_path / "local-stripe.json"
+    first = StripeServer(KEY, webhook_url=receiver.url, webhook_secret=SECRET, state_file=state_file).start()
+    try:
+        invoice = _open_invoice(first)
+        customer, replayed = _idempotent_api(first, "/v1/customers", "name=Andre+AS", "customer-andre")
+        assert not replayed
+        first.advance(86_400)
+        before = [event["id"] for event in first.events()]
+        _wait_for(lambda: len(receiver.received) == len(before))  # all delivered (after one refused post)
+        _wait_for(lambda: json.loads(state_file.read_text())["events_delivered"] == len(before))
+        ids_before = {*(o["id"] for o in first.app.state.objects.values()), *before}
+        clock_before = first.app.state.now()
+    finally:
+        first.stop()
+
+    second = StripeServer(KEY, webhook_url=receiver.url, webhook_secret=SECRET, state_file=state_file).start()
+    try:
+        voided = _api(second, f"/v1/invoices/{invoice['id']}/void")
+        fetched = _get(second, f"/v1/invoices/{invoice['id']}")
+        assert (fetched["id"], fetched["number"], fetched["status"]) == (invoice["id"], invoice["number"], "void")
+        assert voided["status"] == "void"
+        assert _idempotent_api(second, "/v1/customers", "name=Andre+AS", "customer-andre") == (customer, True)
+        assert second.app.state.now() - clock_before in (0, 1, 2)  # the clock's offset came along
+
+        new_invoice = _open_invoice(second)
+        assert min(_number(new_invoice["id"]), _number(new_invoice["customer"])) > max(map(_number, ids_before))
+        assert new_invoice["number"] > invoice["number"]
+
+        after = [event["id"] for event in second.events()]
+        assert after[: len(before)] == before and "invoice.voided" in {e["type"] for e in second.events()}
+        _wait_for(lambda: len(receiver.received) >= len(after))
+        time.sleep(0.5)  # time enough for a repeat to arrive
+        posted = [json.loads(body)["id"] for body, _ in receiver.received]
+        assert posted == after  # the ones delivered before the restart once, the ones after it too
+    finally:
+        second.stop()
+    assert [p.name for p in tmp_path.iterdir()] == ["local-stripe.json"]  # no temporary files left behind
+
+
+def test_events_not_delivered_before_a_restart_are_delivered_after_it(tmp_path, receiver):
+    state_file = tmp_path / "local-stripe.json"
+    receiver.refuse = 0
+    offline = StripeServer(KEY, state_file=state_file).start()  # nothing is posted: the app is "down"
+    try:
+        _open_invoice(offline)
+        recorded = [event["id"] for event in offline.events()]
+    finally:
+        offline.stop()
+
+    server = StripeServer(KEY, webhook_url=receiver.url, webhook_secret=SECRET, state_file=state_file).start()
+    try:
+        _wait_for(lambda: len(receiver.received) == len(recorded))
+        assert [verify_webhook(body, signature, SECRET)["id"] for body, signature in receiver.received] == recorded
+    finally:
+        server.stop()
+
+
+def test_an_unreadable_state_file_is_kept_aside_and_the_server_starts_empty(tmp_path, caplog):
+    state_file = tmp_path / "local-stripe.json"
+    state_file.write_text('{"format": 1, "objects": {"cus_test')
+    server = StripeServer(KEY, state_file=state_file).start()
+    try:
+        assert server.objects("customer") == []
+        customer = _api(server, "/v1/customers", "name=Bedrift+AS")
+        assert customer["id"] == "cus_test00000001"
+    finally:
+        server.stop()
+    [aside] = tmp_path.glob("local-stripe.json.unreadable-*")
+    assert aside.read_text() == '{"format": 1, "objects": {"cus_test'
+    assert "starting empty" in caplog.text and aside.name in caplog.text
+    assert StripeServer(KEY, state_file=state_file).objects("customer") == [customer]  # the new state was saved
