@@ -75,6 +75,9 @@ def register_extensions(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     limiter.init_app(app)
+    from crm import storage
+
+    storage.init_app(app)
 
 
 def register_features(app: Flask) -> None:

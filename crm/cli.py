@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -129,3 +130,32 @@ def demo_command(print_logins: bool) -> None:
             f"Member register: {result.organisations} organisations created, {result.linked} member logins linked."
         )
     click.echo(format_logins())
+
+
+storage_cli = AppGroup("storage", help="Stored files (CRM_STORAGE_URL).")
+crm_cli.add_command(storage_cli)
+
+
+@storage_cli.command("copy-attachments")
+@click.option(
+    "--from",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The folder the attachments are in today (default: CRM_ATTACHMENTS_DIR).",
+)
+@click.option("--dry-run", is_flag=True, help="Only count what would be copied.")
+def copy_attachments_command(folder: Path | None, dry_run: bool) -> None:
+    """Copy case attachments from a local folder into the configured storage; files already there are
+    skipped, so it can run again after an interruption."""
+    from crm.advisory.attachments import copy_attachments_to_storage
+    from crm.storage import storage
+
+    folder = folder or Path(current_app.config["ATTACHMENTS_DIR"])
+    count = copy_attachments_to_storage(folder, dry_run=dry_run)
+    verb = "would copy" if dry_run else "copied"
+    click.echo(f"{verb} {count.copied}, already in {storage()!r}: {count.present}, missing: {len(count.missing)}")
+    for stored_name in count.missing:
+        click.echo(f"missing: {stored_name} (no file in {folder} nor in the storage)", err=True)
+    if count.missing:
+        raise SystemExit(1)

@@ -116,6 +116,14 @@ class Config:
 
     # Advisory case attachments: stored outside static/ under random names, served only as downloads.
     ATTACHMENTS_DIR = os.environ.get("CRM_ATTACHMENTS_DIR") or str(INSTANCE_DIR / "attachments")
+    # Where stored files live (crm/storage.py): empty means the local folder ATTACHMENTS_DIR (one host only);
+    # ``s3://bucket`` or ``s3://bucket/prefix`` an S3-compatible bucket that every web and worker host shares.
+    STORAGE_URL = os.environ.get("CRM_STORAGE_URL") or ""
+    S3_ENDPOINT_URL = os.environ.get("CRM_S3_ENDPOINT_URL") or None  # MinIO, SeaweedFS, a cloud's S3 API
+    # Without these, boto3 looks for credentials as it always does (instance roles, ~/.aws).
+    S3_ACCESS_KEY_ID = os.environ.get("AWS_ACCESS_KEY_ID") or None
+    S3_SECRET_ACCESS_KEY = os.environ.get("AWS_SECRET_ACCESS_KEY") or None
+    S3_REGION = os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     ATTACHMENT_MAX_MB = int(os.environ.get("CRM_ATTACHMENT_MAX_MB", "10"))
     ATTACHMENT_MAX_BYTES = ATTACHMENT_MAX_MB * 1024 * 1024
     # Files on one message (a new request, a reply, a note, an upload).

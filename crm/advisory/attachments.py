@@ -15,19 +15,20 @@ import secrets
 import unicodedata
 import zipfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from crm.advisory.models import Case, CaseAttachment, CaseMessage
 from crm.auth.models import User
 from crm.errors import DomainError
 from crm.extensions import db
+from crm.storage import put_until_rollback, storage
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +74,6 @@ ALLOWED_TYPES: dict[str, tuple[str, Callable[[bytes], bool]]] = {
     "ppt": ("application/vnd.ms-powerpoint", _prefix(OLE)),
 }
 ACCEPT = ",".join(f".{ext}" for ext in ALLOWED_TYPES)
-
-
-def attachments_dir() -> Path:
-    path = Path(current_app.config["ATTACHMENTS_DIR"])
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def clean_filename(name: str | None) -> str:
@@ -128,10 +123,8 @@ def store_attachment(
     data = read_limited(stream)
     content_type = check_file(name, data)
     stored_name = secrets.token_hex(16)
-    path = attachments_dir() / stored_name
-    path.write_bytes(data)
-    # A rollback of this transaction removes the file again (see _forget_files_on_rollback).
-    db.session.info.setdefault(_WRITTEN_KEY, []).append(path)
+    # The stored name is the storage key; a rollback of this transaction removes the file again.
+    put_until_rollback(stored_name, io.BytesIO(data))
     attachment = CaseAttachment(
         case=case,
         message=message,
@@ -168,20 +161,38 @@ def check_uploads(files: Sequence) -> None:
         check_file(name, data)
 
 
-_WRITTEN_KEY = "advisory_written_files"
+def open_attachment(attachment: CaseAttachment) -> IO[bytes]:
+    """The stored file's bytes, to read and close; raises ``StoredFileMissing`` when the file is gone."""
+    return storage().open(attachment.stored_name)
 
 
-@event.listens_for(Session, "after_commit")
-def _keep_files_on_commit(session: Session) -> None:
-    session.info.pop(_WRITTEN_KEY, None)
+@dataclass
+class CopyCount:
+    copied: int = 0
+    present: int = 0
+    missing: list[str] = field(default_factory=list)
 
 
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_files_on_rollback(session: Session, previous_transaction) -> None:
-    if previous_transaction.parent is None:
-        for path in session.info.pop(_WRITTEN_KEY, []):
-            path.unlink(missing_ok=True)
-
-
-def attachment_path(attachment: CaseAttachment) -> Path:
-    return attachments_dir() / attachment.stored_name
+def copy_attachments_to_storage(folder: Path, *, dry_run: bool = False) -> CopyCount:
+    """Copy every case attachment's file from ``folder`` (the old ``CRM_ATTACHMENTS_DIR``) into the configured
+    storage, skipping those already there, so it is safe to run again; with ``dry_run`` only count. An
+    attachment whose file is in neither place is listed in ``missing``."""
+    store, count = storage(), CopyCount()
+    for stored_name in db.session.scalars(select(CaseAttachment.stored_name).order_by(CaseAttachment.id)):
+        if store.exists(stored_name):
+            count.present += 1
+        elif not (folder / stored_name).is_file():
+            count.missing.append(stored_name)
+        else:
+            if not dry_run:
+                with (folder / stored_name).open("rb") as source:
+                    store.put(stored_name, source)
+            count.copied += 1
+    logger.info(
+        "advisory attachments copied=%s present=%s missing=%s dry_run=%s",
+        count.copied,
+        count.present,
+        len(count.missing),
+        dry_run,
+    )
+    return count

@@ -11,11 +11,11 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from crm.advisory import notifications
-from crm.advisory.attachments import attachments_dir
 from crm.advisory.models import OPEN_STATUSES, Case, CaseAttachment, CaseReminder
 from crm.extensions import db
 from crm.jobs import periodic
 from crm.models import utcnow
+from crm.storage import storage
 
 logger = logging.getLogger(__name__)
 
@@ -73,27 +73,27 @@ STORED_NAME = re.compile(r"[0-9a-f]{32}")
 
 
 def sweep_orphan_files(now: datetime | None = None) -> int:
-    """Delete files in ``ATTACHMENTS_DIR`` that no attachment row names and that are older than
-    ``ORPHAN_AGE`` (younger ones may belong to an upload whose transaction is still open). Only files
-    named like our generated names are touched. Returns how many were deleted."""
+    """Delete stored files that no attachment row names and that are older than ``ORPHAN_AGE`` (younger
+    ones may belong to an upload whose transaction is still open). Only keys shaped like our generated
+    names are touched. Returns how many were deleted."""
     now = now or utcnow()
-    cutoff = (now - ORPHAN_AGE).timestamp()
-    candidates = {
-        path.name: path
-        for path in attachments_dir().iterdir()
-        if path.is_file() and STORED_NAME.fullmatch(path.name) and path.stat().st_mtime < cutoff
-    }
+    cutoff = now - ORPHAN_AGE
+    store = storage()
+    candidates = [key for key, written_at in store.list_keys() if STORED_NAME.fullmatch(key) and written_at < cutoff]
     if not candidates:
         return 0
-    known = set(
-        db.session.scalars(select(CaseAttachment.stored_name).where(CaseAttachment.stored_name.in_(list(candidates))))
-    )
+    known: set[str] = set()
+    for start in range(0, len(candidates), 500):  # bounded IN lists
+        batch = candidates[start : start + 500]
+        known.update(
+            db.session.scalars(select(CaseAttachment.stored_name).where(CaseAttachment.stored_name.in_(batch)))
+        )
     removed = 0
-    for name, path in candidates.items():
-        if name not in known:
-            path.unlink(missing_ok=True)
+    for key in candidates:
+        if key not in known:
+            store.delete(key)
             removed += 1
-            logger.warning("advisory orphan file removed name=%s", name)
+            logger.warning("advisory orphan file removed name=%s", key)
     logger.info("advisory orphan sweep removed=%s", removed)
     return removed
 

@@ -273,7 +273,7 @@ class CaseMessage(db.Model):
 
 
 class CaseAttachment(db.Model):
-    """A file stored in ``ATTACHMENTS_DIR`` under ``stored_name`` (random); never under static/."""
+    """A file in the storage (crm/storage.py) under the key ``stored_name`` (random); never under static/."""
 
     __tablename__ = "case_attachments"
 

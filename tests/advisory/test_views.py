@@ -297,14 +297,17 @@ def upload(client, case, name, data):
     )
 
 
-def test_upload_and_download_with_safe_headers(app, client, world):
+def test_upload_and_download_with_safe_headers(app, client, world, app_storage):
     login(client, world["req_user"])
     case = world["shared"]
     assert upload(client, case, "rapport.pdf", PDF).status_code == 302
     attachment = db.session.scalar(select(CaseAttachment).where(CaseAttachment.case_id == case.id))
     assert attachment.original_name == "rapport.pdf" and attachment.stored_name != "rapport.pdf"
+    assert app_storage.exists(attachment.stored_name)  # on the local folder, then on the S3 server
     with client.get(f"/portal/advisory/{case.id}/files/{attachment.id}") as response:
-        assert response.data == PDF
+        assert response.is_streamed and response.data == PDF
+        assert response.headers["Content-Length"] == str(len(PDF))
+        assert response.headers["Cache-Control"] == "no-store"
         assert response.headers["Content-Disposition"].startswith("attachment")
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert "sandbox" in response.headers["Content-Security-Policy"]

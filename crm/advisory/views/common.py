@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, send_file
+from flask import Blueprint, abort, send_file
 from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 
-from crm.advisory.attachments import attachment_path, check_uploads, store_attachment
+from crm.advisory.attachments import check_uploads, open_attachment, store_attachment
 from crm.advisory.models import Case, CaseAttachment, CaseMessage
 from crm.auth.models import User
 from crm.errors import DomainError, field_error
 from crm.extensions import db
+from crm.storage import StoredFileMissing
 from crm.submissions import create_once
 
 bp = Blueprint("advisory", __name__, url_prefix="/staff/advisory")
@@ -58,19 +59,21 @@ def add_files(case: Case, form, *, actor: User) -> bool:
 
 
 def download(attachment: CaseAttachment):
-    path = attachment_path(attachment)
-    if not path.is_file():
-        from flask import abort
-
+    """The file streamed from storage in chunks (never read whole into memory), always as a download."""
+    try:
+        stored = open_attachment(attachment)
+    except StoredFileMissing:
         abort(404)
     response = send_file(
-        path,
+        stored,
         mimetype=attachment.content_type,
         as_attachment=True,
         download_name=attachment.original_name,
         max_age=0,
         etag=False,
+        conditional=False,
     )
+    response.content_length = attachment.size
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
     response.headers["Cache-Control"] = "no-store"
