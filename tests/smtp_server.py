@@ -1,12 +1,13 @@
 """A real SMTP server for tests (aiosmtpd in a thread) that records what it receives.
 
 It can be stopped and started again on the same port (a mail server that is down for a while),
-refuse chosen recipients with 550, and answer chosen recipients with 451 a number of times
-before accepting them.
+refuse chosen recipients with 550, answer chosen recipients with 451 a number of times
+before accepting them, and stall the next RCPT TO (a server that hangs mid-conversation).
 """
 
 from __future__ import annotations
 
+import asyncio
 import email
 import socket
 import threading
@@ -45,6 +46,9 @@ class _Handler:
         self.server = server
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        stall = self.server._take_stall()
+        if stall:
+            await asyncio.sleep(stall)
         return self.server._answer_rcpt(address, envelope)
 
     async def handle_DATA(self, server, session, envelope):
@@ -59,6 +63,7 @@ class SMTPTestServer:
         self.rcpt_attempts: Counter[str] = Counter()
         self._refused: dict[str, str] = {}
         self._deferred: dict[str, int] = {}
+        self._stall_next = 0.0
         self._lock = threading.Lock()
         self._controller: Controller | None = None
 
@@ -88,8 +93,14 @@ class SMTPTestServer:
         with self._lock:
             self._deferred[address.lower()] = times
 
+    def stall_next(self, seconds: float) -> None:
+        """Answer the next RCPT TO only after ``seconds`` (it still counts in ``rcpt_attempts`` when answered)."""
+        with self._lock:
+            self._stall_next = seconds
+
     def reset(self) -> None:
         with self._lock:
+            self._stall_next = 0.0
             self.messages.clear()
             self.rcpt_attempts.clear()
             self._refused.clear()
@@ -106,6 +117,11 @@ class SMTPTestServer:
             return [m for m in self.messages if address.lower() in (r.lower() for r in m.rcpt_tos)]
 
     # --- the handler's side ---------------------------------------------------------------
+
+    def _take_stall(self) -> float:
+        with self._lock:
+            stall, self._stall_next = self._stall_next, 0.0
+        return stall
 
     def _answer_rcpt(self, address: str, envelope) -> str:
         key = address.lower()

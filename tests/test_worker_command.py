@@ -3,6 +3,7 @@ scheduler and the periodic jobs add), and stops."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -109,3 +110,153 @@ def test_the_worker_runs_scheduled_retries_and_periodic_jobs_and_stops_on_sigter
             worker.kill()
             output, _ = worker.communicate()
     assert worker.returncode == 0, output
+
+
+# --- a worker killed mid-job -----------------------------------------------------------------
+
+# The heartbeat of the workers these tests start: a killed worker's job counts as lost after three beats.
+_HEARTBEAT = "1"
+# What the issue asks: a killed worker's item is done within this long of a live worker being there.
+_RECOVERY_SECONDS = 120
+
+
+def _start_worker(env: dict[str, str]) -> subprocess.Popen:
+    # Its own process group: the RQ scheduler runs in a child process, which a killed machine loses as well.
+    return subprocess.Popen(
+        flask_command("crm", "worker"),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _stop_worker(worker: subprocess.Popen) -> str:
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+    try:
+        output, _ = worker.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        output, _ = worker.communicate()
+    return output
+
+
+def _wait_for(condition, seconds: float, what: str, worker: subprocess.Popen | None = None) -> float:
+    """Poll ``condition`` until it holds; returns how long it took."""
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        if condition():
+            return time.monotonic() - start
+        if worker is not None and worker.poll() is not None:
+            pytest.fail(f"the worker stopped while waiting for {what}: {worker.communicate()[0]}")
+        time.sleep(0.2)
+    pytest.fail(f"no {what} within {seconds} s")
+
+
+@pytest.fixture
+def worker_env(instance):
+    """A migrated SQLite database in the instance folder, and the environment for workers that use it."""
+    instance_path, url, connection = instance
+    env = app_process_env(instance_path, REDIS_URL=url, CRM_JOB_HEARTBEAT_SECONDS=_HEARTBEAT)
+    upgrade = subprocess.run(flask_command("db", "upgrade"), cwd=ROOT, env=env, capture_output=True, text=True)
+    assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+    database = f"sqlite:///{instance_path / 'crm.sqlite'}"
+    return env, database, url, connection
+
+
+def _kill_mid_job(env: dict[str, str], connection, job_id: str, started) -> None:
+    """Start a worker, SIGKILL it once ``started()`` says the job is under way, and check RQ still sees it
+    STARTED (what a killed worker leaves behind)."""
+    worker = _start_worker(env)
+    try:
+        _wait_for(started, 60, "start of the job", worker)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its scheduler: no cleanup of any kind
+        print(worker.communicate()[0])  # shown should the test fail
+    assert Job.fetch(job_id, connection=connection).get_status() == JobStatus.STARTED
+
+
+def test_a_mail_whose_worker_was_killed_mid_send_is_sent_once_by_the_next_worker(worker_env):
+    from crm.extensions import db
+    from crm.mail.models import OutboxMessage, OutboxStatus
+    from crm.mail.services import queue_email
+    from tests.apps import other_app
+    from tests.smtp_server import SMTPTestServer
+
+    env, database, url, connection = worker_env
+    smtp = SMTPTestServer()
+    smtp.start()
+    env.update(MAIL_SERVER=smtp.host, MAIL_PORT=str(smtp.port), MAIL_SUPPRESS_SEND="0")
+    try:
+        with other_app(SQLALCHEMY_DATABASE_URI=database, REDIS_URL=url) as app, app.app_context():
+            message_id = queue_email(to="medlem@example.no", template="test_message").id
+            db.session.commit()
+            smtp.stall_next(10)  # the worker hangs in RCPT TO: killed there, nothing was delivered
+            _kill_mid_job(env, connection, f"outbox-{message_id}", lambda: smtp._stall_next == 0)
+            assert smtp.messages == []
+
+            worker = _start_worker(env)
+            try:
+
+                def sent() -> bool:
+                    db.session.rollback()  # a fresh read, and no transaction left open on SQLite
+                    sent = db.session.get(OutboxMessage, message_id).status is OutboxStatus.SENT
+                    db.session.rollback()
+                    return sent
+
+                _wait_for(sent, _RECOVERY_SECONDS, "send after the kill", worker)
+                time.sleep(2)  # room for a duplicate to show
+            finally:
+                output = _stop_worker(worker)
+                print(output)  # shown should the test fail
+            assert worker.returncode == 0, output
+            assert len(smtp.to("medlem@example.no")) == 1
+    finally:
+        smtp.stop()
+
+
+def test_a_billing_item_whose_worker_was_killed_mid_invoice_is_invoiced_once_by_the_next_worker(worker_env):
+    from crm.auth.models import Role
+    from crm.billing.local_stripe import StripeServer
+    from crm.billing.models import BillingRunItem, RunItemStatus
+    from crm.billing.services import start_billing_run
+    from crm.extensions import db
+    from tests.apps import other_app
+    from tests.billing.conftest import YEAR, make_billable
+    from tests.factories import make_staff
+
+    env, database, url, connection = worker_env
+    stripe = StripeServer(api_key="sk_test_crm").start()
+    env.update(STRIPE_API_BASE=stripe.url, STRIPE_SECRET_KEY="sk_test_crm", STRIPE_WEBHOOK_SECRET="whsec_test_crm")
+    try:
+        with other_app(SQLALCHEMY_DATABASE_URI=database, REDIS_URL=url) as app, app.app_context():
+            make_billable()
+            run = start_billing_run(YEAR, actor=make_staff(Role.FINANCE))
+            db.session.commit()
+            (item_id,) = [item.id for item in run.items]
+            db.session.rollback()  # no transaction left open: SQLite would lock the workers out
+            stripe.slow_next(10)  # the first Stripe request hangs: the worker is killed waiting for it
+            _kill_mid_job(env, connection, f"billing-run-item-{item_id}", lambda: stripe.total_requests() > 0)
+
+            worker = _start_worker(env)
+            try:
+
+                def done() -> bool:
+                    db.session.rollback()  # a fresh read, and no transaction left open on SQLite
+                    done = db.session.get(BillingRunItem, item_id).status is RunItemStatus.DONE
+                    db.session.rollback()
+                    return done
+
+                _wait_for(done, _RECOVERY_SECONDS, "invoice after the kill", worker)
+                time.sleep(2)
+            finally:
+                output = _stop_worker(worker)
+                print(output)  # shown should the test fail
+            assert worker.returncode == 0, output
+            assert len(stripe.objects("invoice")) == 1
+            assert db.session.get(BillingRunItem, item_id).attempts == 2
+    finally:
+        stripe.stop()

@@ -8,10 +8,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from redis.exceptions import RedisError
 from rq import Retry, get_current_job
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
+from rq.job import JobStatus
 from sqlalchemy import select
 
 from crm.auth.models import User
@@ -37,8 +35,16 @@ from crm.billing.services import (
 )
 from crm.billing.stripe_gateway import StripeGatewayError, StripeUnavailable, get_gateway
 from crm.errors import DomainError
-from crm.extensions import db, redis
-from crm.jobs import DEFAULT_RETRY, enqueue_after_commit, periodic
+from crm.extensions import db
+from crm.jobs import (
+    DEFAULT_RETRY,
+    enqueue_after_commit,
+    enqueue_once_after_commit,
+    fetch_job,
+    has_pending_job,
+    is_running,
+    periodic,
+)
 from crm.members.models import Membership, MembershipStatus
 from crm.members.services import on_membership_status_change
 from crm.models import utcnow
@@ -57,35 +63,16 @@ LOST_JOB_GRACE = timedelta(seconds=30)
 SWEEP_EVERY = timedelta(seconds=15)
 EVENT_SWEEP_WINDOW = timedelta(days=3)
 SWEEP_BATCH = 500
-_PENDING_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
 
 
-def _fetch_job(job_id: str) -> Job | None:
-    try:
-        return Job.fetch(job_id, connection=redis())
-    except NoSuchJobError:
-        return None
-
-
-def _has_pending_job(job_id: str) -> bool:
-    job = _fetch_job(job_id)
-    return job is not None and job.get_status() in _PENDING_STATUSES
+def _lost(job_id: str) -> bool:
+    """No job under this id, or one left started by a dead worker (a failed job is kept: RQ logged it)."""
+    job = fetch_job(job_id)
+    return job is None or (job.get_status() == JobStatus.STARTED and not is_running(job))
 
 
 def _enqueue_once(func, row_id: int, job_id: str, retry: Retry) -> None:
-    """Enqueue ``func(row_id)`` after commit under ``job_id``, unless a job with that id is still pending; an
-    ended one (failed, finished) is removed first, so exactly one job carries the id. With Redis down the request
-    still commits its row: the enqueue after commit fails as well, and the sweeper enqueues the row later."""
-    try:
-        job = _fetch_job(job_id)
-    except RedisError as exc:
-        logger.warning("Redis unreachable, %s left for the sweeper: %s", job_id, exc)
-        job = None
-    if job is not None:
-        if job.get_status() in _PENDING_STATUSES:
-            return
-        job.delete()
-    enqueue_after_commit(func, row_id, queue="billing", retry=retry, job_id=job_id)
+    enqueue_once_after_commit(func, row_id, job_id=job_id, queue="billing", retry=retry)
 
 
 def enqueue_run_item(item_id: int) -> None:
@@ -321,23 +308,23 @@ def requeue_lost_jobs(now: datetime | None = None) -> dict[str, list[int]]:
     ).all()
     requeued: dict[str, list[int]] = {"items": [], "events": [], "invoices": [], "voids": [], "credit_notes": []}
     for item_id in items:
-        if not _has_pending_job(f"billing-run-item-{item_id}"):
+        if not has_pending_job(f"billing-run-item-{item_id}"):
             enqueue_run_item(item_id)
             requeued["items"].append(item_id)
     for row_id in events:
-        if not _has_pending_job(f"stripe-event-{row_id}"):
+        if not has_pending_job(f"stripe-event-{row_id}"):
             enqueue_stripe_event(row_id)
             requeued["events"].append(row_id)
     for invoice_id in reissues:
-        if _fetch_job(f"billing-invoice-{invoice_id}") is None:
+        if _lost(f"billing-invoice-{invoice_id}"):
             enqueue_invoice(invoice_id)
             requeued["invoices"].append(invoice_id)
     for invoice in voids:
-        if _fetch_job(_void_job_id(invoice)) is None:
+        if _lost(_void_job_id(invoice)):
             enqueue_void(invoice)
             requeued["voids"].append(invoice.id)
     for note_id in notes:
-        if _fetch_job(f"billing-credit-note-{note_id}") is None:
+        if _lost(f"billing-credit-note-{note_id}"):
             enqueue_credit_note(note_id)
             requeued["credit_notes"].append(note_id)
     db.session.commit()

@@ -13,11 +13,10 @@ import logging
 import traceback
 from datetime import datetime
 
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
+from rq.job import JobStatus
 
-from crm.extensions import db, redis
-from crm.jobs import enqueue_after_commit, periodic
+from crm.extensions import db
+from crm.jobs import claim, enqueue_after_commit, fetch_job, is_running, periodic
 from crm.mail import services
 from crm.mail.models import OutboxMessage, OutboxStatus
 from crm.mail.smtp import Outcome, send_row
@@ -25,9 +24,6 @@ from crm.mail.smtp import Outcome, send_row
 logger = logging.getLogger(__name__)
 
 EMAIL_QUEUE = "emails"
-# Longer than the slowest send (SMTP timeout per step, RQ's 600 s job timeout).
-_CLAIM_SECONDS = 660
-_PENDING_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
 
 
 class TemporaryMailFailure(Exception):
@@ -42,30 +38,17 @@ def _claim_key(message_id: int) -> str:
     return f"crm:outbox:sending:{message_id}"
 
 
-def _fetch_job(message_id: int) -> Job | None:
-    try:
-        return Job.fetch(job_id_for(message_id), connection=redis())
-    except NoSuchJobError:
-        return None
-
-
-def has_pending_job(message_id: int) -> bool:
-    """Whether RQ holds a job for this message that is queued, scheduled, deferred or running."""
-    job = _fetch_job(message_id)
-    return job is not None and job.get_status() in _PENDING_STATUSES
-
-
 def enqueue_send(message: OutboxMessage, *, replace: bool = False) -> None:
     """Enqueue the message's send job once the transaction commits.
 
-    With ``replace``, a job that is waiting in the queue or running is kept (it will send the row
-    as it then is); a job scheduled for a later retry, or one that has ended, is removed first,
-    so that exactly one job carries the message's id.
+    With ``replace``, a job that is waiting in the queue or running on a live worker is kept (it
+    will send the row as it then is); a job scheduled for a later retry, one that has ended, or one
+    left started by a killed worker is removed first, so that exactly one job carries the message's id.
     """
     if replace:
-        job = _fetch_job(message.id)
+        job = fetch_job(job_id_for(message.id))
         if job is not None:
-            if job.get_status() in (JobStatus.QUEUED, JobStatus.STARTED):
+            if job.get_status() == JobStatus.QUEUED or is_running(job):
                 return
             # Removed before the commit: should the transaction roll back, the row keeps its
             # state and the sweeper enqueues it again.
@@ -86,56 +69,57 @@ def send_outbox_message(message_id: int) -> None:
     ``TemporaryMailFailure`` so that RQ retries with backoff (FAILED once the attempts are used
     up). A 5xx answer: FAILED with the reason, without a retry.
     """
-    connection = redis()
-    if not connection.set(_claim_key(message_id), "1", nx=True, ex=_CLAIM_SECONDS):
-        logger.info("mail %s is being sent by another worker; skipped", message_id)
+    with claim(_claim_key(message_id)) as claimed:
+        if not claimed:
+            logger.info("mail %s is being sent by another worker; skipped", message_id)
+            return
+        _send_claimed(message_id)
+
+
+def _send_claimed(message_id: int) -> None:
+    message = db.session.get(OutboxMessage, message_id)
+    if message is None or message.status not in (OutboxStatus.QUEUED, OutboxStatus.RETRYING):
+        logger.info("mail %s: nothing to send (%s)", message_id, message.status.value if message else "missing")
         return
+    link = None
     try:
+        # A security message's link is minted now, for this attempt only, and lives in the
+        # SMTP message alone: never in the row, a log line or an error text.
+        link = services.mint_secret_link(message) if message.secret_link else None
+        result = send_row(message, link=link)
+    except services.SecretLinkUnavailable as exc:
+        services.mark_permanent_failure(message, str(exc))
+        db.session.commit()
+        return
+    except Exception as exc:
+        # Our own bug (template data, encoding): count it as a failed attempt so that a
+        # broken message ends FAILED after the retries instead of looping forever.
+        trace = _without(link, "".join(traceback.format_exception(exc)))
+        logger.error("mail %s: unexpected error while sending\n%s", message_id, trace)
+        result_error = _without(link, f"{type(exc).__name__}: {exc}")
+        db.session.rollback()
         message = db.session.get(OutboxMessage, message_id)
         if message is None or message.status not in (OutboxStatus.QUEUED, OutboxStatus.RETRYING):
-            logger.info("mail %s: nothing to send (%s)", message_id, message.status.value if message else "missing")
             return
-        link = None
-        try:
-            # A security message's link is minted now, for this attempt only, and lives in the
-            # SMTP message alone: never in the row, a log line or an error text.
-            link = services.mint_secret_link(message) if message.secret_link else None
-            result = send_row(message, link=link)
-        except services.SecretLinkUnavailable as exc:
-            services.mark_permanent_failure(message, str(exc))
-            db.session.commit()
-            return
-        except Exception as exc:
-            # Our own bug (template data, encoding): count it as a failed attempt so that a
-            # broken message ends FAILED after the retries instead of looping forever.
-            trace = _without(link, "".join(traceback.format_exception(exc)))
-            logger.error("mail %s: unexpected error while sending\n%s", message_id, trace)
-            result_error = _without(link, f"{type(exc).__name__}: {exc}")
-            db.session.rollback()
-            message = db.session.get(OutboxMessage, message_id)
-            if message is None or message.status not in (OutboxStatus.QUEUED, OutboxStatus.RETRYING):
-                return
-            retry = services.mark_temporary_failure(message, result_error)
-            db.session.commit()
-            if retry:
-                # Not chained: RQ stores and logs the traceback, and the original text may hold the link
-                # (the scrubbed trace is logged above).
-                raise TemporaryMailFailure(result_error) from None
-            return
-        error = _without(link, result.error)
-        if result.outcome is Outcome.SENT:
-            services.mark_sent(message)
-            db.session.commit()
-        elif result.outcome is Outcome.PERMANENT:
-            services.mark_permanent_failure(message, error or "refused")
-            db.session.commit()
-        else:
-            retry = services.mark_temporary_failure(message, error or "temporary failure")
-            db.session.commit()
-            if retry:
-                raise TemporaryMailFailure(error)
-    finally:
-        connection.delete(_claim_key(message_id))
+        retry = services.mark_temporary_failure(message, result_error)
+        db.session.commit()
+        if retry:
+            # Not chained: RQ stores and logs the traceback, and the original text may hold the link
+            # (the scrubbed trace is logged above).
+            raise TemporaryMailFailure(result_error) from None
+        return
+    error = _without(link, result.error)
+    if result.outcome is Outcome.SENT:
+        services.mark_sent(message)
+        db.session.commit()
+    elif result.outcome is Outcome.PERMANENT:
+        services.mark_permanent_failure(message, error or "refused")
+        db.session.commit()
+    else:
+        retry = services.mark_temporary_failure(message, error or "temporary failure")
+        db.session.commit()
+        if retry:
+            raise TemporaryMailFailure(error)
 
 
 def _without(link: str | None, text: str | None) -> str | None:

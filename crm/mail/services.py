@@ -260,7 +260,8 @@ def requeue_lost_messages(*, now: datetime | None = None, grace: timedelta = LOS
     rows whose next attempt is due, when no job for them is queued, scheduled or running.
     Returns their ids. The send job is idempotent and keeps the Message-ID, so an extra run
     cannot send twice."""
-    from crm.mail.jobs import enqueue_send, has_pending_job
+    from crm.jobs import has_pending_job
+    from crm.mail.jobs import enqueue_send, job_id_for
 
     now = now or utcnow()
     stmt = (
@@ -279,7 +280,7 @@ def requeue_lost_messages(*, now: datetime | None = None, grace: timedelta = LOS
     )
     requeued = []
     for message in db.session.scalars(stmt):
-        if has_pending_job(message.id):
+        if has_pending_job(job_id_for(message.id)):
             continue
         message.enqueued_at = now
         enqueue_send(message, replace=True)
